@@ -1,0 +1,63 @@
+"""Backends the store conformance suite runs against.
+
+Every Store implementation appends a factory to ``BACKENDS``; each test in
+test_conformance.py then runs once per backend. A factory gets a fresh
+directory and the tuning a test asks for, and returns an unstarted store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from corral.store.protocol import Store
+from corral.store.sqlite import SqliteStore
+
+
+@dataclass(frozen=True)
+class Tuning:
+    history_limit: int = 100_000
+    watch_buffer: int = 4096
+
+
+BackendFactory = Callable[[Path, Tuning], Store]
+
+
+def sqlite_backend(directory: Path, tuning: Tuning) -> Store:
+    directory.mkdir(parents=True, exist_ok=True)
+    return SqliteStore(
+        str(directory / "store.db"),
+        history_limit=tuning.history_limit,
+        watch_buffer=tuning.watch_buffer,
+    )
+
+
+BACKENDS = [pytest.param(sqlite_backend, id="sqlite")]
+
+OpenStore = Callable[..., Awaitable[Store]]
+
+
+@pytest.fixture(params=BACKENDS)
+async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OpenStore]:
+    """``await open_store(history_limit=..., watch_buffer=...)`` → a started store,
+    closed at teardown."""
+    factory: BackendFactory = request.param
+    stores: list[Store] = []
+
+    async def open_(**tuning: int) -> Store:
+        store = factory(tmp_path / f"backend-{len(stores)}", Tuning(**tuning))
+        await store.start()
+        stores.append(store)
+        return store
+
+    yield open_
+    await asyncio.gather(*(store.close() for store in stores))
+
+
+@pytest.fixture
+async def store(open_store: OpenStore) -> Store:
+    return await open_store()
