@@ -1,0 +1,316 @@
+"""Containers as host processes: the zero-setup runtime of a one-machine cluster.
+
+Each container instance is a directory under ``state_dir/containers/<id>``
+and a supervisor process (:mod:`corral.runtime.shim`) that owns the actual
+command. This object keeps no state of its own beyond what it can re-read
+from those directories, so a fresh ``ProcessRuntime`` over the same state
+dir sees (adopts) every container an earlier one started.
+
+It does not run images: a container is ``command`` + ``args`` on the host,
+with the host's network and file system.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from corral.runtime.protocol import ContainerHandle, ContainerState, LogPaths, StartError
+from corral.runtime.shim import proc_start_ticks
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NO_COMMAND = "the process runtime runs command, not images: set command"
+START_TIMEOUT = 20.0
+POLL = 0.05
+
+
+class ProcessRuntime:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = Path(state_dir)
+        self._root = self.state_dir / "containers"
+        self._root.mkdir(parents=True, exist_ok=True)
+        self._shims: set[asyncio.Task[None]] = set()
+
+    # -- start ---------------------------------------------------------------
+
+    async def start_container(
+        self,
+        pod: dict[str, Any],
+        container: dict[str, Any],
+        logs: LogPaths,
+        env: dict[str, str],
+        *,
+        attempt: int = 0,
+        init: bool = False,
+    ) -> ContainerHandle:
+        meta = pod.get("metadata") or {}
+        argv, cwd, full_env = _prepare(container, env)
+        cid = secrets.token_hex(16)
+        handle = ContainerHandle(
+            id=cid,
+            pod_uid=str(meta.get("uid", "")),
+            pod_namespace=str(meta.get("namespace", "")),
+            pod_name=str(meta.get("name", "")),
+            container_name=str(container.get("name", "")),
+            attempt=attempt,
+            log_path=logs.path,
+            init=init,
+        )
+        cdir = self._root / cid
+        cdir.mkdir(parents=True)
+        logs.path.parent.mkdir(parents=True, exist_ok=True)
+        spec = {
+            "argv": argv,
+            "env": full_env,
+            "cwd": cwd,
+            "log_path": str(logs.path),
+            "log_max_bytes": logs.max_bytes,
+        }
+        (cdir / "spec.json").write_text(json.dumps(spec))
+        _write_meta(cdir, handle)
+        report = await self._spawn_shim(cdir)
+        if "error" in report:
+            shutil.rmtree(cdir, ignore_errors=True)
+            raise StartError("RunContainerError", str(report.get("message", "start failed")))
+        return handle
+
+    async def _spawn_shim(self, cdir: Path) -> dict[str, Any]:
+        with open(cdir / "shim.log", "ab") as shim_log:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "corral.runtime.shim",
+                str(cdir),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=shim_log,
+                start_new_session=True,
+            )
+        (cdir / "shim.pid").write_text(f"{proc.pid} {proc_start_ticks(proc.pid)}")
+        task = asyncio.get_running_loop().create_task(_reap(proc))
+        self._shims.add(task)
+        task.add_done_callback(self._shims.discard)
+        assert proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)
+        except TimeoutError:
+            line = b""
+        try:
+            report = json.loads(line) if line else {}
+        except ValueError:
+            report = {}
+        if not report:
+            err = (cdir / "shim.log").read_text(errors="replace")[-500:]
+            return {"error": "StartError", "message": f"the container supervisor failed: {err}"}
+        return report
+
+    # -- observe -------------------------------------------------------------
+
+    async def container_state(self, handle: ContainerHandle) -> ContainerState:
+        return self._state(self._root / handle.id)
+
+    def _state(self, cdir: Path) -> ContainerState:
+        started = _read_json(cdir / "started.json")
+        started_at = _parse_time(started.get("startedAt")) if started else None
+        exit_info = _read_json(cdir / "exit.json")
+        if exit_info is not None:
+            if "error" in exit_info:
+                finished = _parse_time(exit_info.get("finishedAt")) or datetime.now(UTC)
+                return ContainerState(
+                    "exited", started_at or finished, exit_code=128, finished_at=finished,
+                    reason="StartError", message=str(exit_info.get("message", "")),
+                )
+            return ContainerState(
+                "exited",
+                started_at or datetime.now(UTC),
+                exit_code=int(exit_info.get("exitCode", 0)),
+                signal=exit_info.get("signal"),
+                finished_at=_parse_time(exit_info.get("finishedAt")),
+            )
+        if started and _alive(started.get("pid"), started.get("startTicks")):
+            return ContainerState("running", started_at or datetime.now(UTC))
+        if _shim_alive(cdir):
+            # Starting, or the container just died and its shim is writing
+            # exit.json: either way the shim will settle it shortly.
+            return ContainerState("running", started_at or datetime.now(UTC))
+        exit_info = _read_json(cdir / "exit.json")  # the shim may have just finished
+        if exit_info is not None:
+            return self._state(cdir)
+        now = datetime.now(UTC)
+        return ContainerState(
+            "exited", started_at or now, exit_code=137, finished_at=now,
+            reason="ContainerStatusUnknown",
+            message="the container's supervisor is gone and its exit status was lost",
+        )
+
+    async def list(self) -> list[ContainerHandle]:
+        handles = []
+        for cdir in sorted(self._root.iterdir()) if self._root.exists() else []:
+            meta = _read_json(cdir / "meta.json")
+            if meta is None:
+                continue
+            try:
+                handles.append(_handle_from_meta(meta))
+            except (KeyError, TypeError, ValueError):
+                log.warning("ignoring unreadable container state in %s", cdir)
+        return handles
+
+    # -- stop ----------------------------------------------------------------
+
+    async def stop_container(self, handle: ContainerHandle, grace_seconds: float) -> None:
+        cdir = self._root / handle.id
+        if not cdir.exists() or self._state(cdir).status == "exited":
+            return
+        if grace_seconds > 0:
+            self._signal(cdir, signal.SIGTERM)
+            if await self._wait_exited(cdir, grace_seconds):
+                return
+        self._signal(cdir, signal.SIGKILL)
+        if not await self._wait_exited(cdir, 10.0):
+            log.warning("container %s did not exit after SIGKILL", handle.id)
+
+    def _signal(self, cdir: Path, sig: signal.Signals) -> None:
+        started = _read_json(cdir / "started.json")
+        if not started or not _alive(started.get("pid"), started.get("startTicks")):
+            return
+        try:
+            os.killpg(int(started["pid"]), sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    async def _wait_exited(self, cdir: Path, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if self._state(cdir).status == "exited":
+                return True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(min(POLL, max(0.0, deadline - loop.time())))
+
+    async def remove_container(self, handle: ContainerHandle) -> None:
+        cdir = self._root / handle.id
+        if not cdir.exists():
+            return
+        await self.stop_container(handle, 0)
+        shutil.rmtree(cdir, ignore_errors=True)
+
+    async def close(self) -> None:
+        """Wait for the shims this object spawned to be reaped; containers
+        keep running (the agent is crash-only and re-adopts them)."""
+        for task in list(self._shims):
+            task.cancel()
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    await proc.wait()
+
+
+def _prepare(container: dict[str, Any], env: dict[str, str]) -> tuple[list[str], str, dict[str, str]]:
+    """Validate what the host can check before anything is spawned, so the
+    common mistakes become a clear waiting reason instead of a dead shim."""
+    command = container.get("command") or []
+    args = container.get("args") or []
+    if not command:
+        raise StartError("CreateContainerConfigError", NO_COMMAND)
+    argv = [str(a) for a in [*command, *args]]
+    full_env = {"PATH": DEFAULT_PATH, **env}
+    for key, value in full_env.items():
+        if not key or "=" in key or "\0" in key or "\0" in value:
+            raise StartError("CreateContainerConfigError", f"env: invalid variable {key!r}")
+    if any("\0" in a for a in argv):
+        raise StartError("CreateContainerConfigError", "command/args: contains a NUL byte")
+    cwd = str(container.get("workingDir") or "/")
+    if not os.path.isabs(cwd):
+        raise StartError("CreateContainerConfigError", f"workingDir {cwd!r} is not an absolute path")
+    if not os.path.isdir(cwd):
+        raise StartError("RunContainerError", f"workingDir {cwd!r} does not exist or is not a directory")
+    exe = argv[0]
+    if "/" in exe:
+        path = exe if os.path.isabs(exe) else os.path.join(cwd, exe)
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            raise StartError("RunContainerError", f'exec: "{exe}": no such executable file')
+    elif shutil.which(exe, path=full_env["PATH"]) is None:
+        raise StartError("RunContainerError", f'exec: "{exe}": executable file not found in $PATH')
+    return argv, cwd, full_env
+
+
+def _alive(pid: Any, ticks: Any) -> bool:
+    """Is the recorded process still that same process (not a reused pid,
+    not a zombie)?"""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    now_ticks = proc_start_ticks(pid)
+    if now_ticks is None or (ticks is not None and now_ticks != ticks):
+        return False
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return raw[raw.rindex(b")") + 2 : raw.rindex(b")") + 3] not in (b"Z", b"X")
+
+
+def _shim_alive(cdir: Path) -> bool:
+    try:
+        pid_s, ticks_s = (cdir / "shim.pid").read_text().split()
+    except (OSError, ValueError):
+        return False
+    return _alive(int(pid_s), None if ticks_s == "None" else int(ticks_s))
+
+
+def _write_meta(cdir: Path, handle: ContainerHandle) -> None:
+    meta = {
+        "id": handle.id,
+        "pod_uid": handle.pod_uid,
+        "pod_namespace": handle.pod_namespace,
+        "pod_name": handle.pod_name,
+        "container_name": handle.container_name,
+        "attempt": handle.attempt,
+        "log_path": str(handle.log_path),
+        "init": handle.init,
+    }
+    (cdir / "meta.json").write_text(json.dumps(meta))
+
+
+def _handle_from_meta(meta: dict[str, Any]) -> ContainerHandle:
+    return ContainerHandle(
+        id=str(meta["id"]),
+        pod_uid=str(meta["pod_uid"]),
+        pod_namespace=str(meta["pod_namespace"]),
+        pod_name=str(meta["pod_name"]),
+        container_name=str(meta["container_name"]),
+        attempt=int(meta["attempt"]),
+        log_path=Path(meta["log_path"]),
+        init=bool(meta.get("init", False)),
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _parse_time(text: Any) -> datetime | None:
+    """Parse the shim's nanosecond RFC 3339 (Python keeps microseconds)."""
+    if not isinstance(text, str) or len(text) < 20:
+        return None
+    base, _, frac = text.rstrip("Z").partition(".")
+    try:
+        moment = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return moment.replace(microsecond=int((frac + "000000")[:6])) if frac else moment

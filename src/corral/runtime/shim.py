@@ -1,0 +1,203 @@
+"""The per-container supervisor (``python -m corral.runtime.shim DIR``).
+
+Why a separate process: the agent is crash-only, yet a container must keep
+running, keep its output and have its exit code recorded while no agent is
+there. So, like conmon for CRI-O, a small supervisor is the container's
+parent: it starts the command in its own session (signals to the group reach
+every child), copies stdout/stderr into a size-capped log in the CRI log
+format (``<RFC3339Nano> <stream> <F|P> <text>``), and writes ``exit.json``
+when the container exits. The agent only reads files and sends signals, so a
+new agent process can adopt containers started by the previous one.
+
+Files in DIR: ``spec.json`` (input), ``started.json`` (pid + kernel start
+time, to guard against pid reuse), ``exit.json`` (exit code or start error).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+PARTIAL_LINE_BYTES = 16 * 1024
+"""A line longer than this is written as partial records (tag P) so one
+endless line cannot grow the shim's memory."""
+
+DRAIN_SECONDS = 1.0
+
+
+def rfc3339nano(ns: int | None = None) -> str:
+    ns = time.time_ns() if ns is None else ns
+    secs, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+
+
+def proc_start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (field 22 of
+    /proc/PID/stat): with the pid it names one process for ever."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses.
+    fields = raw[raw.rindex(b")") + 2 :].split()
+    return int(fields[19])
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+class LogWriter:
+    """Appends CRI-format records, rotating to ``<path>.1`` past ``max_bytes``."""
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self.path = path
+        self.max_bytes = max(1024, max_bytes)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self._size = os.fstat(self._fd).st_size
+
+    def record(self, stream: bytes, content: bytes, partial: bool) -> None:
+        tag = b"P" if partial else b"F"
+        rec = b"%s %s %s %s\n" % (rfc3339nano().encode(), stream, tag, content)
+        if self._size > 0 and self._size + len(rec) > self.max_bytes:
+            self._rotate()
+        os.write(self._fd, rec)
+        self._size += len(rec)
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self._size = 0
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class _Stream:
+    def __init__(self, name: bytes, writer: LogWriter) -> None:
+        self.name = name
+        self.writer = writer
+        self.buf = b""
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+        *lines, self.buf = self.buf.split(b"\n")
+        for line in lines:
+            self.writer.record(self.name, line, partial=False)
+        while len(self.buf) > PARTIAL_LINE_BYTES:
+            self.writer.record(self.name, self.buf[:PARTIAL_LINE_BYTES], partial=True)
+            self.buf = self.buf[PARTIAL_LINE_BYTES:]
+
+    def finish(self) -> None:
+        if self.buf:
+            self.writer.record(self.name, self.buf, partial=False)
+            self.buf = b""
+
+
+def _exited(pid: int) -> bool:
+    """Has the child exited? Looks without reaping, so its pid (and so its
+    process group id) stays reserved until the strays are killed."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return info is not None
+
+
+def pump(proc: subprocess.Popen[bytes], writer: LogWriter) -> None:
+    sel = selectors.DefaultSelector()
+    assert proc.stdout is not None and proc.stderr is not None
+    for pipe, name in ((proc.stdout, b"stdout"), (proc.stderr, b"stderr")):
+        sel.register(pipe.fileno(), selectors.EVENT_READ, _Stream(name, writer))
+    drain_deadline: float | None = None
+    while sel.get_map():
+        for key, _ in sel.select(timeout=0.2):
+            data = os.read(key.fd, 65536)
+            if data:
+                key.data.feed(data)
+            else:
+                key.data.finish()
+                sel.unregister(key.fd)
+        if drain_deadline is None and _exited(proc.pid):
+            # The main process is the container: once it is gone, anything
+            # left in its group goes too (as when a pid namespace's init dies).
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            drain_deadline = time.monotonic() + DRAIN_SECONDS
+        if drain_deadline is not None and time.monotonic() > drain_deadline:
+            break
+    for key in list(sel.get_map().values()):
+        key.data.finish()
+    sel.close()
+
+
+def run(cdir: Path) -> int:
+    spec = json.loads((cdir / "spec.json").read_text())
+    writer = LogWriter(Path(spec["log_path"]), int(spec["log_max_bytes"]))
+    try:
+        proc = subprocess.Popen(
+            spec["argv"],
+            env=spec["env"],
+            cwd=spec["cwd"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except (OSError, ValueError) as exc:
+        report = {"error": "StartError", "message": str(exc), "finishedAt": rfc3339nano()}
+        write_json_atomic(cdir / "exit.json", report)
+        _tell_agent(report)
+        writer.close()
+        return 0
+    started = {
+        "pid": proc.pid,
+        "startTicks": proc_start_ticks(proc.pid),
+        "startedAt": rfc3339nano(),
+    }
+    write_json_atomic(cdir / "started.json", started)
+    _tell_agent(started)
+    try:
+        pump(proc, writer)
+    finally:
+        code = proc.wait()
+        writer.close()
+        exit_info: dict[str, Any] = {"finishedAt": rfc3339nano()}
+        if code < 0:
+            exit_info.update(exitCode=128 - code, signal=-code)
+        else:
+            exit_info.update(exitCode=code, signal=None)
+        write_json_atomic(cdir / "exit.json", exit_info)
+    return 0
+
+
+def _tell_agent(report: dict[str, Any]) -> None:
+    """One JSON line on stdout tells the starting agent the outcome; then
+    stdout is detached so a gone agent cannot break the shim with EPIPE."""
+    try:
+        sys.stdout.write(json.dumps(report) + "\n")
+        sys.stdout.flush()
+    except OSError:
+        pass
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+
+
+if __name__ == "__main__":
+    # No signal handlers here: ignored signals would be inherited by the
+    # container; the shim's own session already keeps group signals away.
+    sys.exit(run(Path(sys.argv[1])))

@@ -1,0 +1,195 @@
+"""The process runtime against real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from corral.runtime.process import NO_COMMAND, ProcessRuntime
+from corral.runtime.protocol import ContainerState, LogPaths, StartError
+from corral.runtime.shim import proc_start_ticks
+
+POD = {"metadata": {"name": "web-abc", "namespace": "default", "uid": "uid-1"}}
+
+
+def logs_for(tmp_path: Path, name: str = "c", max_bytes: int = 1 << 20) -> LogPaths:
+    return LogPaths(tmp_path / "logs" / f"{name}.log", max_bytes)
+
+
+async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        await asyncio.sleep(interval)
+
+
+async def exited(rt: ProcessRuntime, handle) -> ContainerState | None:
+    state = await rt.container_state(handle)
+    return state if state.status == "exited" else None
+
+
+@pytest.fixture
+async def rt(tmp_path: Path):
+    runtime = ProcessRuntime(tmp_path / "state")
+    yield runtime
+    for handle in await runtime.list():
+        await runtime.remove_container(handle)
+    await runtime.close()
+
+
+async def test_runs_command_captures_logs_and_exit_code(rt: ProcessRuntime, tmp_path: Path):
+    container = {
+        "name": "c",
+        "command": ["sh", "-c"],
+        "args": ['echo "hello $GREETING from $HOSTNAME"; echo oops >&2; exit 3'],
+    }
+    logs = logs_for(tmp_path)
+    handle = await rt.start_container(POD, container, logs, {"GREETING": "hi", "HOSTNAME": "web-abc"})
+    state = await wait_for(lambda: exited(rt, handle))
+    assert state.exit_code == 3 and state.signal is None
+    assert state.finished_at is not None and state.finished_at >= state.started_at
+    lines = logs.path.read_text().splitlines()
+    streams = {line.split(" ", 3)[1]: line.split(" ", 3)[3] for line in lines}
+    assert streams == {"stdout": "hello hi from web-abc", "stderr": "oops"}
+    assert all(line.split(" ")[2] == "F" for line in lines)
+    assert handle.container_id.startswith("process://")
+
+
+async def test_working_dir_is_used(rt: ProcessRuntime, tmp_path: Path):
+    work = tmp_path / "work"
+    work.mkdir()
+    container = {"name": "c", "command": ["pwd"], "workingDir": str(work)}
+    logs = logs_for(tmp_path)
+    handle = await rt.start_container(POD, container, logs, {})
+    state = await wait_for(lambda: exited(rt, handle))
+    assert state.exit_code == 0
+    assert logs.path.read_text().split(" ", 3)[3].strip() == str(work)
+
+
+@pytest.mark.parametrize(
+    ("container", "reason", "fragment"),
+    [
+        ({"name": "c", "image": "nginx"}, "CreateContainerConfigError", NO_COMMAND),
+        ({"name": "c", "command": ["no-such-binary-xyz"]}, "RunContainerError", "not found in $PATH"),
+        ({"name": "c", "command": ["/nonexistent/bin"]}, "RunContainerError", "no such executable"),
+        ({"name": "c", "command": ["true"], "workingDir": "/no/such/dir"}, "RunContainerError", "/no/such/dir"),
+    ],
+)
+async def test_bad_specs_raise_start_error(rt, tmp_path, container, reason, fragment):
+    with pytest.raises(StartError) as info:
+        await rt.start_container(POD, container, logs_for(tmp_path), {})
+    assert info.value.reason == reason
+    assert fragment in info.value.message
+    assert await rt.list() == []
+
+
+async def test_invalid_env_raises_start_error(rt, tmp_path):
+    with pytest.raises(StartError, match="env"):
+        await rt.start_container(POD, {"name": "c", "command": ["true"]}, logs_for(tmp_path), {"A=B": "x"})
+
+
+async def test_sigterm_then_sigkill_after_grace(rt: ProcessRuntime, tmp_path: Path):
+    # Traps TERM and keeps running: only the SIGKILL after the grace ends it.
+    script = 'trap "echo got-term" TERM; echo ready; while true; do sleep 0.05; done'
+    logs = logs_for(tmp_path)
+    handle = await rt.start_container(POD, {"name": "c", "command": ["sh", "-c", script]}, logs, {})
+    await wait_for(lambda: _async(logs.path.exists() and "ready" in logs.path.read_text()))
+    t0 = time.monotonic()
+    await rt.stop_container(handle, grace_seconds=1.0)
+    elapsed = time.monotonic() - t0
+    state = await rt.container_state(handle)
+    assert state.status == "exited"
+    assert state.signal == signal.SIGKILL and state.exit_code == 137
+    assert 0.9 <= elapsed < 5.0
+    assert "got-term" in logs.path.read_text()
+
+
+async def test_sigterm_reaches_children_and_ends_quickly(rt: ProcessRuntime, tmp_path: Path):
+    logs = logs_for(tmp_path)
+    script = "sleep 1000 & echo child=$!; wait"
+    handle = await rt.start_container(POD, {"name": "c", "command": ["sh", "-c", script]}, logs, {})
+    await wait_for(lambda: _async(logs.path.exists() and "child=" in logs.path.read_text()))
+    child = int(logs.path.read_text().split("child=")[1].split()[0])
+    t0 = time.monotonic()
+    await rt.stop_container(handle, grace_seconds=10.0)
+    assert time.monotonic() - t0 < 5.0
+    state = await rt.container_state(handle)
+    assert state.status == "exited" and state.signal == signal.SIGTERM
+    await wait_for(lambda: _async(proc_start_ticks(child) is None or _zombie_or_gone(child)))
+
+
+async def test_adoption_by_a_new_runtime_object(tmp_path: Path):
+    first = ProcessRuntime(tmp_path / "state")
+    logs = logs_for(tmp_path)
+    handle = await first.start_container(
+        POD, {"name": "c", "command": ["sh", "-c", "echo up; sleep 1000"]}, logs, {}, attempt=2
+    )
+    await first.close()
+    second = ProcessRuntime(tmp_path / "state")
+    try:
+        (adopted,) = await second.list()
+        assert adopted == handle and adopted.attempt == 2
+        assert (await second.container_state(adopted)).status == "running"
+        await second.stop_container(adopted, 5.0)
+        state = await wait_for(lambda: exited(second, adopted))
+        assert state.signal == signal.SIGTERM
+        await second.remove_container(adopted)
+        assert await second.list() == []
+    finally:
+        for h in await second.list():
+            await second.remove_container(h)
+
+
+async def test_log_rotation_keeps_one_generation(rt: ProcessRuntime, tmp_path: Path):
+    logs = logs_for(tmp_path, max_bytes=4096)
+    script = 'i=0; while [ $i -lt 400 ]; do echo "line $i"; i=$((i+1)); done'
+    handle = await rt.start_container(POD, {"name": "c", "command": ["sh", "-c", script]}, logs, {})
+    await wait_for(lambda: exited(rt, handle))
+    assert logs.path.stat().st_size <= 4096
+    assert logs.rotated.exists() and logs.rotated.stat().st_size <= 4096
+    assert logs.path.read_text().splitlines()[-1].endswith("line 399")
+
+
+async def test_no_zombies_left(rt: ProcessRuntime, tmp_path: Path):
+    handle = await rt.start_container(POD, {"name": "c", "command": ["true"]}, logs_for(tmp_path), {})
+    await wait_for(lambda: exited(rt, handle))
+
+    async def no_zombie_children():
+        await asyncio.sleep(0)
+        return not [p for p in _children(os.getpid()) if _zombie_or_gone(p)]
+
+    await wait_for(no_zombie_children)
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                raw = Path(f"/proc/{entry}/stat").read_bytes()
+            except OSError:
+                continue
+            if int(raw[raw.rindex(b")") + 2 :].split()[1]) == pid:
+                kids.append(int(entry))
+    return kids
+
+
+def _zombie_or_gone(pid: int) -> bool:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return True
+    return raw[raw.rindex(b")") + 2 : raw.rindex(b")") + 3] == b"Z"
+
+
+async def _async(value):
+    return value
