@@ -128,8 +128,12 @@ class ProcessRuntime:
             if "error" in exit_info:
                 finished = _parse_time(exit_info.get("finishedAt")) or datetime.now(UTC)
                 return ContainerState(
-                    "exited", started_at or finished, exit_code=128, finished_at=finished,
-                    reason="StartError", message=str(exit_info.get("message", "")),
+                    "exited",
+                    started_at or finished,
+                    exit_code=128,
+                    finished_at=finished,
+                    reason="StartError",
+                    message=str(exit_info.get("message", "")),
                 )
             return ContainerState(
                 "exited",
@@ -149,7 +153,10 @@ class ProcessRuntime:
             return self._state(cdir)
         now = datetime.now(UTC)
         return ContainerState(
-            "exited", started_at or now, exit_code=137, finished_at=now,
+            "exited",
+            started_at or now,
+            exit_code=137,
+            finished_at=now,
             reason="ContainerStatusUnknown",
             message="the container's supervisor is gone and its exit status was lost",
         )
@@ -217,7 +224,9 @@ async def _reap(proc: asyncio.subprocess.Process) -> None:
     await proc.wait()
 
 
-def _prepare(container: dict[str, Any], env: dict[str, str]) -> tuple[list[str], str, dict[str, str]]:
+def _prepare(
+    container: dict[str, Any], env: dict[str, str]
+) -> tuple[list[str], str, dict[str, str]]:
     """Validate what the host can check before anything is spawned, so the
     common mistakes become a clear waiting reason instead of a dead shim."""
     command = container.get("command") or []
@@ -233,9 +242,13 @@ def _prepare(container: dict[str, Any], env: dict[str, str]) -> tuple[list[str],
         raise StartError("CreateContainerConfigError", "command/args: contains a NUL byte")
     cwd = str(container.get("workingDir") or "/")
     if not os.path.isabs(cwd):
-        raise StartError("CreateContainerConfigError", f"workingDir {cwd!r} is not an absolute path")
+        raise StartError(
+            "CreateContainerConfigError", f"workingDir {cwd!r} is not an absolute path"
+        )
     if not os.path.isdir(cwd):
-        raise StartError("RunContainerError", f"workingDir {cwd!r} does not exist or is not a directory")
+        raise StartError(
+            "RunContainerError", f"workingDir {cwd!r} does not exist or is not a directory"
+        )
     exe = argv[0]
     if "/" in exe:
         path = exe if os.path.isabs(exe) else os.path.join(cwd, exe)

@@ -53,7 +53,9 @@ async def test_runs_command_captures_logs_and_exit_code(rt: ProcessRuntime, tmp_
         "args": ['echo "hello $GREETING from $HOSTNAME"; echo oops >&2; exit 3'],
     }
     logs = logs_for(tmp_path)
-    handle = await rt.start_container(POD, container, logs, {"GREETING": "hi", "HOSTNAME": "web-abc"})
+    handle = await rt.start_container(
+        POD, container, logs, {"GREETING": "hi", "HOSTNAME": "web-abc"}
+    )
     state = await wait_for(lambda: exited(rt, handle))
     assert state.exit_code == 3 and state.signal is None
     assert state.finished_at is not None and state.finished_at >= state.started_at
@@ -79,9 +81,17 @@ async def test_working_dir_is_used(rt: ProcessRuntime, tmp_path: Path):
     ("container", "reason", "fragment"),
     [
         ({"name": "c", "image": "nginx"}, "CreateContainerConfigError", NO_COMMAND),
-        ({"name": "c", "command": ["no-such-binary-xyz"]}, "RunContainerError", "not found in $PATH"),
+        (
+            {"name": "c", "command": ["no-such-binary-xyz"]},
+            "RunContainerError",
+            "not found in $PATH",
+        ),
         ({"name": "c", "command": ["/nonexistent/bin"]}, "RunContainerError", "no such executable"),
-        ({"name": "c", "command": ["true"], "workingDir": "/no/such/dir"}, "RunContainerError", "/no/such/dir"),
+        (
+            {"name": "c", "command": ["true"], "workingDir": "/no/such/dir"},
+            "RunContainerError",
+            "/no/such/dir",
+        ),
     ],
 )
 async def test_bad_specs_raise_start_error(rt, tmp_path, container, reason, fragment):
@@ -94,7 +104,9 @@ async def test_bad_specs_raise_start_error(rt, tmp_path, container, reason, frag
 
 async def test_invalid_env_raises_start_error(rt, tmp_path):
     with pytest.raises(StartError, match="env"):
-        await rt.start_container(POD, {"name": "c", "command": ["true"]}, logs_for(tmp_path), {"A=B": "x"})
+        await rt.start_container(
+            POD, {"name": "c", "command": ["true"]}, logs_for(tmp_path), {"A=B": "x"}
+        )
 
 
 async def test_sigterm_then_sigkill_after_grace(rt: ProcessRuntime, tmp_path: Path):
@@ -160,7 +172,9 @@ async def test_log_rotation_keeps_one_generation(rt: ProcessRuntime, tmp_path: P
 
 
 async def test_no_zombies_left(rt: ProcessRuntime, tmp_path: Path):
-    handle = await rt.start_container(POD, {"name": "c", "command": ["true"]}, logs_for(tmp_path), {})
+    handle = await rt.start_container(
+        POD, {"name": "c", "command": ["true"]}, logs_for(tmp_path), {}
+    )
     await wait_for(lambda: exited(rt, handle))
 
     async def no_zombie_children():
