@@ -1,0 +1,54 @@
+"""The controller manager: every controller over one set of shared informers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from corral.client.api import ApiClient
+from corral.client.events import EventRecorder
+from corral.clock import Clock, RealClock
+from corral.controllers.base import Controller
+from corral.controllers.deployment import DeploymentController
+from corral.controllers.garbagecollector import GarbageCollector
+from corral.controllers.informers import SharedInformers
+from corral.controllers.namespace import NamespaceController
+from corral.controllers.replicaset import ReplicaSetController
+
+log = logging.getLogger(__name__)
+
+
+class ControllerManager:
+    def __init__(self, client: ApiClient, *, clock: Clock | None = None) -> None:
+        self.client = client
+        self.clock: Clock = clock or RealClock()
+        self.informers = SharedInformers(client, clock=self.clock)
+        self.recorders = {
+            "replicaset": EventRecorder(client, "replicaset-controller", clock=self.clock),
+            "deployment": EventRecorder(client, "deployment-controller", clock=self.clock),
+        }
+        # Controllers register handlers and indexes before any informer runs.
+        self.controllers: list[Controller] = [
+            ReplicaSetController(client, self.informers, self.recorders["replicaset"], clock=self.clock),
+            DeploymentController(client, self.informers, self.recorders["deployment"], clock=self.clock),
+            GarbageCollector(client, self.informers, clock=self.clock),
+            NamespaceController(client, self.informers, clock=self.clock),
+        ]
+
+    async def run(self) -> None:
+        """Run until cancelled; a controller that dies is logged and takes
+        the manager down with it rather than leaving a half-working set."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.informers.run(), name="informers")
+                for recorder in self.recorders.values():
+                    group.create_task(recorder.run(), name=f"events-{recorder.component}")
+                for controller in self.controllers:
+                    group.create_task(controller.run(), name=controller.name)
+        except* Exception as excs:
+            for exc in excs.exceptions:
+                log.error("controller manager: task died: %r", exc)
+            raise
+        finally:
+            for recorder in self.recorders.values():
+                await recorder.close()
