@@ -1,0 +1,66 @@
+"""Schemas of the kinds corral serves, by (group, version, kind).
+
+Adding a kind is adding one module constant built with :mod:`.dsl` and one
+line in :func:`all_kind_schemas`. The registry asks :func:`kind_schema` for the
+schema of each ResourceType it builds.
+"""
+
+from __future__ import annotations
+
+from corral.resources.schema import Schema
+from corral.resources.schemas import (
+    apps_v1,
+    autoscaling_v1,
+    coordination_v1,
+    core_v1,
+    meta,
+    pod_status,
+    policy_v1,
+)
+
+GVK = tuple[str, str, str]
+
+
+def all_kind_schemas() -> dict[GVK, Schema]:
+    """Every top-level kind, including the bodies of subresources (Binding,
+    Eviction, Scale). The meta types are in :func:`meta_kind_schemas`."""
+    return {
+        ("", "v1", "Namespace"): core_v1.NAMESPACE,
+        ("", "v1", "Node"): core_v1.NODE,
+        ("", "v1", "Pod"): pod_status.POD,
+        ("", "v1", "Service"): core_v1.SERVICE,
+        ("", "v1", "Endpoints"): core_v1.ENDPOINTS,
+        ("", "v1", "ConfigMap"): core_v1.CONFIG_MAP,
+        ("", "v1", "Secret"): core_v1.SECRET,
+        ("", "v1", "Event"): core_v1.EVENT,
+        ("", "v1", "ServiceAccount"): core_v1.SERVICE_ACCOUNT,
+        ("", "v1", "Binding"): core_v1.BINDING,
+        ("apps", "v1", "Deployment"): apps_v1.DEPLOYMENT,
+        ("apps", "v1", "ReplicaSet"): apps_v1.REPLICA_SET,
+        ("coordination.k8s.io", "v1", "Lease"): coordination_v1.LEASE,
+        ("policy", "v1", "Eviction"): policy_v1.EVICTION,
+        ("autoscaling", "v1", "Scale"): autoscaling_v1.SCALE,
+    }
+
+
+def meta_kind_schemas() -> dict[GVK, Schema]:
+    """The wire-protocol bodies every group version shares, keyed as core v1
+    (the apiVersion they are served with)."""
+    return {
+        ("", "v1", "Status"): meta.STATUS,
+        ("", "v1", "DeleteOptions"): meta.DELETE_OPTIONS,
+        ("", "v1", "WatchEvent"): meta.WATCH_EVENT,
+    }
+
+
+def kind_schema(group: str, version: str, kind: str) -> Schema:
+    """The schema of one kind; raises KeyError naming the kind if we have none."""
+    key = (group, version, kind)
+    schema = all_kind_schemas().get(key) or meta_kind_schemas().get(key)
+    if schema is None:
+        gv = f"{group}/{version}" if group else version
+        raise KeyError(f"no schema for kind {kind} in {gv}")
+    return schema
+
+
+__all__ = ["GVK", "all_kind_schemas", "kind_schema", "meta_kind_schemas"]
