@@ -1,0 +1,1 @@
+"""Scheduler filter plugins: each answers one question about one node."""
