@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from corral.clock import Clock, RealClock
 from corral.store import sqlite_log
+from corral.store.checkpoint import Checkpointer
 from corral.store.protocol import (
     CompactedError,
     FutureRevisionError,
@@ -116,6 +117,7 @@ class SqliteStore:
         # Written by the writer thread, read anywhere: plain int stores are atomic.
         self._committed_revision = 0
         self._compact_revision = 0
+        self._checkpointer: Checkpointer | None = None
         self._hub: WatchHub | None = None
         self._ring: EventRing | None = None
         self.stats = WriterStats()
@@ -143,6 +145,8 @@ class SqliteStore:
             raise
         self._committed_revision = writer.revision
         self._compact_revision = writer.compact_revision
+        self._checkpointer = Checkpointer(self.path)
+        self._checkpointer.start()
         self._hub = WatchHub(writer.revision, self._watch_buffer, loop.create_future)
         self._ring = EventRing(self._ring_size, writer.revision)
         self._readers = concurrent.futures.ThreadPoolExecutor(
@@ -182,6 +186,8 @@ class SqliteStore:
         self._hub.close_all()
         self._queue.put(_STOP)
         await self._writer_done
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
         readers, self._readers = self._readers, None
         if readers is not None:
             await asyncio.to_thread(readers.shutdown, wait=True)
@@ -258,6 +264,8 @@ class SqliteStore:
                 err.__cause__ = exc
                 results.append(err)
         self._committed_revision = writer.revision
+        if self._checkpointer is not None:
+            self._checkpointer.wrote()
         self.stats.batches += 1
         self.stats.operations += len(ops)
         self.stats.largest_batch = max(self.stats.largest_batch, len(ops))

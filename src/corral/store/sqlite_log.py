@@ -65,6 +65,10 @@ def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
         if str(mode).lower() != "wal":
             raise sqlite3.OperationalError(f"cannot switch {path} to WAL (got {mode})")
         conn.execute("PRAGMA synchronous = FULL")
+        # Checkpoints run on their own thread (corral.store.checkpoint), not
+        # inside a commit; the WAL file is trimmed back once it has been reused.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute("PRAGMA journal_size_limit = 67108864")
         conn.executescript(SCHEMA)
     return conn
 
