@@ -1,0 +1,121 @@
+"""Starting an API server from a data directory: store, TLS, token, kubeconfig.
+
+Used by ``corral server``, ``corral up`` and the test fixture, so all three
+start the server the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from aiohttp import web
+
+from corral.api.auth import TokenAuthenticator, ensure_token_file
+from corral.api.context import ServerContext, ServerSettings
+from corral.api.server import build_app, ensure_default_namespaces, make_context, token_file
+from corral.api.tls import ensure_serving_files, server_ssl_context
+from corral.clock import Clock
+
+log = logging.getLogger(__name__)
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "corral"
+
+
+def write_kubeconfig(path: Path, server: str, ca_pem: bytes, token: str, name: str = "corral") -> None:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {
+            "server": server,
+            "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+        }}],
+        "users": [{"name": f"{name}-admin", "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": f"{name}-admin"}}],
+        "current-context": name,
+        "preferences": {},
+    }
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+    os.replace(tmp, path)
+
+
+@dataclass
+class ServerOptions:
+    data_dir: Path = field(default_factory=default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = 6443
+    store_url: str = ""
+    """Empty = SQLite at DATA_DIR/state.db."""
+    service_cidr: str = "127.43.0.0/16"
+
+
+class RunningServer:
+    """A started API server; ``url``, ``token``, ``ca_file`` and ``kubeconfig``
+    tell a client how to reach it."""
+
+    def __init__(self, options: ServerOptions, clock: Clock | None = None) -> None:
+        self.options = options
+        self.clock = clock
+        self.runner: web.AppRunner | None = None
+        self.ctx: ServerContext | None = None
+        self.port = options.port
+        self.token = ""
+        self.ca_file = options.data_dir / "pki" / "ca.crt"
+        self.kubeconfig = options.data_dir / "kubeconfig"
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.options.host}:{self.port}"
+
+    async def start(self) -> None:
+        from corral.store import open_store
+
+        opts = self.options
+        opts.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        store = open_store(opts.store_url or str(opts.data_dir / "state.db"))
+        await store.start()
+        self.token = ensure_token_file(token_file(opts.data_dir))
+        settings = ServerSettings(service_cidr=opts.service_cidr, agent_token=self.token)
+        self.ctx = make_context(store, clock=self.clock, settings=settings)
+        await ensure_default_namespaces(self.ctx)
+        hosts = sorted({opts.host, "127.0.0.1", "localhost", "::1"} - {"0.0.0.0"})
+        files = ensure_serving_files(opts.data_dir, hosts)
+        app = build_app(self.ctx, TokenAuthenticator.from_file(token_file(opts.data_dir)))
+        self.runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
+                                    shutdown_timeout=2.0)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, opts.host, opts.port, ssl_context=server_ssl_context(files),
+                           backlog=1024, reuse_address=True)
+        await site.start()
+        if opts.port == 0:
+            server = site._server  # the only way aiohttp exposes the bound port
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        settings.advertise_address = f"{opts.host}:{self.port}"
+        write_kubeconfig(self.kubeconfig, self.url, files.ca_cert.read_bytes(), self.token)
+        log.info("API server listening on %s", self.url)
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        if self.ctx is not None:
+            await self.ctx.store.close()
+            self.ctx = None
+
+    async def __aenter__(self) -> RunningServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.shield(self.stop())

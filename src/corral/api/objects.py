@@ -1,0 +1,312 @@
+"""Create, update and delete with Kubernetes' object semantics.
+
+This layer knows metadata rules (uid, generation, generateName, finalizers,
+graceful deletion, the spec/status split) but nothing of HTTP, so that an
+in-process caller gets exactly the semantics a remote client gets. Every
+write is a compare-and-swap on the revision it read; a lost race is retried
+from fresh state unless the caller pinned a resourceVersion, in which case it
+is a 409 for the caller to resolve.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from corral.api.codec import decode, deep_copy, encode
+from corral.api.errors import (
+    AlreadyExists,
+    BadRequest,
+    Conflict,
+    ServiceUnavailable,
+    invalid,
+    not_found,
+)
+from corral.clock import Clock, format_timestamp
+from corral.resources.types import FieldCause, ResourceType
+from corral.store.protocol import (
+    ConflictError,
+    KeyExistsError,
+    KeyNotFoundError,
+    Store,
+    StoreUnavailableError,
+)
+
+Obj = dict[str, Any]
+Transform = Callable[[Obj], Obj | Awaitable[Obj]]
+
+MAX_UPDATE_RETRIES = 32
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' alphabet: no vowels, no 0/1/3
+
+
+def random_suffix(n: int = 5) -> str:
+    return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(n))
+
+
+@dataclass(slots=True)
+class DeleteOptions:
+    grace_period_seconds: int | None = None
+    propagation_policy: str | None = None  # Background, Foreground, Orphan
+    precondition_uid: str | None = None
+    precondition_resource_version: str | None = None
+    dry_run: bool = False
+
+
+def conflict_error(rt: ResourceType, name: str) -> Conflict:
+    what = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
+    return Conflict(
+        f'Operation cannot be fulfilled on {what} "{name}": the object has been modified; '
+        "please apply your changes to the latest version and try again",
+        kind=rt.plural, name=name, group=rt.group,
+    )
+
+
+def _meta_causes(rt: ResourceType, obj: Obj, old: Obj | None) -> list[FieldCause]:
+    from corral.resources.validation import validate_object_meta
+
+    causes = validate_object_meta(obj.get("metadata") or {}, rt.namespaced)
+    return causes + rt.validator(obj, old)
+
+
+def _spec_of(rt: ResourceType, obj: Obj) -> Obj:
+    """Everything that counts toward metadata.generation: all but metadata and status."""
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+def _deletion_blocked(obj: Obj) -> bool:
+    """Finalizers (and for namespaces, spec.finalizers) hold a deleted object."""
+    if (obj.get("metadata") or {}).get("finalizers"):
+        return True
+    return obj.get("kind") == "Namespace" and bool((obj.get("spec") or {}).get("finalizers"))
+
+
+class ObjectStore:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
+        try:
+            kv = await self.store.get(rt.key(namespace, name))
+        except StoreUnavailableError as exc:
+            raise ServiceUnavailable(f"storage is unavailable: {exc}") from exc
+        if kv is None:
+            raise not_found(rt.plural, name, rt.group)
+        return decode(kv)
+
+    # -- create -------------------------------------------------------------
+
+    def _prepare_create(self, rt: ResourceType, namespace: str | None, obj: Obj) -> Obj:
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise BadRequest("metadata must be an object")
+        if rt.namespaced:
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+        for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            meta.pop(field, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = format_timestamp(self.clock.now())
+        meta["generation"] = 1
+        rt.defaulter(obj)
+        return obj
+
+    async def create(
+        self, rt: ResourceType, namespace: str | None, obj: Obj, *, dry_run: bool = False
+    ) -> Obj:
+        obj = self._prepare_create(rt, namespace, obj)
+        meta = obj["metadata"]
+        generate = not meta.get("name") and meta.get("generateName")
+        for _attempt in range(8):
+            if generate:
+                meta["name"] = f"{meta['generateName']}{random_suffix()}"
+            causes = _meta_causes(rt, obj, None)
+            if causes:
+                raise invalid(rt.kind, meta.get("name") or meta.get("generateName") or "", causes, rt.group)
+            if dry_run:
+                return obj
+            try:
+                kv = await self.store.create(rt.key(namespace, meta["name"]), encode(obj))
+            except KeyExistsError:
+                if generate:
+                    continue
+                what = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
+                raise AlreadyExists(
+                    f'{what} "{meta["name"]}" already exists',
+                    kind=rt.plural, name=meta["name"], group=rt.group,
+                ) from None
+            except StoreUnavailableError as exc:
+                raise ServiceUnavailable(f"storage is unavailable: {exc}") from exc
+            return decode(kv)
+        raise AlreadyExists(f"could not generate a unique name from {meta['generateName']!r}")
+
+    # -- update -------------------------------------------------------------
+
+    def _carry_over(self, rt: ResourceType, current: Obj, new: Obj, subresource: str | None) -> Obj:
+        """Apply the fields a client may not change through this endpoint."""
+        cur_meta, new_meta = current["metadata"], new.setdefault("metadata", {})
+        if not isinstance(new_meta, dict):
+            raise BadRequest("metadata must be an object")
+        for field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+                      "generation", "name", "namespace"):
+            if field in cur_meta:
+                new_meta[field] = cur_meta[field]
+            else:
+                new_meta.pop(field, None)
+        if rt.namespaced and "namespace" not in new_meta:
+            new_meta["namespace"] = cur_meta.get("namespace")
+        new["apiVersion"], new["kind"] = rt.api_version, rt.kind
+        if subresource == "status":
+            result = deep_copy(current)
+            result["status"] = new.get("status", {})
+            return result
+        if rt.has_status and subresource is None:
+            if "status" in current:
+                new["status"] = current["status"]
+            else:
+                new.pop("status", None)
+        return new
+
+    async def update(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        transform: Transform,
+        *,
+        expected_rv: str | None = None,
+        subresource: str | None = None,
+        create_missing: Callable[[], Awaitable[Obj]] | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
+        """Read-modify-write. ``transform`` gets a private copy of the current
+        object and returns the desired one. A stale ``expected_rv`` is a 409;
+        otherwise lost races are retried from fresh state."""
+        key = rt.key(namespace, name)
+        for _attempt in range(MAX_UPDATE_RETRIES):
+            kv = await self.store.get(key)
+            if kv is None:
+                if create_missing is not None:
+                    return await create_missing()
+                raise not_found(rt.plural, name, rt.group)
+            current = decode(kv)
+            if expected_rv and expected_rv != current["metadata"]["resourceVersion"]:
+                raise conflict_error(rt, name)
+            desired = transform(deep_copy(current))
+            if isinstance(desired, Awaitable):
+                desired = await desired
+            new_rv = (desired.get("metadata") or {}).get("resourceVersion")
+            if new_rv and new_rv != current["metadata"]["resourceVersion"]:
+                raise conflict_error(rt, name)
+            new = self._carry_over(rt, current, desired, subresource)
+            if subresource != "status":
+                rt.defaulter(new)
+            if _spec_of(rt, new) != _spec_of(rt, current):
+                new["metadata"]["generation"] = int(current["metadata"].get("generation") or 1) + 1
+            causes = _meta_causes(rt, new, current)
+            if causes:
+                raise invalid(rt.kind, name, causes, rt.group)
+            if dry_run:
+                return new
+            if new == current:
+                return current
+            try:
+                if new["metadata"].get("deletionTimestamp") and not _deletion_blocked(new) \
+                        and self._grace_elapsed(new):
+                    stored = await self.store.delete(key, kv.mod_revision)
+                    return decode(stored)
+                return decode(await self.store.update(key, encode(new), kv.mod_revision))
+            except (ConflictError, KeyNotFoundError):
+                if expected_rv:
+                    raise conflict_error(rt, name) from None
+                continue
+            except StoreUnavailableError as exc:
+                raise ServiceUnavailable(f"storage is unavailable: {exc}") from exc
+        raise conflict_error(rt, name)
+
+    def _grace_elapsed(self, obj: Obj) -> bool:
+        """A pod in its grace period waits for its agent; everything else goes
+        when its last finalizer does."""
+        return obj.get("kind") != "Pod" or not obj["metadata"].get("deletionGracePeriodSeconds")
+
+    # -- delete -------------------------------------------------------------
+
+    def _grace_for(self, rt: ResourceType, obj: Obj, options: DeleteOptions) -> int:
+        if rt.kind != "Pod":
+            return 0
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+            return 0  # nothing runs it: no one to wait for
+        if options.grace_period_seconds is not None:
+            return max(0, options.grace_period_seconds)
+        return int(spec.get("terminationGracePeriodSeconds", 30))
+
+    def _check_preconditions(self, rt: ResourceType, obj: Obj, options: DeleteOptions) -> None:
+        meta = obj["metadata"]
+        if options.precondition_uid and options.precondition_uid != meta.get("uid"):
+            raise Conflict(
+                f"Precondition failed: UID in precondition: {options.precondition_uid}, "
+                f"UID in object meta: {meta.get('uid')}", kind=rt.plural, name=meta["name"],
+            )
+        rv = options.precondition_resource_version
+        if rv and rv != meta.get("resourceVersion"):
+            raise Conflict(
+                f"Precondition failed: ResourceVersion in precondition: {rv}, "
+                f"ResourceVersion in object meta: {meta.get('resourceVersion')}",
+                kind=rt.plural, name=meta["name"],
+            )
+
+    def _mark_deleted(self, rt: ResourceType, obj: Obj, options: DeleteOptions, grace: int) -> Obj:
+        meta = obj["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        policy = options.propagation_policy
+        if policy == "Foreground" and "foregroundDeletion" not in finalizers:
+            finalizers.append("foregroundDeletion")
+        elif policy == "Orphan" and "orphan" not in finalizers:
+            finalizers.append("orphan")
+        if finalizers:
+            meta["finalizers"] = finalizers
+        existing = meta.get("deletionGracePeriodSeconds")
+        if meta.get("deletionTimestamp") and existing is not None and grace >= existing:
+            return obj  # a second delete may only shorten the grace period
+        meta["deletionTimestamp"] = format_timestamp(self.clock.now() + timedelta(seconds=grace))
+        meta["deletionGracePeriodSeconds"] = grace
+        if rt.kind == "Namespace":
+            obj.setdefault("status", {})["phase"] = "Terminating"
+        return obj
+
+    async def delete(
+        self, rt: ResourceType, namespace: str | None, name: str, options: DeleteOptions
+    ) -> tuple[Obj, bool]:
+        """Returns (object, gone): gone is False while finalizers or a pod's
+        grace period hold the object."""
+        key = rt.key(namespace, name)
+        for _attempt in range(MAX_UPDATE_RETRIES):
+            kv = await self.store.get(key)
+            if kv is None:
+                raise not_found(rt.plural, name, rt.group)
+            current = decode(kv)
+            self._check_preconditions(rt, current, options)
+            grace = self._grace_for(rt, current, options)
+            marked = self._mark_deleted(rt, deep_copy(current), options, grace)
+            held = _deletion_blocked(marked) or grace > 0
+            if options.dry_run:
+                return marked, not held
+            try:
+                if held:
+                    if marked == current:
+                        return current, False
+                    return decode(await self.store.update(key, encode(marked), kv.mod_revision)), False
+                return decode(await self.store.delete(key, kv.mod_revision)), True
+            except (ConflictError, KeyNotFoundError):
+                continue
+            except StoreUnavailableError as exc:
+                raise ServiceUnavailable(f"storage is unavailable: {exc}") from exc
+        raise conflict_error(rt, name)
+

@@ -1,0 +1,180 @@
+"""The API server: routes, middleware and its life cycle.
+
+Every request passes the same middleware: errors become ``Status`` bodies,
+authentication, and a body-size bound. Routes are few and generic; kinds
+come from the registry.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from corral.api import discovery
+from corral.api.auth import TokenAuthenticator
+from corral.api.content import MAX_BODY_BYTES
+from corral.api.context import ServerContext, ServerSettings
+from corral.api.errors import ApiError, InternalError, NotFound, RequestEntityTooLarge
+from corral.api.rest import RestHandlers, json_response
+from corral.clock import Clock, RealClock
+from corral.resources.registry import Registry
+from corral.store.protocol import Store
+
+log = logging.getLogger(__name__)
+
+CONTEXT_KEY = web.AppKey("ctx", ServerContext)
+AUTH_KEY = web.AppKey("auth", TokenAuthenticator)
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def _status_response(exc: ApiError) -> web.Response:
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return json_response(exc.status(), exc.code, headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return _status_response(exc)
+    except web.HTTPRequestEntityTooLarge:
+        return _status_response(RequestEntityTooLarge(
+            f"the request body is larger than the limit of {MAX_BODY_BYTES} bytes"))
+    except web.HTTPNotFound:
+        return _status_response(NotFound(f"the server could not find the requested resource ({request.path})"))
+    except web.HTTPMethodNotAllowed:
+        from corral.api.errors import MethodNotAllowed
+
+        return _status_response(MethodNotAllowed(f"the server does not allow this method ({request.method})"))
+    except web.HTTPException:
+        raise
+    except Exception as exc:  # a bug: say so, log it, never leak a traceback
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return _status_response(InternalError(f"internal error: {type(exc).__name__}"))
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    auth = request.app[AUTH_KEY]
+    request["user"] = auth.authenticate(request.headers.get("Authorization"), request.path)
+    return await handler(request)
+
+
+class Routes:
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        self.rest = RestHandlers(ctx)
+
+    async def version(self, request: web.Request) -> web.Response:
+        return json_response(self.ctx.settings.version)
+
+    async def health(self, request: web.Request) -> web.Response:
+        await self.ctx.store.current_revision()
+        return web.Response(text="ok")
+
+    def _discovery(self, request: web.Request, *, core: bool, legacy: dict[str, Any]) -> web.Response:
+        version = discovery.wants_aggregated(request.headers.get("Accept", ""))
+        if version is None:
+            return json_response(legacy)
+        body = discovery.aggregated(self.ctx.registry, core=core, version=version)
+        ct = discovery.AGGREGATED_V2 if version == "v2" else discovery.AGGREGATED_V2BETA1
+        return web.Response(body=orjson.dumps(body), headers={"Content-Type": ct})
+
+    async def api(self, request: web.Request) -> web.Response:
+        legacy = discovery.legacy_api_versions(self.ctx.settings.advertise_address)
+        return self._discovery(request, core=True, legacy=legacy)
+
+    async def apis(self, request: web.Request) -> web.Response:
+        return self._discovery(request, core=False, legacy=discovery.legacy_group_list(self.ctx.registry))
+
+    async def api_group(self, request: web.Request) -> web.Response:
+        body = discovery.legacy_group(self.ctx.registry, request.match_info["group"])
+        if body is None:
+            raise NotFound(f"the server could not find the requested resource ({request.path})")
+        return json_response(body)
+
+    async def resource_list(self, request: web.Request) -> web.Response:
+        group = request.match_info.get("group", "")
+        version = request.match_info.get("version", "v1")
+        body = discovery.legacy_resource_list(self.ctx.registry, group, version)
+        if body is None:
+            raise NotFound(f"the server could not find the requested resource ({request.path})")
+        return json_response(body)
+
+    async def openapi_index(self, request: web.Request) -> web.Response:
+        from corral.api.openapi import openapi_v3_index
+
+        return json_response(openapi_v3_index(self.ctx.registry))
+
+    async def openapi_doc(self, request: web.Request) -> web.Response:
+        from corral.api.openapi import openapi_v3_document
+
+        path = request.match_info["path"]
+        if path.startswith("api/"):
+            group, version = "", path[4:]
+        elif path.startswith("apis/") and path.count("/") == 2:
+            _, group, version = path.split("/")
+        else:
+            raise NotFound(f"no OpenAPI document for {path}")
+        doc = openapi_v3_document(self.ctx.registry, group, version)
+        if doc is None:
+            raise NotFound(f"no OpenAPI document for {path}")
+        return json_response(doc, headers={"Cache-Control": "public, immutable"})
+
+
+def build_app(ctx: ServerContext, auth: TokenAuthenticator) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=MAX_BODY_BYTES,
+    )
+    app[CONTEXT_KEY] = ctx
+    app[AUTH_KEY] = auth
+    r = Routes(ctx)
+    router = app.router
+    router.add_get("/version", r.version)
+    for path in ("/healthz", "/livez", "/readyz"):
+        router.add_get(path, r.health)
+    router.add_get("/api", r.api)
+    router.add_get("/api/", r.api)
+    router.add_get("/api/v1", r.resource_list)
+    router.add_get("/apis", r.apis)
+    router.add_get("/apis/", r.apis)
+    router.add_get("/apis/{group}", r.api_group)
+    router.add_get("/apis/{group}/{version}", r.resource_list)
+    router.add_get("/openapi/v3", r.openapi_index)
+    router.add_get("/openapi/v3/{path:.+}", r.openapi_doc)
+    router.add_route("*", "/api/v1/{tail:.+}", r.rest.core)
+    router.add_route("*", "/apis/{group}/{version}/{tail:.+}", r.rest.grouped)
+    return app
+
+
+async def ensure_default_namespaces(ctx: ServerContext) -> None:
+    from corral.api.errors import AlreadyExists
+
+    rt = ctx.registry.lookup("", "v1", "namespaces")
+    assert rt is not None
+    for name in DEFAULT_NAMESPACES:
+        if await ctx.store.get(rt.key(None, name)) is not None:
+            continue
+        try:
+            await ctx.objects.create(rt, None, {"metadata": {"name": name}})
+        except AlreadyExists:
+            pass
+
+
+def make_context(store: Store, registry: Registry | None = None, clock: Clock | None = None,
+                 settings: ServerSettings | None = None) -> ServerContext:
+    if registry is None:
+        from corral.resources.builtin import build_registry
+
+        registry = build_registry()
+    return ServerContext(store, registry, clock or RealClock(), settings or ServerSettings())
+
+
+def token_file(data_dir: Path) -> Path:
+    return data_dir / "tokens.csv"

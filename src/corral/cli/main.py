@@ -1,0 +1,133 @@
+"""The ``corral`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import click
+
+from corral import __version__
+from corral.api.bootstrap import RunningServer, ServerOptions, default_data_dir
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``main(stop)`` until SIGINT/SIGTERM sets ``stop``; a second signal
+    ends at once."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+
+
+def server_options(fn: Callable[..., None]) -> Callable[..., None]:
+    fn = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+                      help="Where state, certificates and the kubeconfig live "
+                           "(default: $XDG_DATA_HOME/corral).")(fn)
+    fn = click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")(fn)
+    fn = click.option("--port", default=6443, show_default=True, type=click.IntRange(0, 65535))(fn)
+    fn = click.option("--store", "store_url", default="",
+                      help="Store URL (default: SQLite in the data dir).")(fn)
+    fn = click.option("--service-cidr", default="127.43.0.0/16", show_default=True,
+                      help="Range Service cluster IPs are allocated from.")(fn)
+    fn = click.option("-v", "--verbose", is_flag=True)(fn)
+    return fn
+
+
+def _options(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr: str) -> ServerOptions:
+    return ServerOptions(data_dir=data_dir or default_data_dir(), host=host, port=port,
+                         store_url=store_url, service_cidr=service_cidr)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="corral")
+def main() -> None:
+    """corral: a container orchestrator that speaks the Kubernetes API."""
+
+
+@main.command()
+@server_options
+def server(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr: str, verbose: bool) -> None:
+    """Run the API server (with the controllers and the scheduler)."""
+    _setup_logging(verbose)
+    opts = _options(data_dir, host, port, store_url, service_cidr)
+
+    async def run(stop: asyncio.Event) -> None:
+        from corral.cluster import ControlPlane
+
+        async with RunningServer(opts) as srv, ControlPlane(srv):
+            _announce(srv)
+            await stop.wait()
+
+    run_until_signalled(run)
+
+
+@main.command()
+@server_options
+@click.option("--node-name", default=None, help="Name of this machine's Node (default: hostname).")
+def up(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr: str, verbose: bool,
+       node_name: str | None) -> None:
+    """Run a one-machine cluster: API server, controllers, scheduler and an agent."""
+    _setup_logging(verbose)
+    opts = _options(data_dir, host, port, store_url, service_cidr)
+
+    async def run(stop: asyncio.Event) -> None:
+        from corral.cluster import ControlPlane, LocalAgent
+
+        async with RunningServer(opts) as srv, ControlPlane(srv), LocalAgent(srv, node_name):
+            _announce(srv)
+            await stop.wait()
+
+    run_until_signalled(run)
+
+
+@main.command()
+@click.option("--server", "server_url", required=True, help="API server URL, e.g. https://10.0.0.1:6443.")
+@click.option("--token", required=True, help="Bearer token for the API server.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--insecure-skip-tls-verify", "insecure", is_flag=True)
+@click.option("--name", "node_name", default=None, help="Node name (default: hostname).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--address", default="127.0.0.1", show_default=True, help="Address the agent serves logs on.")
+@click.option("--port", default=10250, show_default=True, type=click.IntRange(0, 65535))
+@click.option("-v", "--verbose", is_flag=True)
+def agent(server_url: str, token: str, ca_file: str | None, insecure: bool, node_name: str | None,
+          data_dir: Path | None, address: str, port: int, verbose: bool) -> None:
+    """Run a node agent that joins an existing cluster."""
+    _setup_logging(verbose)
+
+    async def run(stop: asyncio.Event) -> None:
+        from corral.cluster import run_agent
+
+        await run_agent(server_url, token, ca_file=ca_file, insecure=insecure, node_name=node_name,
+                        data_dir=data_dir or default_data_dir() / "agent", address=address, port=port,
+                        stop=stop)
+
+    run_until_signalled(run)
+
+
+def _announce(srv: RunningServer) -> None:
+    click.echo(f"corral API server at {srv.url}")
+    click.echo("Point kubectl at it with:")
+    click.echo(f"  export KUBECONFIG={srv.kubeconfig}")
+    click.echo("Then try: kubectl get nodes")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Putting the components together: control plane and a local agent.
+
+Each component runs as a task owned by the context manager that started it,
+talks to the API only through its own ApiClient, and is logged when it dies
+so a crash is never silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from corral.api.bootstrap import RunningServer
+
+log = logging.getLogger(__name__)
+
+
+def _watch_task(name: str, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+    task = asyncio.ensure_future(coro)
+    task.set_name(name)
+
+    def report(t: asyncio.Task[Any]) -> None:
+        if not t.cancelled() and t.exception() is not None:
+            log.error("%s stopped with an error", name, exc_info=t.exception())
+
+    task.add_done_callback(report)
+    return task
+
+
+class _Components:
+    """Owns a set of component tasks and their clients."""
+
+    def __init__(self) -> None:
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.closers: list[Callable[[], Awaitable[None]]] = []
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        for close in reversed(self.closers):
+            with contextlib.suppress(Exception):
+                await close()
+        self.tasks.clear()
+        self.closers.clear()
+
+
+class ControlPlane(_Components):
+    """Controllers and the scheduler, each with its own client to the server."""
+
+    def __init__(self, server: RunningServer) -> None:
+        super().__init__()
+        self.server = server
+
+    def _client(self, agent: str) -> Any:
+        from corral.client.api import ApiClient
+
+        client = ApiClient(self.server.url, token=self.server.token, ca_file=str(self.server.ca_file),
+                           user_agent=agent)
+        self.closers.append(client.close)
+        return client
+
+    async def __aenter__(self) -> ControlPlane:
+        from corral.controllers.manager import ControllerManager
+        from corral.scheduler.scheduler import Scheduler
+
+        manager = ControllerManager(self._client("corral-controller-manager"), clock=self.server.clock)
+        scheduler = Scheduler(self._client("corral-scheduler"), clock=self.server.clock)
+        self.tasks.append(_watch_task("controller-manager", manager.run()))
+        self.tasks.append(_watch_task("scheduler", scheduler.run()))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.shield(self.stop())
+
+
+async def _make_agent(client: Any, node_name: str, data_dir: Path, address: str, port: int,
+                      agent_token: str | None) -> Any:
+    from corral.agent.agent import Agent
+    from corral.runtime.process import ProcessRuntime
+
+    runtime = ProcessRuntime(data_dir / "runtime")
+    agent = Agent(client, node_name=node_name, data_dir=data_dir, runtime=runtime,
+                  address=address, port=port, agent_token=agent_token)
+    return agent
+
+
+class LocalAgent(_Components):
+    """The agent of the machine the server runs on (``corral up``)."""
+
+    def __init__(self, server: RunningServer, node_name: str | None = None, port: int = 10250) -> None:
+        super().__init__()
+        self.server = server
+        self.node_name = node_name or socket.gethostname().lower()
+        self.port = port
+
+    async def __aenter__(self) -> LocalAgent:
+        from corral.client.api import ApiClient
+
+        client = ApiClient(self.server.url, token=self.server.token, ca_file=str(self.server.ca_file),
+                           user_agent="corral-agent")
+        self.closers.append(client.close)
+        agent = await _make_agent(client, self.node_name, self.server.options.data_dir / "agent",
+                                  "127.0.0.1", self.port, self.server.token)
+        self.tasks.append(_watch_task("agent", agent.run()))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.shield(self.stop())
+
+
+async def run_agent(server_url: str, token: str, *, ca_file: str | None, insecure: bool,
+                    node_name: str | None, data_dir: Path, address: str, port: int,
+                    stop: asyncio.Event) -> None:
+    from corral.client.api import ApiClient
+
+    async with ApiClient(server_url, token=token, ca_file=ca_file, insecure=insecure,
+                         user_agent="corral-agent") as client:
+        agent = await _make_agent(client, node_name or socket.gethostname().lower(), data_dir,
+                                  address, port, token)
+        task = _watch_task("agent", agent.run())
+        await stop.wait()
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
