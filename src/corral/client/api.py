@@ -359,7 +359,7 @@ class ApiClient:
                 return await self._send(method, path, query, body, headers)
             except (errors.ApiConnectionError, errors.TooManyRequestsError, errors.ServerError) as exc:
                 retryable = exc.status == 0 or exc.status in RETRY_STATUSES
-                if not retry or not retryable or attempt >= MAX_READ_ATTEMPTS:
+                if not retry or not retryable or attempt >= MAX_READ_ATTEMPTS or self._closed:
                     raise
                 wait = backoff.next()
                 if exc.retry_after is not None:

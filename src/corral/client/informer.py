@@ -100,12 +100,14 @@ class Informer:
     async def run(self) -> None:
         """List and watch until cancelled."""
         need_list = True
+        expired = False  # the last attempt ended in 410
         while True:
             try:
                 if need_list:
                     await self._list()
                     need_list = False
                 healthy = await self._watch()
+                expired = False
                 if healthy:
                     self._backoff.reset()
                     continue
@@ -114,14 +116,15 @@ class Informer:
             except asyncio.CancelledError:
                 raise
             except GoneError:
-                # Our resourceVersion fell out of the server's history.
+                # Our resourceVersion fell out of the server's history. The
+                # first expiry re-lists at once; expiring again straight after
+                # a fresh list means something is wrong, so back off.
                 log.info("%s watch expired at rv %s; re-listing", self.res.plural, self.resource_version)
                 need_list = True
-                # The first expiry re-lists at once; expiring again before a
-                # healthy watch means something is wrong, so back off.
-                delay = self._backoff.next()
-                if self._backoff.attempts == 1:
+                if not expired:
+                    expired = True
                     continue
+                delay = self._backoff.next()
             except Exception as exc:
                 delay = self._backoff.next()
                 log.warning("%s informer: %s; retrying in %.1fs", self.res.plural, exc, delay)

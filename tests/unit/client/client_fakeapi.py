@@ -31,7 +31,8 @@ class FakeApi:
     objects: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # collection -> name -> obj
     history: list[tuple[int, str, str, dict[str, Any]]] = field(default_factory=list)
     requests: list[Seen] = field(default_factory=list)
-    scripted: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)  # (method, status, body)
+    # (method, status, body, query items that must match)
+    scripted: list[tuple[str, int, dict[str, Any], dict[str, str]]] = field(default_factory=list)
     rv: int = 0
     compacted: int = 0  # watches from a revision below this get a 410 ERROR event
     watches: list[asyncio.Queue[Any]] = field(default_factory=list)
@@ -40,11 +41,13 @@ class FakeApi:
 
     # -- test controls -------------------------------------------------------
 
-    def script(self, method: str, status: int, reason: str = "", message: str = "") -> None:
-        """The next ``method`` request answers ``status`` with a Status body."""
+    def script(self, method: str, status: int, reason: str = "", message: str = "",
+               when: dict[str, str] | None = None, **extra: Any) -> None:
+        """The next ``method`` request (whose query has ``when``) answers
+        ``status`` with a Status body."""
         body = {"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                "reason": reason, "message": message, "code": status}
-        self.scripted.append((method, status, body))
+                "reason": reason, "message": message, "code": status, **extra}
+        self.scripted.append((method, status, body, when or {}))
 
     def seed(self, collection: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Store without telling watchers (as if it happened during a gap)."""
@@ -89,8 +92,8 @@ class FakeApi:
         body = await request.read()
         self.requests.append(Seen(request.method, request.path, dict(request.query),
                                   dict(request.headers), body))
-        for i, (method, status, sbody) in enumerate(self.scripted):
-            if method == request.method:
+        for i, (method, status, sbody, when) in enumerate(self.scripted):
+            if method == request.method and all(request.query.get(k) == v for k, v in when.items()):
                 del self.scripted[i]
                 return _json(sbody, status)
         parts = request.path.strip("/").split("/")
@@ -190,7 +193,7 @@ async def serve(api: FakeApi | None = None):  # type: ignore[no-untyped-def]
     api = api or FakeApi()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", api.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
