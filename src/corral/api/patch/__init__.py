@@ -1,0 +1,125 @@
+"""The four PATCH kinds of the Kubernetes API.
+
+The API server reads the current object, calls :func:`apply_patch`, then
+validates and writes the result with compare-and-swap. Every function here
+is pure: the current object and the patch are never modified.
+
+Only server-side apply maintains ``managedFields`` itself. For the other
+patch kinds (and for create and update) the server records the writer with
+:func:`update_managed_fields` on the object it is about to store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import yaml
+
+from corral.api.errors import BadRequest, Invalid, UnsupportedMediaType
+from corral.api.patch.apply import server_side_apply
+from corral.api.patch.json_patch import apply_json_patch
+from corral.api.patch.managed_fields import update_managed_fields
+from corral.api.patch.merge_patch import merge_diff, merge_patch
+from corral.api.patch.strategic import strategic_merge_patch
+from corral.resources.schema import Schema
+from corral.resources.types import FieldCause
+
+__all__ = [
+    "APPLY_PATCH",
+    "JSON_PATCH",
+    "MERGE_PATCH",
+    "PATCH_CONTENT_TYPES",
+    "STRATEGIC_MERGE_PATCH",
+    "apply_json_patch",
+    "apply_patch",
+    "merge_diff",
+    "merge_patch",
+    "server_side_apply",
+    "strategic_merge_patch",
+    "update_managed_fields",
+]
+
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+PATCH_CONTENT_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
+
+
+
+class _ApplyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Safe YAML without timestamp resolution: like Kubernetes' YAML-to-JSON,
+    an unquoted ``2024-01-01T00:00:00Z`` stays a string."""
+
+
+_ApplyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def apply_patch(
+    current: dict[str, Any] | None,
+    patch_body: bytes,
+    content_type: str,
+    schema: Schema,
+    *,
+    field_manager: str | None,
+    force: bool,
+    now: str,
+) -> dict[str, Any]:
+    """The object after applying ``patch_body`` of ``content_type`` to ``current``.
+
+    ``current`` may be ``{}``/None only for an apply patch, which then creates.
+    """
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media not in PATCH_CONTENT_TYPES:
+        raise UnsupportedMediaType(
+            f"the body of the request was in an unknown format - accepted media types "
+            f"include: {', '.join(PATCH_CONTENT_TYPES)}"
+        )
+    if media == APPLY_PATCH:
+        if not field_manager:
+            raise Invalid(
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: "
+                "is required for apply patch",
+                causes=[FieldCause("fieldManager", "Required value: is required for apply patch",
+                                   "FieldValueRequired")],
+            )
+        applied = _parse_yaml(patch_body)
+        return server_side_apply(
+            current, applied, schema, manager=field_manager, force=force, now=now
+        )
+    if force:
+        raise Invalid(
+            "force: Forbidden: may not be specified for non-apply patch",
+            causes=[FieldCause("force", "Forbidden: may not be specified for non-apply patch",
+                               "FieldValueForbidden")],
+        )
+    body = _parse_json(patch_body)
+    base = current or {}
+    if media == JSON_PATCH:
+        result = apply_json_patch(base, body)
+        if not isinstance(result, dict):
+            raise Invalid("json patch must leave a JSON object, not replace it with another type")
+        return result
+    if media == MERGE_PATCH:
+        if not isinstance(body, dict):
+            raise BadRequest("merge patch must be a JSON object")
+        return merge_patch(base, body)
+    return strategic_merge_patch(base, body, schema)
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"error decoding patch: {exc}") from exc
+
+
+def _parse_yaml(body: bytes) -> Any:
+    try:
+        return yaml.load(body, Loader=_ApplyLoader)
+    except yaml.YAMLError as exc:
+        raise BadRequest(f"error decoding YAML apply patch: {exc}") from exc

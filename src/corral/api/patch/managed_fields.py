@@ -1,0 +1,174 @@
+"""``metadata.managedFields``: which manager owns which fields.
+
+Every write records its manager (``Update`` entries for create, update and
+ordinary patches; ``Apply`` entries are written by server-side apply), so a
+later apply can tell a field it set from a field someone else set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from corral.api.patch.fieldpath import (
+    FieldSet,
+    Path,
+    field_values,
+    from_fields_v1,
+    to_fields_v1,
+)
+from corral.api.patch.values import deep_copy, same
+from corral.resources.schema import Schema
+
+MAX_UPDATE_MANAGERS = 10
+"""Kubernetes keeps this many Update entries; older ones fold into one."""
+
+ANCIENT_CHANGES = "ancient-changes"
+
+
+@dataclass(slots=True)
+class Manager:
+    manager: str
+    operation: str
+    api_version: str
+    time: str | None
+    subresource: str = ""
+    fields: FieldSet = field(default_factory=set)
+
+    @property
+    def ident(self) -> tuple[str, str, str]:
+        return (self.manager, self.operation, self.subresource)
+
+    def who(self) -> str:
+        """How Kubernetes names a manager in conflict messages."""
+        text = f'"{self.manager}"'
+        if self.subresource:
+            text += f' with subresource "{self.subresource}"'
+        return f"{text} using {self.api_version}"
+
+
+def decode(entries: Any) -> list[Manager]:
+    """Managers from stored ``managedFields``; malformed entries are skipped
+    rather than failing every later write of the object."""
+    if not isinstance(entries, list):
+        return []
+    managers = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("manager", ""), str):
+            continue
+        managers.append(Manager(
+            manager=entry.get("manager", ""),
+            operation=entry.get("operation", "Update"),
+            api_version=entry.get("apiVersion", ""),
+            time=entry.get("time"),
+            subresource=entry.get("subresource", ""),
+            fields=from_fields_v1(entry.get("fieldsV1", {})),
+        ))
+    return managers
+
+
+def encode(managers: list[Manager]) -> list[dict[str, Any]]:
+    """Entries in Kubernetes' order (Apply first, then by time); empty ones dropped."""
+    kept = [m for m in managers if m.fields]
+    kept.sort(key=lambda m: (m.operation, m.time or "", m.manager, m.api_version, m.subresource))
+    out = []
+    for m in kept:
+        entry: dict[str, Any] = {
+            "manager": m.manager,
+            "operation": m.operation,
+            "apiVersion": m.api_version,
+        }
+        if m.time:
+            entry["time"] = m.time
+        entry["fieldsType"] = "FieldsV1"
+        entry["fieldsV1"] = to_fields_v1(m.fields)
+        if m.subresource:
+            entry["subresource"] = m.subresource
+        out.append(entry)
+    return out
+
+
+def compare(
+    old: dict[Path, Any], new: dict[Path, Any]
+) -> tuple[FieldSet, FieldSet, FieldSet]:
+    """(added, modified, removed) paths between two ``field_values`` results."""
+    added = new.keys() - old.keys()
+    removed = old.keys() - new.keys()
+    modified = {p for p in new.keys() & old.keys() if not same(old[p], new[p])}
+    return set(added), modified, set(removed)
+
+
+def store(obj: dict[str, Any], managers: list[Manager]) -> None:
+    metadata = obj.setdefault("metadata", {})
+    entries = encode(managers)
+    if entries:
+        metadata["managedFields"] = entries
+    else:
+        metadata.pop("managedFields", None)
+
+
+def update_managed_fields(
+    old: dict[str, Any] | None,
+    new: dict[str, Any],
+    manager: str,
+    operation: str,
+    api_version: str,
+    now: str,
+    schema: Schema | None,
+) -> dict[str, Any]:
+    """``new`` with ``managedFields`` recording that ``manager`` made the change.
+
+    As in Kubernetes an update takes the fields it adds or modifies away from
+    every other manager and removed fields leave every manager's set. A write
+    that changes nothing leaves the entries (and their times) alone. A client
+    that sends its own ``managedFields`` (e.g. ``[]`` to reset them) replaces
+    the stored ones.
+    """
+    result = deep_copy(new)
+    old = old or {}
+    managers = _base_managers(old, result)
+    added, modified, removed = compare(field_values(old, schema), field_values(result, schema))
+    taken = added | modified
+    if taken or removed:
+        for other in managers:
+            other.fields -= taken | removed
+        mine = _find_or_add(managers, manager, operation, api_version)
+        mine.fields = (mine.fields | taken) - removed
+        mine.time = now
+        mine.api_version = api_version
+    store(result, _fold_old_updates(managers))
+    return result
+
+
+def _base_managers(old: dict[str, Any], new: dict[str, Any]) -> list[Manager]:
+    old_entries = (old.get("metadata") or {}).get("managedFields")
+    new_meta = new.get("metadata") or {}
+    if "managedFields" in new_meta and not same(new_meta["managedFields"], old_entries):
+        return decode(new_meta["managedFields"])
+    return decode(old_entries)
+
+
+def _find_or_add(
+    managers: list[Manager], name: str, operation: str, api_version: str, subresource: str = ""
+) -> Manager:
+    for m in managers:
+        if m.ident == (name, operation, subresource):
+            return m
+    m = Manager(name, operation, api_version, None, subresource)
+    managers.append(m)
+    return m
+
+
+def _fold_old_updates(managers: list[Manager]) -> list[Manager]:
+    """Keep at most MAX_UPDATE_MANAGERS Update entries, as Kubernetes does."""
+    updates = sorted(
+        (m for m in managers if m.operation == "Update"), key=lambda m: m.time or ""
+    )
+    if len(updates) <= MAX_UPDATE_MANAGERS:
+        return managers
+    old = updates[: len(updates) - MAX_UPDATE_MANAGERS + 1]
+    folded = Manager(ANCIENT_CHANGES, "Update", old[-1].api_version, old[-1].time)
+    for m in old:
+        folded.fields |= m.fields
+    gone = {id(m) for m in old}
+    return [m for m in managers if id(m) not in gone] + [folded]
