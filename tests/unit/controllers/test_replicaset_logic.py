@@ -1,6 +1,11 @@
 from datetime import UTC, datetime
 
-from corral.controllers.replicaset import pod_from_template, pods_to_delete, replica_set_status, slow_start_batches
+from corral.controllers.replicaset import (
+    pod_from_template,
+    pods_to_delete,
+    replica_set_status,
+    slow_start_batches,
+)
 
 
 def pod(name, node="", phase="Pending", ready=False, restarts=0, created="2026-01-01T00:00:00Z",
