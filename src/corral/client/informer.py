@@ -98,8 +98,13 @@ class Informer:
     # -- the loop ----------------------------------------------------------
 
     async def run(self) -> None:
-        """List and watch until cancelled."""
-        need_list = True
+        """List and watch until cancelled.
+
+        Run again after a cancel, it resumes watching from where it stopped
+        (a 410 then re-lists and diffs), so a component that pauses its
+        informers keeps its caches and handlers see only what changed.
+        """
+        need_list = not self.synced
         expired = False  # the last attempt ended in 410
         while True:
             try:

@@ -194,3 +194,18 @@ def test_replace_diff_without_a_server():
     inf.replace([b1], "4")
     assert rec.log == [("add", "a"), ("add", "b"), ("update", "a", "1", "3"), ("delete", "a")]
     assert inf.resource_version == "4"
+
+
+async def test_restarted_informer_resumes_watch_without_relisting():
+    async with serve() as api, ApiClient(api.url) as c:
+        api.seed("pods", pod("a"))
+        inf = Informer(c, PODS, namespace="ns1")
+        rec = Recorder()
+        inf.add_handler(**rec.handlers())
+        async with running(inf):
+            await inf.wait_synced(timeout=5)
+        api.emit("pods", "ADDED", pod("b"))  # while stopped; history keeps it
+        async with running(inf):
+            await until(lambda: "ns1/b" in inf.cache)
+        assert inf.lists == 1
+        assert rec.log == [("add", "a"), ("add", "b")]
