@@ -1,0 +1,45 @@
+"""The registry of built-in kinds the API server serves.
+
+Each kind is defined in its own module as a ``<kind>_type(schema)`` function;
+this module only lists them, in discovery order, and hands each its schema.
+"""
+
+from __future__ import annotations
+
+from corral.resources.apps import deployment_type, replicaset_type
+from corral.resources.configs import configmap_type, secret_type
+from corral.resources.coordination import lease_type
+from corral.resources.events import event_type
+from corral.resources.namespaces import namespace_type
+from corral.resources.nodes import node_type
+from corral.resources.pods import pod_type
+from corral.resources.registry import Registry
+from corral.resources.schema import Schema
+from corral.resources.serviceaccounts import serviceaccount_type
+from corral.resources.services import endpoints_type, service_type
+
+BUILTIN_KINDS = (
+    (("", "v1", "Namespace"), namespace_type),
+    (("", "v1", "Node"), node_type),
+    (("", "v1", "Pod"), pod_type),
+    (("", "v1", "Service"), service_type),
+    (("", "v1", "Endpoints"), endpoints_type),
+    (("", "v1", "ConfigMap"), configmap_type),
+    (("", "v1", "Secret"), secret_type),
+    (("", "v1", "Event"), event_type),
+    (("", "v1", "ServiceAccount"), serviceaccount_type),
+    (("apps", "v1", "Deployment"), deployment_type),
+    (("apps", "v1", "ReplicaSet"), replicaset_type),
+    (("coordination.k8s.io", "v1", "Lease"), lease_type),
+)
+
+
+def schema_for(group: str, version: str, kind: str) -> Schema:
+    """The one place kinds get their schema (strict unknown-field checks, OpenAPI)."""
+    from corral.resources.schemas import kind_schema
+
+    return kind_schema(group, version, kind)
+
+
+def build_registry() -> Registry:
+    return Registry(factory(schema_for(*gvk)) for gvk, factory in BUILTIN_KINDS)
