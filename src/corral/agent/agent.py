@@ -1,0 +1,277 @@
+"""The node agent: one per machine, the kubelet of corral.
+
+It registers its Node, heartbeats, watches the pods bound to it and keeps a
+worker per pod, serves their logs, and records Events. It is crash-only:
+nothing it needs lives only in its memory. On start it lists what the
+runtime still runs, gives each container back to its pod's worker (adoption,
+no restart) and removes those whose pod is gone. A clean stop leaves the
+containers running for the next agent process to adopt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from corral.agent.backoff import RestartBackoff
+from corral.agent.env import EnvBuilder
+from corral.agent.logs import LogStore
+from corral.agent.node import NodeStatusManager
+from corral.agent.pod_worker import PodWorker, WorkerContext
+from corral.agent.server import AgentServer, LogError, LogTarget
+from corral.client.api import ApiClient
+from corral.client.errors import ApiError
+from corral.client.events import EventRecorder
+from corral.client.informer import Informer
+from corral.client.resources import PODS
+from corral.clock import Clock, RealClock
+from corral.runtime.protocol import ContainerHandle, Runtime
+
+log = logging.getLogger(__name__)
+
+MAX_CONCURRENT_SYNCS = 8
+HOUSEKEEPING_EVERY = 30.0
+ORPHAN_GRACE = 10.0
+
+
+class Agent:
+    def __init__(
+        self,
+        client: ApiClient,
+        *,
+        node_name: str,
+        data_dir: Path,
+        runtime: Runtime,
+        clock: Clock | None = None,
+        address: str = "127.0.0.1",
+        port: int = 10250,
+        agent_token: str | None = None,
+    ) -> None:
+        self.client = client
+        self.node_name = node_name
+        self.data_dir = Path(data_dir)
+        self.runtime = runtime
+        self.clock = clock or RealClock()
+        self.address = address
+        self.port = port
+        self.logs = LogStore(self.data_dir / "logs")
+        self.server = AgentServer(
+            self._resolve_log, address=address, port=port, token=agent_token, clock=self.clock
+        )
+        self.recorder = EventRecorder(client, "kubelet", host=node_name, clock=self.clock)
+        self.informer = Informer(
+            client, PODS, field_selector=f"spec.nodeName={node_name}", clock=self.clock
+        )
+        self.workers: dict[str, PodWorker] = {}  # by pod uid
+        self.ready = asyncio.Event()
+        self._ctx = WorkerContext(
+            client=client,
+            runtime=runtime,
+            logs=self.logs,
+            recorder=self.recorder,
+            clock=self.clock,
+            node_name=node_name,
+            address=address,
+            backoff=RestartBackoff(),
+            sync_slots=asyncio.Semaphore(MAX_CONCURRENT_SYNCS),
+            env=EnvBuilder(client),
+        )
+        self._adopted: dict[str, list[ContainerHandle]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.node: NodeStatusManager | None = None
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        self.port = await self.server.start()
+        log.info("agent %s serving on %s:%d", self.node_name, self.address, self.port)
+        try:
+            self.node = NodeStatusManager(
+                self.client,
+                self.node_name,
+                address=self.address,
+                port=self.port,
+                data_dir=self.data_dir,
+                clock=self.clock,
+            )
+            self._spawn(self.recorder.run(), "event recorder")
+            await self._register()
+            for handle in await self.runtime.list():
+                self._adopted.setdefault(handle.pod_uid, []).append(handle)
+            self.informer.add_handler(self._on_add, self._on_update, self._on_delete)
+            self._spawn(self.informer.run(), "pod informer")
+            await self.informer.wait_synced()
+            self._remove_orphans_of_adoption()
+            self._spawn(self.node.run(), "node heartbeat")
+            self._spawn(self._housekeeping(), "housekeeping")
+            self.ready.set()
+            await asyncio.Event().wait()
+        finally:
+            await self._shutdown()
+
+    async def _register(self) -> None:
+        assert self.node is not None
+        delay = 0.5
+        while True:
+            try:
+                await self.node.register()
+                await self.node.renew_lease()
+                return
+            except ApiError as exc:
+                log.warning("registering node %s failed (%s); retrying", self.node_name, exc)
+                await self.clock.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _shutdown(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.recorder.close(timeout=1.0)
+        await self.server.stop()
+        close = getattr(self.runtime, "close", None)
+        if close is not None:
+            await close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=what)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("agent task %s died", task.get_name(), exc_info=task.exception())
+
+    # -- pods ----------------------------------------------------------------
+
+    def _on_add(self, pod: dict[str, Any]) -> None:
+        self._ensure_worker(pod)
+
+    def _on_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        old_uid = (old.get("metadata") or {}).get("uid")
+        if old_uid != (new.get("metadata") or {}).get("uid") and old_uid in self.workers:
+            self.workers[old_uid].update(None)
+        self._ensure_worker(new)
+
+    def _on_delete(self, pod: dict[str, Any]) -> None:
+        worker = self.workers.get(str((pod.get("metadata") or {}).get("uid", "")))
+        if worker is not None:
+            worker.update(None)
+
+    def _ensure_worker(self, pod: dict[str, Any]) -> None:
+        uid = str((pod.get("metadata") or {}).get("uid", ""))
+        worker = self.workers.get(uid)
+        if worker is not None:
+            worker.update(pod)
+            return
+        current, older = _split_instances(self._adopted.pop(uid, []))
+        worker = PodWorker(self._ctx, pod, adopted=current, older=older, on_done=self._worker_done)
+        self.workers[uid] = worker
+        self._spawn(worker.run(), f"pod {uid}")
+
+    def _worker_done(self, worker: PodWorker) -> None:
+        if self.workers.get(worker.uid) is worker:
+            del self.workers[worker.uid]
+
+    def _remove_orphans_of_adoption(self) -> None:
+        """Containers from an earlier agent whose pod no longer exists here."""
+        orphans = [h for handles in self._adopted.values() for h in handles]
+        self._adopted.clear()
+        if orphans:
+            self._spawn(self._remove(orphans), "orphan removal")
+
+    async def _remove(self, handles: list[ContainerHandle]) -> None:
+        for handle in handles:
+            log.info(
+                "removing container %s of gone pod %s/%s",
+                handle.id,
+                handle.pod_namespace,
+                handle.pod_name,
+            )
+        await asyncio.gather(*(self.runtime.stop_container(h, ORPHAN_GRACE) for h in handles))
+        for handle in handles:
+            await self.runtime.remove_container(handle)
+            self.logs.remove_pod(handle.pod_namespace, handle.pod_name, handle.pod_uid)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await self.clock.sleep(HOUSEKEEPING_EVERY)
+            try:
+                strays = [h for h in await self.runtime.list() if h.pod_uid not in self.workers]
+                if strays:
+                    await self._remove(strays)
+                self.logs.remove_pods_except(self.workers)
+            except Exception:
+                log.exception("agent housekeeping failed")
+
+    # -- logs ----------------------------------------------------------------
+
+    async def _resolve_log(
+        self, namespace: str, name: str, container: str, previous: bool
+    ) -> LogTarget:
+        pod = self.informer.cache.get(f"{namespace}/{name}")
+        if pod is None:
+            raise LogError(404, f'pod "{name}" not found on node {self.node_name}')
+        uid = str(pod["metadata"].get("uid", ""))
+        spec = pod.get("spec") or {}
+        key = _container_key(spec, container)
+        worker = self.workers.get(uid)
+        if key is None or worker is None:
+            raise LogError(404, f'container "{container}" in pod "{name}" is not valid')
+        handle = worker.handles.get(key)
+        if previous:
+            current = handle.attempt if handle is not None else None
+            earlier = [
+                a
+                for a in self.logs.attempts(namespace, name, uid, container)
+                if current is None or a < current
+            ]
+            if not earlier:
+                raise LogError(
+                    400, f'previous terminated container "{container}" in pod "{name}" not found'
+                )
+            paths = self.logs.paths(namespace, name, uid, container, earlier[-1])
+            return LogTarget(paths, _always_finished)
+        if handle is None:
+            reason = worker.waiting.get(key, ("ContainerCreating", None))[0]
+            raise LogError(
+                400, f'container "{container}" in pod "{name}" is waiting to start: {reason}'
+            )
+        paths = self.logs.paths(namespace, name, uid, container, handle.attempt)
+
+        async def finished() -> bool:
+            if worker.handles.get(key) is not handle:
+                return True
+            return (await self.runtime.container_state(handle)).status == "exited"
+
+        return LogTarget(paths, finished)
+
+
+async def _always_finished() -> bool:
+    return True
+
+
+def _container_key(spec: dict[str, Any], name: str) -> str | None:
+    if any(c.get("name") == name for c in spec.get("containers") or []):
+        return name
+    if any(c.get("name") == name for c in spec.get("initContainers") or []):
+        return f"init:{name}"
+    return None
+
+
+def _split_instances(
+    handles: list[ContainerHandle],
+) -> tuple[list[ContainerHandle], list[ContainerHandle]]:
+    """The newest instance of each container, and the older ones."""
+    newest: dict[tuple[bool, str], ContainerHandle] = {}
+    older: list[ContainerHandle] = []
+    for handle in sorted(handles, key=lambda h: h.attempt):
+        key = (handle.init, handle.container_name)
+        if key in newest:
+            older.append(newest[key])
+        newest[key] = handle
+    return list(newest.values()), older

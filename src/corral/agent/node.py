@@ -1,0 +1,329 @@
+"""The agent's Node object and its heartbeat Lease.
+
+Registration is idempotent: a node that comes back under the same name
+takes over the existing Node and only refreshes its status. The Lease in
+``kube-node-lease`` is the cheap heartbeat (every 10 s); the full status is
+written when it changes and at least every minute, as the kubelet does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import socket
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from corral.client.api import ApiClient
+from corral.client.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
+from corral.client.resources import LEASES, NAMESPACES, NODES
+from corral.clock import Clock, RealClock, format_timestamp
+
+log = logging.getLogger(__name__)
+
+LEASE_NAMESPACE = "kube-node-lease"
+LEASE_DURATION = 40
+LEASE_RENEW = 10.0
+STATUS_EVERY = 60.0
+KUBELET_VERSION = "v1.32.0-corral"
+MEMORY_PRESSURE_BYTES = 100 * 1024 * 1024  # kubelet's default memory.available<100Mi
+DISK_PRESSURE_FRACTION = 0.10  # nodefs.available<10%
+PID_PRESSURE_FRACTION = 0.05
+
+
+def micro_time(moment: datetime) -> str:
+    """Kubernetes MicroTime: ``2026-01-01T00:00:00.000000Z``."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _arch() -> str:
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
+
+
+def _meminfo() -> dict[str, int]:
+    out = {}
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            out[key] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
+def _os_image() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def _machine_id() -> str:
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            return Path(path).read_text().strip()
+        except OSError:
+            continue
+    return ""
+
+
+def _pid_usage() -> tuple[int, int]:
+    try:
+        pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    except (OSError, ValueError):
+        pid_max = 32768
+    count = sum(1 for e in os.listdir("/proc") if e.isdigit())
+    return count, pid_max
+
+
+class NodeStatusManager:
+    def __init__(
+        self,
+        client: ApiClient,
+        node_name: str,
+        *,
+        address: str,
+        port: int,
+        data_dir: Path,
+        clock: Clock | None = None,
+    ) -> None:
+        self.client = client
+        self.node_name = node_name
+        self.address = address
+        self.port = port
+        self.data_dir = Path(data_dir)
+        self.clock = clock or RealClock()
+        self.node_uid: str | None = None
+        self._last_status_core: Any = None
+        self._last_status_at = float("-inf")
+
+    # -- what the machine looks like ----------------------------------------
+
+    def readings(self) -> dict[str, Any]:
+        mem = _meminfo()
+        disk = shutil.disk_usage(self.data_dir)
+        pids, pid_max = _pid_usage()
+        return {
+            "memory_total": mem.get("MemTotal", 0),
+            "memory_available": mem.get("MemAvailable", mem.get("MemFree", 0)),
+            "disk_total": disk.total,
+            "disk_free": disk.free,
+            "pids": pids,
+            "pid_max": pid_max,
+        }
+
+    def status(self, readings: dict[str, Any]) -> dict[str, Any]:
+        capacity = {
+            "cpu": str(os.cpu_count() or 1),
+            "memory": f"{readings['memory_total'] // 1024}Ki",
+            "pods": "110",
+            "ephemeral-storage": f"{readings['disk_total'] // 1024}Ki",
+        }
+        now = format_timestamp(self.clock.now())
+        mem_low = readings["memory_available"] < MEMORY_PRESSURE_BYTES
+        disk_low = readings["disk_free"] < DISK_PRESSURE_FRACTION * readings["disk_total"]
+        pid_low = readings["pids"] > (1 - PID_PRESSURE_FRACTION) * readings["pid_max"]
+        conds = [
+            (
+                "MemoryPressure",
+                mem_low,
+                "KubeletHasInsufficientMemory",
+                "KubeletHasSufficientMemory",
+                "memory available",
+            ),
+            (
+                "DiskPressure",
+                disk_low,
+                "KubeletHasDiskPressure",
+                "KubeletHasNoDiskPressure",
+                "disk space",
+            ),
+            (
+                "PIDPressure",
+                pid_low,
+                "KubeletHasInsufficientPID",
+                "KubeletHasSufficientPID",
+                "PIDs available",
+            ),
+        ]
+        conditions = []
+        for ctype, bad, bad_reason, ok_reason, what in conds:
+            conditions.append(
+                {
+                    "type": ctype,
+                    "status": "True" if bad else "False",
+                    "reason": bad_reason if bad else ok_reason,
+                    "message": f"corral agent has {'insufficient' if bad else 'sufficient'} {what}",
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now,
+                }
+            )
+        conditions.append(
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "message": "corral agent is posting ready status",
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": now,
+            }
+        )
+        uname = os.uname()
+        return {
+            "capacity": capacity,
+            "allocatable": dict(capacity),
+            "conditions": conditions,
+            "addresses": [
+                {"type": "InternalIP", "address": self.address},
+                {"type": "Hostname", "address": self.node_name},
+            ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}},
+            "nodeInfo": {
+                "machineID": _machine_id(),
+                "systemUUID": _machine_id(),
+                "bootID": _boot_id(),
+                "kernelVersion": uname.release,
+                "osImage": _os_image(),
+                "containerRuntimeVersion": "process://corral",
+                "kubeletVersion": KUBELET_VERSION,
+                "kubeProxyVersion": KUBELET_VERSION,
+                "operatingSystem": "linux",
+                "architecture": _arch(),
+            },
+        }
+
+    # -- writes --------------------------------------------------------------
+
+    async def register(self) -> dict[str, Any]:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": self.node_name,
+                "labels": {
+                    "kubernetes.io/hostname": self.node_name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": _arch(),
+                },
+            },
+            "spec": {},
+        }
+        try:
+            node = await self.client.create(NODES, body)
+            log.info("registered node %s", self.node_name)
+        except AlreadyExistsError:
+            node = await self.client.get(NODES, self.node_name)
+            log.info("node %s exists; resuming it", self.node_name)
+        self.node_uid = (node.get("metadata") or {}).get("uid")
+        await self.update_status(force=True)
+        return node
+
+    async def update_status(self, *, force: bool = False) -> bool:
+        """Write the status if it changed (conditions, capacity...) or a
+        minute has passed; returns whether it wrote."""
+        status = self.status(self.readings())
+        core = _without_times(status)
+        due = self.clock.monotonic() - self._last_status_at >= STATUS_EVERY
+        if not (force or due or core != self._last_status_core):
+            return False
+        current = await self.client.get(NODES, self.node_name)
+        status["conditions"] = _keep_transitions(
+            status["conditions"], (current.get("status") or {}).get("conditions") or []
+        )
+        await self.client.patch(NODES, self.node_name, {"status": status}, subresource="status")
+        self._last_status_core = core
+        self._last_status_at = self.clock.monotonic()
+        return True
+
+    async def renew_lease(self) -> None:
+        spec = {
+            "holderIdentity": self.node_name,
+            "leaseDurationSeconds": LEASE_DURATION,
+            "renewTime": micro_time(self.clock.now()),
+        }
+        try:
+            lease = await self.client.get(LEASES, self.node_name, LEASE_NAMESPACE)
+        except NotFoundError:
+            await self._create_lease(spec)
+            return
+        lease["spec"] = {**(lease.get("spec") or {}), **spec}
+        try:
+            await self.client.replace(LEASES, lease)
+        except ConflictError:
+            log.info("lease %s changed under us; renewing on the next beat", self.node_name)
+
+    async def _create_lease(self, spec: dict[str, Any]) -> None:
+        meta: dict[str, Any] = {"name": self.node_name, "namespace": LEASE_NAMESPACE}
+        if self.node_uid:
+            meta["ownerReferences"] = [
+                {"apiVersion": "v1", "kind": "Node", "name": self.node_name, "uid": self.node_uid}
+            ]
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": meta,
+            "spec": spec,
+        }
+        try:
+            await self.client.create(LEASES, body, LEASE_NAMESPACE)
+        except NotFoundError:
+            await self._ensure_namespace()
+            await self.client.create(LEASES, body, LEASE_NAMESPACE)
+        except AlreadyExistsError:
+            pass
+
+    async def _ensure_namespace(self) -> None:
+        ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LEASE_NAMESPACE}}
+        try:
+            await self.client.create(NAMESPACES, ns)
+        except AlreadyExistsError:
+            pass
+
+    async def run(self) -> None:
+        """Heartbeat until cancelled; API errors are logged and retried on
+        the next beat (a node that cannot reach the server just goes stale)."""
+        while True:
+            try:
+                await self.renew_lease()
+                await self.update_status()
+            except ApiError as exc:
+                log.warning("node %s heartbeat failed: %s", self.node_name, exc)
+            await self.clock.sleep(LEASE_RENEW)
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _without_times(status: dict[str, Any]) -> Any:
+    conds = [
+        {k: v for k, v in c.items() if k not in ("lastHeartbeatTime", "lastTransitionTime")}
+        for c in status["conditions"]
+    ]
+    return {**status, "conditions": conds}
+
+
+def _keep_transitions(new: list[dict[str, Any]], old: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A condition whose status did not change keeps its lastTransitionTime."""
+    by_type = {c.get("type"): c for c in old}
+    out = []
+    for cond in new:
+        prev = by_type.get(cond["type"])
+        if prev and prev.get("status") == cond["status"] and prev.get("lastTransitionTime"):
+            cond = {**cond, "lastTransitionTime": prev["lastTransitionTime"]}
+        out.append(cond)
+    return out
+
+
+def hostname() -> str:
+    return socket.gethostname().lower()

@@ -1,0 +1,415 @@
+"""One worker per pod: make the containers match the pod, then say so.
+
+A worker is level-triggered: every sync reads the newest pod from the
+informer cache and the containers' states from the runtime, acts, and writes
+the status if it changed. It wakes on pod updates, on a timer while anything
+runs (the runtime is polled, cheaply: it reads files), and when a backoff
+expires. Syncs of all workers share a semaphore, so a thousand pods cannot
+run a thousand syncs at once; a failing sync is logged and retried, never
+taken down with the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from corral.agent.backoff import RestartBackoff
+from corral.agent.env import EnvBuilder, expand_command
+from corral.agent.logs import LogStore
+from corral.agent.status import (
+    ContainerView,
+    backoff_message,
+    pod_status,
+    running,
+    terminated,
+    waiting,
+)
+from corral.client.api import ApiClient
+from corral.client.errors import ApiError, ConflictError, NotFoundError
+from corral.client.events import EventRecorder
+from corral.client.resources import PODS
+from corral.clock import Clock, format_timestamp
+from corral.runtime.protocol import ContainerHandle, ContainerState, Runtime, StartError
+
+log = logging.getLogger(__name__)
+
+POLL_RUNNING = 1.0
+RESYNC = 30.0
+DEFAULT_GRACE = 30
+
+
+@dataclass
+class WorkerContext:
+    """What all pod workers of one agent share."""
+
+    client: ApiClient
+    runtime: Runtime
+    logs: LogStore
+    recorder: EventRecorder
+    clock: Clock
+    node_name: str
+    address: str
+    backoff: RestartBackoff
+    sync_slots: asyncio.Semaphore
+    env: EnvBuilder
+
+
+class PodWorker:
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        pod: dict[str, Any],
+        adopted: list[ContainerHandle] | None = None,
+        older: list[ContainerHandle] | None = None,
+        on_done: Callable[[PodWorker], None] | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.pod: dict[str, Any] | None = pod
+        meta = pod.get("metadata") or {}
+        self.uid = str(meta.get("uid", ""))
+        self.namespace = str(meta.get("namespace", ""))
+        self.name = str(meta.get("name", ""))
+        self.handles: dict[str, ContainerHandle] = {}
+        self.states: dict[str, ContainerState] = {}
+        self.restart_count: dict[str, int] = {}
+        self.last_terminated: dict[str, dict[str, Any]] = {}
+        self.waiting: dict[str, tuple[str, str | None]] = {}
+        self.start_time = (pod.get("status") or {}).get("startTime")
+        self.done = False
+        self._on_done = on_done
+        self._wake = asyncio.Event()
+        self._next_wake = RESYNC
+        self._last_status: dict[str, Any] | None = None
+        self._deleted = False
+        self._start_failures = 0
+        for handle in sorted(adopted or [], key=lambda h: h.attempt):
+            self._adopt(handle)
+        self._older = list(older or [])
+
+    # -- outside interface ---------------------------------------------------
+
+    def update(self, pod: dict[str, Any] | None) -> None:
+        """The newest pod from the cache (None: it is gone)."""
+        if pod is not None and (pod.get("metadata") or {}).get("uid") != self.uid:
+            pod = None  # same name, new pod: this one is gone
+        self.pod = pod
+        self._wake.set()
+
+    async def run(self) -> None:
+        try:
+            if self._older:
+                await self.adopt_previous(self._older)
+                self._older = []
+            while not self.done:
+                self._wake.clear()
+                async with self.ctx.sync_slots:
+                    try:
+                        await self.sync()
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("pod %s/%s: sync failed", self.namespace, self.name)
+                        self._next_wake = min(self._next_wake, 2.0)
+                if not self.done:
+                    await self._sleep(self._next_wake)
+        finally:
+            if self.done and self._on_done is not None:
+                self._on_done(self)
+
+    async def _sleep(self, seconds: float) -> None:
+        waiter = asyncio.ensure_future(self._wake.wait())
+        sleeper = asyncio.ensure_future(self.ctx.clock.sleep(seconds))
+        try:
+            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+
+    # -- one sync ------------------------------------------------------------
+
+    async def sync(self) -> None:
+        self._next_wake = RESYNC
+        pod = self.pod
+        if pod is None or (pod.get("spec") or {}).get("nodeName") != self.ctx.node_name:
+            await self._teardown()
+            return
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            await self._terminate(pod)
+            return
+        if self.start_time is None:
+            self.start_time = format_timestamp(self.ctx.clock.now())
+        spec = pod.get("spec") or {}
+        terminal = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        init_specs = spec.get("initContainers") or []
+        initialized = await self._sync_init(pod, init_specs, terminal)
+        for c in spec.get("containers") or []:
+            if initialized:
+                await self._sync_container(pod, c, init=False, terminal=terminal)
+        await self._write_status(pod, initialized)
+
+    async def _sync_init(
+        self, pod: dict[str, Any], specs: list[dict[str, Any]], terminal: bool
+    ) -> bool:
+        """Init containers run one at a time, in order, each to success."""
+        for c in specs:
+            await self._sync_container(pod, c, init=True, terminal=terminal)
+            state = self.states.get(_key(c, True))
+            if state is None or state.status != "exited" or state.exit_code != 0:
+                return False
+        return True
+
+    async def _sync_container(
+        self, pod: dict[str, Any], spec: dict[str, Any], *, init: bool, terminal: bool
+    ) -> None:
+        key = _key(spec, init)
+        handle = self.handles.get(key)
+        if handle is None:
+            if terminal:
+                return
+            await self._start_when_allowed(pod, spec, init)
+            return
+        state = await self.ctx.runtime.container_state(handle)
+        self.states[key] = state
+        if state.status == "running":
+            self._next_wake = min(self._next_wake, POLL_RUNNING)
+            return
+        if terminal or not _should_restart(pod, state, init):
+            return
+        now = self.ctx.clock.monotonic()
+        ran_for = ((state.finished_at or state.started_at) - state.started_at).total_seconds()
+        bkey = self._backoff_key(key)
+        self.ctx.backoff.exited(bkey, handle.id, now, ran_for)
+        self.last_terminated[key] = terminated(state, handle.container_id)
+        remaining = self.ctx.backoff.remaining(bkey, now)
+        if remaining > 0:
+            self._enter_backoff(pod, key, bkey, remaining)
+            return
+        await self._start(pod, spec, init, attempt=handle.attempt + 1)
+
+    async def _start_when_allowed(
+        self, pod: dict[str, Any], spec: dict[str, Any], init: bool
+    ) -> None:
+        key = _key(spec, init)
+        bkey = self._backoff_key(key)
+        remaining = self.ctx.backoff.remaining(bkey, self.ctx.clock.monotonic())
+        if remaining > 0:
+            self._next_wake = min(self._next_wake, remaining)
+            return
+        attempt = self.restart_count[key] + 1 if key in self.restart_count else 0
+        await self._start(pod, spec, init, attempt=attempt)
+
+    def _enter_backoff(self, pod: dict[str, Any], key: str, bkey: str, remaining: float) -> None:
+        name = key.removeprefix("init:")
+        if self.waiting.get(key, ("",))[0] != "CrashLoopBackOff":
+            self._event(
+                "Warning",
+                "BackOff",
+                f"Back-off restarting failed container {name} in pod {_pod_ref(pod)}",
+            )
+        message = backoff_message(self.ctx.backoff.delay(bkey), name, pod)
+        self.waiting[key] = ("CrashLoopBackOff", message)
+        self._next_wake = min(self._next_wake, remaining)
+
+    async def _start(
+        self, pod: dict[str, Any], spec: dict[str, Any], init: bool, attempt: int
+    ) -> None:
+        key = _key(spec, init)
+        name = spec.get("name", "")
+        old = self.handles.pop(key, None)
+        if old is not None:
+            await self.ctx.runtime.remove_container(old)
+            self.states.pop(key, None)
+        try:
+            env = await self.ctx.env.build(
+                pod, spec, host_ip=self.ctx.address, pod_ip=self.ctx.address
+            )
+            logs = self.ctx.logs.paths(self.namespace, self.name, self.uid, name, attempt)
+            handle = await self.ctx.runtime.start_container(
+                pod, expand_command(spec, env), logs, env, attempt=attempt, init=init
+            )
+        except StartError as exc:
+            self._start_failed(pod, key, exc)
+            return
+        self.ctx.logs.prune(self.namespace, self.name, self.uid, name)
+        self.handles[key] = handle
+        self.restart_count[key] = attempt
+        self.waiting.pop(key, None)
+        self.states[key] = await self.ctx.runtime.container_state(handle)
+        self._next_wake = min(self._next_wake, POLL_RUNNING)
+        self._event("Normal", "Created", f"Created container: {name}")
+        self._event("Normal", "Started", f"Started container {name}")
+
+    def _start_failed(self, pod: dict[str, Any], key: str, exc: StartError) -> None:
+        """A spec the runtime cannot run: say why on the pod and in an Event,
+        and retry with backoff (the fix may be outside the pod, e.g. a
+        missing ConfigMap or binary)."""
+        self._start_failures += 1
+        self.waiting[key] = (exc.reason, exc.message)
+        self._event("Warning", "Failed", f"Error: {exc.message}")
+        bkey = self._backoff_key(key)
+        now = self.ctx.clock.monotonic()
+        self.ctx.backoff.exited(bkey, f"start-failure-{self._start_failures}", now, 0.0)
+        self._next_wake = min(self._next_wake, max(self.ctx.backoff.remaining(bkey, now), 0.5))
+
+    # -- stopping ------------------------------------------------------------
+
+    async def _stop_all(self, grace: float) -> None:
+        live = []
+        for handle in self.handles.values():
+            state = await self.ctx.runtime.container_state(handle)
+            if state.status == "running":
+                live.append(handle)
+                self._event("Normal", "Killing", f"Stopping container {handle.container_name}")
+        await asyncio.gather(*(self.ctx.runtime.stop_container(h, grace) for h in live))
+        for key, handle in self.handles.items():
+            self.states[key] = await self.ctx.runtime.container_state(handle)
+
+    async def _terminate(self, pod: dict[str, Any]) -> None:
+        """Graceful deletion: stop within the grace period, then confirm to
+        the API server that the pod is gone from this node."""
+        if self._deleted:
+            return
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        grace = min(
+            _int(meta.get("deletionGracePeriodSeconds"), DEFAULT_GRACE),
+            _int(spec.get("terminationGracePeriodSeconds"), DEFAULT_GRACE),
+        )
+        await self._stop_all(grace)
+        try:
+            await self._write_status(pod, True)
+        except ApiError as exc:
+            log.info("pod %s/%s: final status not written: %s", self.namespace, self.name, exc)
+        await self._remove_everything()
+        try:
+            await self.ctx.client.delete(
+                PODS,
+                self.name,
+                self.namespace,
+                grace_period_seconds=0,
+                preconditions={"uid": self.uid},
+            )
+        except (NotFoundError, ConflictError):
+            pass
+        self._deleted = True
+
+    async def _teardown(self) -> None:
+        """The pod is gone or no longer ours: its containers go too."""
+        spec = (self.pod or {}).get("spec") or {}
+        if self.handles:
+            await self._stop_all(_int(spec.get("terminationGracePeriodSeconds"), DEFAULT_GRACE))
+        await self._remove_everything()
+        self.done = True
+
+    async def _remove_everything(self) -> None:
+        for handle in list(self.handles.values()):
+            await self.ctx.runtime.remove_container(handle)
+        self.handles.clear()
+        self.ctx.logs.remove_pod(self.namespace, self.name, self.uid)
+        self.ctx.backoff.forget_prefix(self.uid + "/")
+
+    # -- status --------------------------------------------------------------
+
+    async def _write_status(self, pod: dict[str, Any], initialized: bool) -> None:
+        spec = pod.get("spec") or {}
+        init_views = [self._view(c, True, initialized) for c in spec.get("initContainers") or []]
+        views = [self._view(c, False, initialized) for c in spec.get("containers") or []]
+        status = pod_status(
+            pod,
+            views,
+            init_views,
+            host_ip=self.ctx.address,
+            pod_ip=self.ctx.address,
+            start_time=self.start_time or format_timestamp(self.ctx.clock.now()),
+            now=self.ctx.clock.now(),
+        )
+        if status == self._last_status or status == pod.get("status"):
+            self._last_status = status
+            return
+        body = dict(pod)
+        body["status"] = status
+        try:
+            await self.ctx.client.replace_status(PODS, body)
+        except ConflictError:
+            fresh = await self.ctx.client.get(PODS, self.name, self.namespace)
+            if (fresh.get("metadata") or {}).get("uid") != self.uid:
+                return
+            fresh["status"] = status
+            await self.ctx.client.replace_status(PODS, fresh)
+        self._last_status = status
+
+    def _view(self, spec: dict[str, Any], init: bool, initialized: bool) -> ContainerView:
+        key = _key(spec, init)
+        view = ContainerView(
+            name=str(spec.get("name", "")),
+            image=str(spec.get("image") or ""),
+            restart_count=self.restart_count.get(key, 0),
+            last_state=self.last_terminated.get(key, {}),
+        )
+        handle, state = self.handles.get(key), self.states.get(key)
+        if key in self.waiting:
+            view.state = waiting(*self.waiting[key])
+            if handle is not None:
+                view.container_id = handle.container_id
+        elif handle is not None and state is not None:
+            view.container_id = handle.container_id
+            view.state = (
+                running(state.started_at)
+                if state.status == "running"
+                else terminated(state, handle.container_id)
+            )
+        elif not init and not initialized:
+            view.state = waiting("PodInitializing")
+        return view
+
+    # -- helpers -------------------------------------------------------------
+
+    def _adopt(self, handle: ContainerHandle) -> None:
+        """Take over an instance an earlier agent started; an older instance
+        of the same container becomes its lastState."""
+        key = handle.container_name if not handle.init else f"init:{handle.container_name}"
+        self.handles[key] = handle
+        self.restart_count[key] = handle.attempt
+
+    async def adopt_previous(self, older: list[ContainerHandle]) -> None:
+        for handle in older:
+            key = handle.container_name if not handle.init else f"init:{handle.container_name}"
+            state = await self.ctx.runtime.container_state(handle)
+            if state.status == "exited":
+                self.last_terminated[key] = terminated(state, handle.container_id)
+            await self.ctx.runtime.remove_container(handle)
+
+    def _backoff_key(self, key: str) -> str:
+        return f"{self.uid}/{key}"
+
+    def _event(self, type_: str, reason: str, message: str) -> None:
+        pod = self.pod or {
+            "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid}
+        }
+        obj = {"apiVersion": "v1", "kind": "Pod", "metadata": pod.get("metadata") or {}}
+        self.ctx.recorder.record(obj, type_, reason, message)
+
+
+def _key(spec: dict[str, Any], init: bool) -> str:
+    name = str(spec.get("name", ""))
+    return f"init:{name}" if init else name
+
+
+def _should_restart(pod: dict[str, Any], state: ContainerState, init: bool) -> bool:
+    policy = (pod.get("spec") or {}).get("restartPolicy", "Always")
+    failed = state.exit_code != 0
+    if init:  # init containers never restart after success
+        return failed and policy != "Never"
+    return policy == "Always" or (policy == "OnFailure" and failed)
+
+
+def _pod_ref(pod: dict[str, Any]) -> str:
+    meta = pod.get("metadata") or {}
+    return f"{meta.get('name')}_{meta.get('namespace')}({meta.get('uid')})"
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and value >= 0 else default

@@ -1,0 +1,123 @@
+"""The agent's HTTP endpoint (the kubelet's port 10250, the part we need).
+
+The API server proxies ``pods/log`` here with the agent token; this side
+checks the token, finds the container instance and streams its log. Errors
+are plain text with the right status code, which the API server passes on.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from corral.agent.logs import LogOptions, stream_log
+from corral.clock import Clock, RealClock
+from corral.runtime.protocol import LogPaths
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LogTarget:
+    paths: LogPaths
+    finished: Callable[[], Awaitable[bool]]
+
+
+class LogError(Exception):
+    """Raised by a log resolver: the HTTP status and a message for the user
+    (404 no such pod/container, 400 not started yet, as the kubelet says)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+LogResolver = Callable[[str, str, str, bool], Awaitable[LogTarget]]
+"""(namespace, pod, container, previous) -> the instance whose log to read."""
+
+
+class AgentServer:
+    def __init__(
+        self,
+        resolve: LogResolver,
+        *,
+        address: str = "127.0.0.1",
+        port: int = 10250,
+        token: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.resolve = resolve
+        self.address = address
+        self.port = port
+        self.token = token
+        self.clock = clock or RealClock()
+        self._runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._auth])
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
+        return app
+
+    async def start(self) -> int:
+        """Listen; returns the bound port (useful with port 0)."""
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.address, self.port)
+        await site.start()
+        server = site._server  # aiohttp exposes the bound socket only here
+        if server is not None and server.sockets:  # type: ignore[union-attr]
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @web.middleware
+    async def _auth(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if self.token is not None:
+            header = request.headers.get("Authorization", "")
+            expected = f"Bearer {self.token}"
+            if not hmac.compare_digest(header.encode(), expected.encode()):
+                return web.Response(
+                    status=401, text="Unauthorized: a valid agent token is required\n"
+                )
+        return await handler(request)
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _logs(self, request: web.Request) -> web.StreamResponse:
+        ns = request.match_info["namespace"]
+        pod = request.match_info["pod"]
+        container = request.match_info["container"]
+        try:
+            opts = LogOptions.from_query(request.query)
+        except ValueError as exc:
+            return web.Response(status=400, text=f"{exc}\n")
+        try:
+            target = await self.resolve(ns, pod, container, opts.previous)
+        except LogError as exc:
+            return web.Response(status=exc.status, text=f"{exc}\n")
+        response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+        if opts.follow:
+            response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            async for chunk in stream_log(
+                target.paths, opts, now=self.clock.now(), finished=target.finished
+            ):
+                await response.write(chunk)
+        except (ConnectionResetError, ConnectionError):
+            log.debug("log reader for %s/%s/%s went away", ns, pod, container)
+            return response
+        await response.write_eof()
+        return response
