@@ -173,6 +173,13 @@ def test_set_and_atomic_lists() -> None:
     assert ("f:metadata", "f:finalizers", 'v:"y"') in mine
 
 
+def test_conflict_with_an_applier_names_it_without_version() -> None:
+    live = apply(None, config(2), manager="argocd")
+    with pytest.raises(Conflict) as exc:
+        apply(live, config(3))
+    assert exc.value.message == 'Apply failed with 1 conflict: conflict with "argocd": .spec.replicas'
+
+
 def test_live_object_without_managed_fields_belongs_to_before_first_apply() -> None:
     live = config(1)
     with pytest.raises(Conflict) as exc:

@@ -40,11 +40,15 @@ class Manager:
         return (self.manager, self.operation, self.subresource)
 
     def who(self) -> str:
-        """How Kubernetes names a manager in conflict messages."""
+        """How Kubernetes names a manager in conflict messages: appliers by
+        name only, updaters with the version they wrote (the time is not part
+        of a manager's identity, so it is never printed)."""
         text = f'"{self.manager}"'
         if self.subresource:
             text += f' with subresource "{self.subresource}"'
-        return f"{text} using {self.api_version}"
+        if self.operation == "Update":
+            text += f" using {self.api_version}"
+        return text
 
 
 def decode(entries: Any) -> list[Manager]:
