@@ -140,6 +140,11 @@ def pod_status(
     phase = old.get("phase")
     if phase not in TERMINAL:
         phase = pod_phase(spec.get("restartPolicy", "Always"), views, init_views)
+        deleting = (pod.get("metadata") or {}).get("deletionTimestamp")
+        if deleting and views and all("terminated" in v.state for v in views):
+            # A deleted pod whose containers are all stopped will not restart
+            # them: it ends in a terminal phase, as the kubelet reports it.
+            phase = "Succeeded" if all(_succeeded(v) for v in views) else "Failed"
     initialized = all(_succeeded(v) for v in init_views)
     ready = phase == "Running" and bool(views) and all(v.running for v in views)
     unready = [v.name for v in views if not v.running]

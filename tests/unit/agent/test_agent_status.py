@@ -155,3 +155,11 @@ def test_qos_class():
     assert qos_class(guaranteed) == "Guaranteed"
     assert qos_class(burstable) == "Burstable"
     assert qos_class({"containers": [{}]}) == "BestEffort"
+
+
+def test_deleted_pod_with_stopped_containers_is_terminal():
+    deleting = {**POD, "metadata": {**POD["metadata"], "deletionTimestamp": "2026-01-01T00:00:00Z"}}
+    killed = terminated(exited(143, signal=15))
+    assert status_for(deleting, [view("web", killed)])["phase"] == "Failed"
+    assert status_for(deleting, [view("web", OK)])["phase"] == "Succeeded"
+    assert status_for(deleting, [view("web", RUN)])["phase"] == "Running"
