@@ -15,14 +15,23 @@ import yaml
 from corral.api.errors import BadRequest, UnsupportedMediaType
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
-MAX_YAML_ALIASES = 100
+MAX_YAML_NODES = 1_000_000
 MAX_DEPTH = 100
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 JSON_TYPES = ("application/json", "")
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_Parser = getattr(yaml, "CParser", None)
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Safe YAML without timestamp resolution: like Kubernetes' YAML-to-JSON,
+    an unquoted ``2024-01-01T00:00:00Z`` stays a string."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def media_type(content_type: str | None) -> str:
@@ -50,24 +59,44 @@ def parse_json(body: bytes) -> Any:
     return value
 
 
+def _expanded_size(root: yaml.Node, limit: int) -> int:
+    """Nodes the document has once aliases are expanded, computed on the
+    composed graph (where an alias is a shared node) without expanding it."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        sizes[key] = 1  # breaks cycles from recursive anchors
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        if total > limit:
+            raise BadRequest(f"yaml: document expands to more than {limit} nodes through aliases")
+        sizes[key] = total
+        return total
+
+    return size(root)
+
+
 def parse_yaml(body: bytes) -> Any:
-    if b"*" in body and b"&" in body:
-        aliases = 0
-        try:
-            for event in yaml.parse(body, Loader=_Loader):
-                if isinstance(event, yaml.AliasEvent):
-                    aliases += 1
-                    if aliases > MAX_YAML_ALIASES:
-                        raise BadRequest(f"yaml: document has more than {MAX_YAML_ALIASES} aliases")
-        except yaml.YAMLError as exc:
-            raise BadRequest(f"error converting YAML to JSON: {exc}") from exc
+    """One YAML document; a document whose aliases would expand it past
+    MAX_YAML_NODES (a "billion laughs") is refused before it is built."""
+    loader = _Loader(body)
     try:
-        docs = list(yaml.load_all(body, Loader=_Loader))
+        root = loader.get_single_node()
+        if root is None:
+            raise BadRequest("the request body is an empty YAML document")
+        if b"*" in body:
+            _expanded_size(root, MAX_YAML_NODES)
+        docs = [loader.construct_document(root)]
     except (yaml.YAMLError, RecursionError) as exc:
         raise BadRequest(f"error converting YAML to JSON: {exc}") from exc
-    docs = [d for d in docs if d is not None]
-    if len(docs) != 1:
-        raise BadRequest(f"the request body must hold exactly one YAML document, found {len(docs)}")
+    finally:
+        loader.dispose()
     # Round-trip through JSON: YAML can hold dates, sets and non-string keys
     # that Kubernetes objects cannot.
     try:

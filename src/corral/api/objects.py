@@ -127,6 +127,9 @@ class ObjectStore:
             if generate:
                 meta["name"] = f"{meta['generateName']}{random_suffix()}"
             causes = _meta_causes(rt, obj, None)
+            if not meta.get("name") and not any(c.field == "metadata.name" for c in causes):
+                causes.insert(0, FieldCause("metadata.name", "Required value: name or generateName is required",
+                                            "FieldValueRequired"))
             if causes:
                 raise invalid(rt.kind, meta.get("name") or meta.get("generateName") or "", causes, rt.group)
             if dry_run:
@@ -209,7 +212,9 @@ class ObjectStore:
                 rt.defaulter(new)
             if _spec_of(rt, new) != _spec_of(rt, current):
                 new["metadata"]["generation"] = int(current["metadata"].get("generation") or 1) + 1
-            causes = _meta_causes(rt, new, current)
+            # A binding is the one write allowed to set spec.nodeName; judge the
+            # result as a whole rather than as an update of an immutable spec.
+            causes = _meta_causes(rt, new, None if subresource == "binding" else current)
             if causes:
                 raise invalid(rt.kind, name, causes, rt.group)
             if dry_run:

@@ -127,26 +127,27 @@ class RestHandlers:
             raise BadRequest("metadata: Invalid value: must be an object")
 
     def field_validation(self, request: web.Request, rt: ResourceType, obj: Obj) -> list[str]:
+        """Wrong types are a 400 (Kubernetes fails to decode them); unknown
+        fields are refused under Strict, else dropped, with warnings under Warn."""
+        from corral.resources.schema_check import (
+            check_fields,
+            decode_error,
+            strict_error,
+            strict_warnings,
+        )
+
         mode = request.query.get("fieldValidation", "Warn")
         if mode not in ("Strict", "Warn", "Ignore"):
             raise BadRequest(f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore", "Strict", "Warn"')
-        unknown = prune_unknown(obj, rt.schema)
-        if unknown and mode == "Strict":
-            detail = ", ".join(f'unknown field "{p}"' for p in unknown)
-            raise BadRequest(f"strict decoding error: {detail}")
-        type_errors = self._type_errors(rt, obj)
-        if type_errors:
-            from corral.api.errors import invalid
-
-            raise invalid(rt.kind, (obj.get("metadata") or {}).get("name", ""), type_errors, rt.group)
-        return [f'unknown field "{p}"' for p in unknown] if mode == "Warn" else []
-
-    def _type_errors(self, rt: ResourceType, obj: Obj) -> list:
-        try:
-            from corral.resources.schema_check import type_errors
-        except ImportError:
+        report = check_fields(obj, rt.schema)
+        if report.type_errors:
+            raise decode_error(report, kind=rt.kind, version=rt.version)
+        if not report.unknown:
             return []
-        return type_errors(obj, rt.schema)
+        if mode == "Strict":
+            raise strict_error(report.unknown, kind=rt.kind, version=rt.version)
+        prune_unknown(obj, rt.schema)
+        return strict_warnings(report.unknown) if mode == "Warn" else []
 
     def namespace_of(self, target: Target, obj: Obj) -> str | None:
         if not target.rt.namespaced:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 CONTEXT_KEY = web.AppKey("ctx", ServerContext)
 AUTH_KEY = web.AppKey("auth", TokenAuthenticator)
+USER_KEY = web.RequestKey("user", object)
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -61,7 +62,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     auth = request.app[AUTH_KEY]
-    request["user"] = auth.authenticate(request.headers.get("Authorization"), request.path)
+    request[USER_KEY] = auth.authenticate(request.headers.get("Authorization"), request.path)
     return await handler(request)
 
 

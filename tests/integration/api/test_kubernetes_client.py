@@ -7,7 +7,6 @@ import threading
 import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
-
 from tests.conftest import CorralProcess, wait_for
 
 

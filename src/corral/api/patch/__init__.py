@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-import yaml
-
+from corral.api import content
 from corral.api.errors import BadRequest, Invalid, UnsupportedMediaType
 from corral.api.patch.apply import server_side_apply
 from corral.api.patch.json_patch import apply_json_patch
@@ -46,17 +44,6 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_CONTENT_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
 
-
-
-class _ApplyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """Safe YAML without timestamp resolution: like Kubernetes' YAML-to-JSON,
-    an unquoted ``2024-01-01T00:00:00Z`` stays a string."""
-
-
-_ApplyLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
 
 
 def apply_patch(
@@ -112,14 +99,8 @@ def apply_patch(
 
 
 def _parse_json(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"error decoding patch: {exc}") from exc
+    return content.parse_json(body)
 
 
 def _parse_yaml(body: bytes) -> Any:
-    try:
-        return yaml.load(body, Loader=_ApplyLoader)
-    except yaml.YAMLError as exc:
-        raise BadRequest(f"error decoding YAML apply patch: {exc}") from exc
+    return content.parse_yaml(body)
