@@ -37,12 +37,12 @@ class Controller(ABC):
         self.clock: Clock = clock or RealClock()
         self.queue = WorkQueue(clock=self.clock, base_delay=0.01, max_delay=60.0)
         self.workers = workers
-        self._informers: list[Informer] = []
+        self._watched: list[Informer] = []
 
     def watches(self, *informers: Informer) -> None:
         """Informers whose first list must finish before workers start, so a
         reconcile never mistakes an empty cache for an empty world."""
-        self._informers.extend(informers)
+        self._watched.extend(informers)
 
     @abstractmethod
     async def reconcile(self, key: str) -> float | None:
@@ -51,7 +51,7 @@ class Controller(ABC):
 
     async def run(self) -> None:
         """Wait for caches, then run workers until cancelled."""
-        for informer in self._informers:
+        for informer in self._watched:
             await informer.wait_synced()
         log.info("%s: caches synced, starting %d workers", self.name, self.workers)
         tasks = [

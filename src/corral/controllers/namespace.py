@@ -75,7 +75,10 @@ class NamespaceController(Controller):
         try:
             await self.client.replace(NAMESPACES, body, subresource="finalize")
         except NotFoundError:
-            return None
+            # Gone already is fine; a 404 for a namespace that still exists
+            # is a server without the finalize route, and must be retried.
+            await self.client.get(NAMESPACES, key)
+            raise
         except ConflictError:
             fresh = await self.client.get(NAMESPACES, key)
             body["metadata"]["resourceVersion"] = meta(fresh).get("resourceVersion")
