@@ -77,6 +77,21 @@ def _spec_of(rt: ResourceType, obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
 
+def drop_nulls(value: Any) -> Any:
+    """Remove null fields in place. Kubernetes decodes into structs where a
+    null and a missing field are the same zero value; storing them alike keeps
+    comparisons (template hashes, no-op updates) honest."""
+    if isinstance(value, dict):
+        for key in [k for k, v in value.items() if v is None]:
+            del value[key]
+        for v in value.values():
+            drop_nulls(v)
+    elif isinstance(value, list):
+        for v in value:
+            drop_nulls(v)
+    return value
+
+
 def _deletion_blocked(obj: Obj) -> bool:
     """Finalizers (and for namespaces, spec.finalizers) hold a deleted object."""
     if (obj.get("metadata") or {}).get("finalizers"):
@@ -101,6 +116,7 @@ class ObjectStore:
     # -- create -------------------------------------------------------------
 
     def _prepare_create(self, rt: ResourceType, namespace: str | None, obj: Obj) -> Obj:
+        drop_nulls(obj)
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise BadRequest("metadata must be an object")
@@ -207,7 +223,7 @@ class ObjectStore:
             new_rv = (desired.get("metadata") or {}).get("resourceVersion")
             if new_rv and new_rv != current["metadata"]["resourceVersion"]:
                 raise conflict_error(rt, name)
-            new = self._carry_over(rt, current, desired, subresource)
+            new = self._carry_over(rt, current, drop_nulls(desired), subresource)
             if subresource != "status":
                 rt.defaulter(new)
             if _spec_of(rt, new) != _spec_of(rt, current):

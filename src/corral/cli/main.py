@@ -33,7 +33,10 @@ def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
             loop.add_signal_handler(sig, stop.set)
         await main(stop)
 
-    asyncio.run(runner())
+    try:
+        asyncio.run(runner())
+    except OSError as exc:  # e.g. the port is taken: say so without a traceback
+        raise click.ClickException(str(exc)) from exc
 
 
 def server_options(fn: Callable[..., None]) -> Callable[..., None]:
