@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from corral.resources import validation as v
 from corral.resources.schema import Schema
-from corral.resources.tables import AGE_COLUMN, NAME_COLUMN, get_path
+from corral.resources.tables import AGE_COLUMN, NAME_COLUMN, as_list, get_path
 from corral.resources.types import Column, FieldCause, Obj, ResourceType
 
 PHASES = ("Active", "Terminating")
@@ -22,7 +22,7 @@ def default_namespace(obj: Obj) -> None:
 
 def validate_namespace(new: Obj, old: Obj | None) -> list[FieldCause]:
     causes = v.stricter_name(new.get("metadata"), "label")
-    for i, fin in enumerate(get_path(new, "spec", "finalizers", default=[])):
+    for i, fin in enumerate(as_list(get_path(new, "spec", "finalizers"))):
         path = f"spec.finalizers[{i}]"
         if not isinstance(fin, str) or not fin:
             causes.append(v.required(path))
@@ -47,7 +47,7 @@ def namespace_fields(obj: Obj) -> dict[str, str]:
 def namespace_type(schema: Schema) -> ResourceType:
     return ResourceType(
         group="", version="v1", kind="Namespace", plural="namespaces", singular="namespace",
-        namespaced=False, schema=schema, short_names=("ns",), subresources=("status",),
+        namespaced=False, schema=schema, short_names=("ns",), subresources=("status", "finalize"),
         columns=COLUMNS, defaulter=default_namespace, validator=validate_namespace,
         field_selectors=namespace_fields, has_status=True,
     )
