@@ -13,7 +13,7 @@ from typing import Any
 
 from corral.resources import validation as v
 from corral.resources.schema import Schema
-from corral.resources.tables import AGE_COLUMN, NAME_COLUMN, get_path
+from corral.resources.tables import AGE_COLUMN, NAME_COLUMN, as_dict, get_path
 from corral.resources.types import Column, FieldCause, Obj, ResourceType
 
 MAX_SIZE = 1024 * 1024
@@ -92,7 +92,7 @@ def validate_configmap(new: Obj, old: Obj | None) -> list[FieldCause]:
 
 
 def _data_count(obj: Obj) -> int:
-    return len(get_path(obj, "data", default={})) + len(get_path(obj, "binaryData", default={}))
+    return len(as_dict(obj.get("data"))) + len(as_dict(obj.get("binaryData")))
 
 
 CONFIGMAP_COLUMNS = (
@@ -165,7 +165,7 @@ SECRET_COLUMNS = (
     NAME_COLUMN,
     Column("Type", "string", lambda o, n: str(o.get("type", "")),
            "The type of the secret"),
-    Column("Data", "integer", lambda o, n: len(get_path(o, "data", default={})),
+    Column("Data", "integer", lambda o, n: len(as_dict(o.get("data"))),
            "The number of entries in the secret"),
     AGE_COLUMN,
 )

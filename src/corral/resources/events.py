@@ -75,10 +75,10 @@ def _last_seen(ev: Obj, now: datetime) -> str:
 
 def _count(ev: Obj, now: datetime) -> int:
     series_count = get_path(ev, "series", "count")
-    if isinstance(series_count, int):
-        return series_count
+    if v.is_int(series_count):
+        return int(series_count)
     count = ev.get("count")
-    return count if isinstance(count, int) and count > 0 else 1
+    return int(count) if v.is_int(count) and count > 0 else 1
 
 
 def _object(ev: Obj, now: datetime) -> str:

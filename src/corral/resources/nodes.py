@@ -9,7 +9,7 @@ from typing import Any
 from corral.resources import validation as v
 from corral.resources.podspec import TAINT_EFFECTS
 from corral.resources.schema import Schema
-from corral.resources.tables import AGE_COLUMN, NAME_COLUMN, get_path
+from corral.resources.tables import AGE_COLUMN, NAME_COLUMN, as_dict, as_list, dicts, get_path
 from corral.resources.types import Column, FieldCause, Obj, ResourceType
 
 ROLE_PREFIX = "node-role.kubernetes.io/"
@@ -24,7 +24,7 @@ def default_node(obj: Obj) -> None:
 def _validate_taints(taints: Any) -> list[FieldCause]:
     causes: list[FieldCause] = []
     seen: set[tuple[Any, Any]] = set()
-    for i, taint in enumerate(taints or []):
+    for i, taint in enumerate(as_list(taints)):
         p = f"spec.taints[{i}]"
         if not isinstance(taint, dict):
             causes.append(v.invalid(p, taint, "must be an object"))
@@ -38,7 +38,7 @@ def _validate_taints(taints: Any) -> list[FieldCause]:
             causes += v.check(f"{p}.value", taint["value"],
                               v.label_value_errors(str(taint["value"])))
         causes += v.one_of(f"{p}.effect", taint.get("effect"), TAINT_EFFECTS)
-        pair = (key, taint.get("effect"))
+        pair = (v.go_value(key), v.go_value(taint.get("effect")))
         if pair in seen:
             causes.append(v.duplicate(p, {"key": key, "effect": taint.get("effect")}))
         seen.add(pair)
@@ -53,16 +53,16 @@ def validate_node(new: Obj, old: Obj | None) -> list[FieldCause]:
     for key in ("podCIDR",):
         if spec.get(key):
             causes += v.check(f"spec.{key}", spec[key], v.cidr_errors(spec[key]))
-    for i, cidr in enumerate(spec.get("podCIDRs") or []):
+    for i, cidr in enumerate(as_list(spec.get("podCIDRs"))):
         causes += v.check(f"spec.podCIDRs[{i}]", cidr, v.cidr_errors(cidr))
     causes += _validate_taints(spec.get("taints"))
     if spec.get("unschedulable") not in (None, True, False):
         causes.append(v.invalid("spec.unschedulable", spec["unschedulable"], "must be a boolean"))
-    status = new.get("status") or {}
+    status = as_dict(new.get("status"))
     for kind in ("capacity", "allocatable"):
-        for name, value in (status.get(kind) or {}).items():
+        for name, value in as_dict(status.get(kind)).items():
             causes += v.quantity(f"status.{kind}[{name}]", value)
-    for i, addr in enumerate(status.get("addresses") or []):
+    for i, addr in enumerate(as_list(status.get("addresses"))):
         if not isinstance(addr, dict) or not addr.get("type"):
             causes.append(v.required(f"status.addresses[{i}].type"))
     if old is not None:
@@ -75,7 +75,7 @@ def validate_node(new: Obj, old: Obj | None) -> list[FieldCause]:
 
 def node_status(node: Obj, now: datetime) -> str:
     parts = []
-    for cond in get_path(node, "status", "conditions", default=[]):
+    for cond in dicts(get_path(node, "status", "conditions")):
         if cond.get("type") == "Ready":
             parts = ["Ready" if cond.get("status") == "True" else "NotReady"]
     if not parts:
@@ -87,7 +87,7 @@ def node_status(node: Obj, now: datetime) -> str:
 
 def node_roles(node: Obj, now: datetime) -> str:
     roles: set[str] = set()
-    for key, value in (get_path(node, "metadata", "labels", default={})).items():
+    for key, value in as_dict(get_path(node, "metadata", "labels")).items():
         if key.startswith(ROLE_PREFIX) and key[len(ROLE_PREFIX):]:
             roles.add(key[len(ROLE_PREFIX):])
         elif key == "kubernetes.io/role" and value:
@@ -97,7 +97,7 @@ def node_roles(node: Obj, now: datetime) -> str:
 
 def _address(kind: str) -> Callable[[Obj, datetime], str]:
     def cell(node: Obj, now: datetime) -> str:
-        for addr in get_path(node, "status", "addresses", default=[]):
+        for addr in dicts(get_path(node, "status", "addresses")):
             if addr.get("type") == kind:
                 return str(addr.get("address", ""))
         return "<none>"

@@ -9,7 +9,16 @@ from typing import Any
 from corral.resources import validation as v
 from corral.resources.podspec import compute_qos_class, default_pod_spec, validate_pod_spec
 from corral.resources.schema import Schema
-from corral.resources.tables import AGE_COLUMN, NAME_COLUMN, age_since, get_path, parse_time
+from corral.resources.tables import (
+    AGE_COLUMN,
+    NAME_COLUMN,
+    age_since,
+    as_int,
+    as_list,
+    dicts,
+    get_path,
+    parse_time,
+)
 from corral.resources.types import Column, FieldCause, Obj, ResourceType
 
 # What the DefaultTolerationSeconds admission plugin adds, so that pods ride
@@ -43,8 +52,8 @@ def default_pod(obj: Obj) -> None:
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
     tolerations = spec.setdefault("tolerations", [])
     if isinstance(tolerations, list):
-        keys = {t.get("key") for t in tolerations if isinstance(t, dict)
-                if t.get("effect") in (None, "", "NoExecute")}
+        keys = {t.get("key") for t in dicts(tolerations)
+                if isinstance(t.get("key"), str) and t.get("effect") in (None, "", "NoExecute")}
         for tol in DEFAULT_TOLERATIONS:
             if tol["key"] not in keys:
                 tolerations.append(dict(tol))
@@ -58,7 +67,7 @@ def _masked_spec(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
     """``new`` with the fields Kubernetes lets an update change replaced by ``old``'s."""
     masked = copy.deepcopy(new)
     for key in ("containers", "initContainers"):
-        new_list, old_list = masked.get(key) or [], old.get(key) or []
+        new_list, old_list = as_list(masked.get(key)), as_list(old.get(key))
         if len(new_list) == len(old_list):
             for nc, oc in zip(new_list, old_list, strict=True):
                 if isinstance(nc, dict) and isinstance(oc, dict) and "image" in oc:
@@ -66,14 +75,14 @@ def _masked_spec(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
     new_deadline, old_deadline = masked.get("activeDeadlineSeconds"), old.get("activeDeadlineSeconds")
     if new_deadline is not None and (old_deadline is None or new_deadline <= old_deadline):
         _set_like(masked, old, "activeDeadlineSeconds")
-    old_tols = old.get("tolerations") or []
-    if all(t in (masked.get("tolerations") or []) for t in old_tols):
+    old_tols = as_list(old.get("tolerations"))
+    if all(t in as_list(masked.get("tolerations")) for t in old_tols):
         _set_like(masked, old, "tolerations")
     old_grace = old.get("terminationGracePeriodSeconds")
     if isinstance(old_grace, int) and old_grace < 0 and masked.get("terminationGracePeriodSeconds") == 1:
         _set_like(masked, old, "terminationGracePeriodSeconds")
-    old_gates = old.get("schedulingGates") or []
-    if all(g in old_gates for g in masked.get("schedulingGates") or []):
+    old_gates = as_list(old.get("schedulingGates"))
+    if all(g in old_gates for g in as_list(masked.get("schedulingGates"))):
         _set_like(masked, old, "schedulingGates")
     return masked
 
@@ -89,7 +98,7 @@ def validate_pod(new: Obj, old: Obj | None) -> list[FieldCause]:
     causes = validate_pod_spec(new.get("spec"), "spec", is_pod=True)
     if old is None or not isinstance(new.get("spec"), dict):
         return causes
-    old_spec = old.get("spec") or {}
+    old_spec = old.get("spec") if isinstance(old.get("spec"), dict) else {}
     masked = _masked_spec(new["spec"], old_spec)
     if masked != old_spec:
         changed = sorted(k for k in set(masked) | set(old_spec) if masked.get(k) != old_spec.get(k))
@@ -115,72 +124,75 @@ def _later(a: datetime | None, b: Any) -> datetime | None:
 def _init_status(pod: Obj, reason: str) -> tuple[str, bool, int, int, datetime | None, int]:
     """Walk init containers as kubectl does: (reason, initializing, restarts,
     sidecar restarts, last sidecar restart, ready sidecars)."""
-    spec_inits = {c.get("name"): c for c in get_path(pod, "spec", "initContainers", default=[])
-                  if isinstance(c, dict)}
+    spec_inits = {str(c.get("name")): c for c in dicts(get_path(pod, "spec", "initContainers"))}
     total_inits = len(spec_inits)
     restarts = sidecar_restarts = ready = 0
     last_sidecar: datetime | None = None
     initializing = False
-    for i, cs in enumerate(get_path(pod, "status", "initContainerStatuses", default=[])):
-        count = int(cs.get("restartCount") or 0)
+    for i, cs in enumerate(dicts(get_path(pod, "status", "initContainerStatuses"))):
+        count = as_int(cs.get("restartCount"))
         restarts += count
-        sidecar = _is_restartable_init(spec_inits.get(cs.get("name")))
+        sidecar = _is_restartable_init(spec_inits.get(str(cs.get("name"))))
         if sidecar:
             sidecar_restarts += count
             last_sidecar = _later(last_sidecar, get_path(cs, "lastState", "terminated", "finishedAt"))
-        terminated = get_path(cs, "state", "terminated")
-        waiting = get_path(cs, "state", "waiting")
-        if terminated and terminated.get("exitCode") == 0:
+        terminated, waiting = _state(cs, "terminated"), _state(cs, "waiting")
+        if terminated is not None and terminated.get("exitCode") == 0:
             continue
         if sidecar and cs.get("started"):
             ready += 1 if cs.get("ready") else 0
             continue
         initializing = True
-        if terminated:
+        if terminated is not None:
             if terminated.get("reason"):
-                reason = "Init:" + terminated["reason"]
+                reason = f"Init:{terminated['reason']}"
             elif terminated.get("signal"):
                 reason = f"Init:Signal:{terminated['signal']}"
             else:
                 reason = f"Init:ExitCode:{terminated.get('exitCode', 0)}"
         elif waiting and waiting.get("reason") and waiting["reason"] != "PodInitializing":
-            reason = "Init:" + waiting["reason"]
+            reason = f"Init:{waiting['reason']}"
         else:
             reason = f"Init:{i}/{total_inits}"
         break
     return reason, initializing, restarts, sidecar_restarts, last_sidecar, ready
 
 
+def _state(status: Obj, name: str) -> dict[str, Any] | None:
+    """A container state (running/waiting/terminated) when present; ``{}`` counts."""
+    state = get_path(status, "state", name)
+    return state if isinstance(state, dict) else None
+
+
 def _has_condition(pod: Obj, ctype: str) -> bool:
     return any(c.get("type") == ctype and c.get("status") == "True"
-               for c in get_path(pod, "status", "conditions", default=[]))
+               for c in dicts(get_path(pod, "status", "conditions")))
 
 
 def pod_summary(pod: Obj, now: datetime) -> tuple[str, str, str]:
     """(READY, STATUS, RESTARTS) exactly as ``kubectl get pods`` computes them."""
     phase = str(get_path(pod, "status", "phase", default=""))
     reason = str(get_path(pod, "status", "reason", default="")) or phase
-    for cond in get_path(pod, "status", "conditions", default=[]):
+    for cond in dicts(get_path(pod, "status", "conditions")):
         if cond.get("type") == "PodScheduled" and cond.get("reason") == "SchedulingGated":
             reason = "SchedulingGated"
-    total = len(get_path(pod, "spec", "containers", default=[]))
-    total += sum(1 for c in get_path(pod, "spec", "initContainers", default=[])
+    total = len(as_list(get_path(pod, "spec", "containers")))
+    total += sum(1 for c in as_list(get_path(pod, "spec", "initContainers"))
                  if _is_restartable_init(c))
     reason, initializing, restarts, sidecar_restarts, last, ready = _init_status(pod, reason)
     last_restart: datetime | None = None
     if not initializing or _has_condition(pod, "Initialized"):
         restarts, last_restart = sidecar_restarts, last
         has_running = False
-        for cs in reversed(get_path(pod, "status", "containerStatuses", default=[])):
-            restarts += int(cs.get("restartCount") or 0)
+        for cs in reversed(dicts(get_path(pod, "status", "containerStatuses"))):
+            restarts += as_int(cs.get("restartCount"))
             last_restart = _later(last_restart, get_path(cs, "lastState", "terminated", "finishedAt"))
-            waiting = get_path(cs, "state", "waiting")
-            terminated = get_path(cs, "state", "terminated")
+            terminated, waiting = _state(cs, "terminated"), _state(cs, "waiting")
             if waiting and waiting.get("reason"):
-                reason = waiting["reason"]
+                reason = str(waiting["reason"])
             elif terminated and terminated.get("reason"):
-                reason = terminated["reason"]
-            elif terminated:
+                reason = str(terminated["reason"])
+            elif terminated is not None:
                 signal = terminated.get("signal")
                 reason = f"Signal:{signal}" if signal else f"ExitCode:{terminated.get('exitCode', 0)}"
             elif cs.get("ready") and get_path(cs, "state", "running") is not None:
@@ -200,18 +212,18 @@ def pod_summary(pod: Obj, now: datetime) -> tuple[str, str, str]:
 
 
 def _pod_ip(pod: Obj, now: datetime) -> str:
-    ips = get_path(pod, "status", "podIPs", default=[])
+    ips = dicts(get_path(pod, "status", "podIPs"))
     ip = get_path(ips, 0, "ip", default="") or get_path(pod, "status", "podIP", default="")
     return str(ip) or "<none>"
 
 
 def _readiness_gates(pod: Obj, now: datetime) -> str:
-    gates = get_path(pod, "spec", "readinessGates", default=[])
+    gates = dicts(get_path(pod, "spec", "readinessGates"))
     if not gates:
         return "<none>"
-    conditions = {c.get("type"): c.get("status")
-                  for c in reversed(get_path(pod, "status", "conditions", default=[]))}
-    true = sum(1 for g in gates if conditions.get(g.get("conditionType")) == "True")
+    conditions = {str(c.get("type")): c.get("status")
+                  for c in reversed(dicts(get_path(pod, "status", "conditions")))}
+    true = sum(1 for g in gates if conditions.get(str(g.get("conditionType"))) == "True")
     return f"{true}/{len(gates)}"
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from corral.resources import validation as v
 from corral.resources.quantity import QuantityError, parse_quantity
+from corral.resources.tables import as_dict, as_list
 from corral.resources.types import Obj
 
 Causes = v.Causes
@@ -66,10 +67,10 @@ def default_container(c: Any) -> None:
         if isinstance(requests, dict):
             for name, value in resources["limits"].items():
                 requests.setdefault(name, value)
-    for port in c.get("ports") or []:
+    for port in as_list(c.get("ports")):
         if isinstance(port, dict):
             port.setdefault("protocol", "TCP")
-    for env in c.get("env") or []:
+    for env in as_list(c.get("env")):
         field_ref = v_get(env, "valueFrom", "fieldRef")
         if isinstance(field_ref, dict):
             field_ref.setdefault("apiVersion", "v1")
@@ -100,13 +101,13 @@ def default_pod_spec(spec: Any) -> None:
     spec.setdefault("securityContext", {})
     host_network = spec.get("hostNetwork") is True
     for key in ("initContainers", "containers"):
-        for c in spec.get(key) or []:
+        for c in as_list(spec.get(key)):
             default_container(c)
             if host_network and isinstance(c, dict):
-                for port in c.get("ports") or []:
+                for port in as_list(c.get("ports")):
                     if isinstance(port, dict) and "containerPort" in port:
                         port.setdefault("hostPort", port["containerPort"])
-    for vol in spec.get("volumes") or []:
+    for vol in as_list(spec.get("volumes")):
         _default_volume(vol)
 
 
@@ -130,7 +131,7 @@ def v_get(obj: Any, *path: str) -> Any:
 def _validate_ports(ports: Any, path: str) -> Causes:
     causes: Causes = []
     names: set[str] = set()
-    for i, port in enumerate(ports or []):
+    for i, port in enumerate(as_list(ports)):
         p = f"{path}[{i}]"
         if not isinstance(port, dict):
             causes.append(v.invalid(p, port, "must be an object"))
@@ -143,17 +144,19 @@ def _validate_ports(ports: Any, path: str) -> Causes:
             causes += v.port_number(f"{p}.hostPort", port["hostPort"])
         causes += v.protocol(f"{p}.protocol", port.get("protocol"))
         name = port.get("name")
-        if name:
-            causes += v.check(f"{p}.name", name, v.iana_svc_name_errors(str(name)))
+        if isinstance(name, str) and name:
+            causes += v.check(f"{p}.name", name, v.iana_svc_name_errors(name))
             if name in names:
                 causes.append(v.duplicate(f"{p}.name", name))
             names.add(name)
+        elif name:
+            causes.append(v.invalid(f"{p}.name", name, "must be a string"))
     return causes
 
 
 def _validate_env(env: Any, path: str) -> Causes:
     causes: Causes = []
-    for i, var in enumerate(env or []):
+    for i, var in enumerate(as_list(env)):
         p = f"{path}[{i}]"
         if not isinstance(var, dict):
             causes.append(v.invalid(p, var, "must be an object"))
@@ -195,7 +198,7 @@ def _validate_resources(res: Any, path: str) -> Causes:
     causes: Causes = []
     parsed: dict[str, dict[str, Any]] = {"limits": {}, "requests": {}}
     for kind in ("limits", "requests"):
-        for name, value in (res.get(kind) or {}).items():
+        for name, value in as_dict(res.get(kind)).items():
             p = f"{path}.{kind}[{name}]"
             causes += v.check(p, name, _resource_name_errors(str(name)))
             try:
@@ -248,7 +251,7 @@ def _validate_probe(probe: Any, path: str, liveness_like: bool) -> Causes:
 def _validate_mounts(mounts: Any, path: str, volumes: set[str]) -> Causes:
     causes: Causes = []
     seen: set[str] = set()
-    for i, m in enumerate(mounts or []):
+    for i, m in enumerate(as_list(mounts)):
         p = f"{path}[{i}]"
         if not isinstance(m, dict):
             causes.append(v.invalid(p, m, "must be an object"))
@@ -256,10 +259,12 @@ def _validate_mounts(mounts: Any, path: str, volumes: set[str]) -> Causes:
         name, mount_path = m.get("name"), m.get("mountPath")
         if not name:
             causes.append(v.required(f"{p}.name"))
-        elif name not in volumes:
+        elif not isinstance(name, str) or name not in volumes:
             causes.append(v.not_found(f"{p}.name", name))
         if not mount_path:
             causes.append(v.required(f"{p}.mountPath"))
+        elif not isinstance(mount_path, str):
+            causes.append(v.invalid(f"{p}.mountPath", mount_path, "must be a string"))
         elif mount_path in seen:
             causes.append(v.invalid(f"{p}.mountPath", mount_path, "must be unique"))
         else:
@@ -293,14 +298,14 @@ def validate_container(c: Any, path: str, volumes: set[str], is_pod: bool) -> Ca
 def _validate_volumes(volumes: Any, path: str) -> tuple[Causes, set[str]]:
     causes: Causes = []
     names: set[str] = set()
-    for i, vol in enumerate(volumes or []):
+    for i, vol in enumerate(as_list(volumes)):
         p = f"{path}[{i}]"
         if not isinstance(vol, dict):
             causes.append(v.invalid(p, vol, "must be an object"))
             continue
         name = vol.get("name")
         causes += v.check_name(f"{p}.name", name, "label")
-        if name in names:
+        if isinstance(name, str) and name in names:
             causes.append(v.duplicate(f"{p}.name", name))
         if isinstance(name, str):
             names.add(name)
@@ -314,7 +319,7 @@ def _validate_volumes(volumes: Any, path: str) -> tuple[Causes, set[str]]:
 
 def _validate_tolerations(tolerations: Any, path: str) -> Causes:
     causes: Causes = []
-    for i, t in enumerate(tolerations or []):
+    for i, t in enumerate(as_list(tolerations)):
         p = f"{path}[{i}]"
         if not isinstance(t, dict):
             causes.append(v.invalid(p, t, "must be an object"))
@@ -352,7 +357,7 @@ def _validate_containers(spec: dict[str, Any], path: str, vols: set[str], is_pod
             p = f"{path}.{key}[{i}]"
             causes += validate_container(c, p, vols, is_pod)
             name = c.get("name") if isinstance(c, dict) else None
-            if name and name in seen:
+            if isinstance(name, str) and name in seen:
                 causes.append(v.duplicate(f"{p}.name", name))
             if isinstance(name, str):
                 seen.add(name)
@@ -384,7 +389,7 @@ def validate_pod_spec(spec: Any, path: str, is_pod: bool = True) -> Causes:
         if spec.get(key):
             causes += v.check(f"{path}.{key}", spec[key],
                               v.dns1123_subdomain_errors(str(spec[key])))
-    for i, gate in enumerate(spec.get("readinessGates") or []):
+    for i, gate in enumerate(as_list(spec.get("readinessGates"))):
         ctype = gate.get("conditionType") if isinstance(gate, dict) else None
         if not ctype:
             causes.append(v.required(f"{path}.readinessGates[{i}].conditionType"))
@@ -398,7 +403,7 @@ def validate_pod_template(template: Any, path: str) -> Causes:
     """A workload's template: valid labels/annotations, a valid spec, restartPolicy Always."""
     if not isinstance(template, dict):
         return [v.required(path)]
-    meta = template.get("metadata") or {}
+    meta = as_dict(template.get("metadata"))
     causes = v.validate_labels(meta.get("labels"), f"{path}.metadata.labels")
     causes += v.validate_annotations(meta.get("annotations"), f"{path}.metadata.annotations")
     causes += validate_pod_spec(template.get("spec"), f"{path}.spec", is_pod=False)
@@ -413,19 +418,20 @@ def compute_qos_class(spec: Obj) -> str:
     requests: dict[str, Any] = {}
     limits: dict[str, Any] = {}
     guaranteed = True
-    containers = (spec.get("initContainers") or []) + (spec.get("containers") or [])
+    containers = as_list(spec.get("initContainers")) + as_list(spec.get("containers"))
     for c in containers:
-        res = c.get("resources") or {} if isinstance(c, dict) else {}
+        res = c.get("resources") if isinstance(c, dict) else None
+        res = res if isinstance(res, dict) else {}
         for name in ("cpu", "memory"):
             for kind, acc in (("requests", requests), ("limits", limits)):
-                raw = (res.get(kind) or {}).get(name)
+                raw = as_dict(res.get(kind)).get(name)
                 try:
                     value = parse_quantity(raw) if raw is not None else None
                 except QuantityError:
                     value = None
                 if value is not None and value != 0:
                     acc[name] = acc.get(name, 0) + value
-            if (res.get("limits") or {}).get(name) is None:
+            if as_dict(res.get("limits")).get(name) is None:
                 guaranteed = False
     if not requests and not limits:
         return "BestEffort"

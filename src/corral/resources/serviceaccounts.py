@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from corral.resources import validation as v
 from corral.resources.schema import Schema
-from corral.resources.tables import AGE_COLUMN, NAME_COLUMN, get_path
+from corral.resources.tables import AGE_COLUMN, NAME_COLUMN, as_list
 from corral.resources.types import Column, FieldCause, Obj, ResourceType
 
 
 def validate_serviceaccount(new: Obj, old: Obj | None) -> list[FieldCause]:
     causes: list[FieldCause] = []
     for key in ("secrets", "imagePullSecrets"):
-        for i, ref in enumerate(new.get(key) or []):
+        for i, ref in enumerate(as_list(new.get(key))):
             name = ref.get("name") if isinstance(ref, dict) else None
             if name:
                 causes += v.check(f"{key}[{i}].name", name, v.dns1123_subdomain_errors(str(name)))
@@ -20,7 +20,7 @@ def validate_serviceaccount(new: Obj, old: Obj | None) -> list[FieldCause]:
 
 COLUMNS = (
     NAME_COLUMN,
-    Column("Secrets", "integer", lambda o, n: len(get_path(o, "secrets", default=[])),
+    Column("Secrets", "integer", lambda o, n: len(as_list(o.get("secrets"))),
            "Secrets is a list of the secrets in the same namespace that pods running using "
            "this ServiceAccount are allowed to use."),
     AGE_COLUMN,

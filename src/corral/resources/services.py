@@ -11,7 +11,14 @@ from typing import Any
 
 from corral.resources import validation as v
 from corral.resources.schema import Schema
-from corral.resources.tables import AGE_COLUMN, NAME_COLUMN, format_labels, get_path
+from corral.resources.tables import (
+    AGE_COLUMN,
+    NAME_COLUMN,
+    as_list,
+    dicts,
+    format_labels,
+    get_path,
+)
 from corral.resources.types import Column, FieldCause, Obj, ResourceType
 
 SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
@@ -32,11 +39,10 @@ def default_service(obj: Obj) -> None:
         config = spec.setdefault("sessionAffinityConfig", {})
         if isinstance(config, dict):
             config.setdefault("clientIP", {}).setdefault("timeoutSeconds", 10800)
-    for port in spec.get("ports") or []:
-        if isinstance(port, dict):
-            port.setdefault("protocol", "TCP")
-            if "port" in port:
-                port.setdefault("targetPort", port["port"])
+    for port in dicts(spec.get("ports")):
+        port.setdefault("protocol", "TCP")
+        if "port" in port:
+            port.setdefault("targetPort", port["port"])
     if kind != "ExternalName":
         spec.setdefault("internalTrafficPolicy", "Cluster")
         spec.setdefault("ipFamilyPolicy", "SingleStack")
@@ -79,30 +85,31 @@ def _validate_service_port(port: Any, p: str, kind: str, many: bool) -> list[Fie
 
 
 def _validate_service_ports(spec: dict[str, Any], kind: str) -> list[FieldCause]:
-    ports = spec.get("ports") or []
+    ports = as_list(spec.get("ports"))
     headless = spec.get("clusterIP") == "None"
     if not ports and kind != "ExternalName" and not headless:
         return [v.required("spec.ports")]
     causes: list[FieldCause] = []
     names: set[str] = set()
-    pairs: set[tuple[Any, Any]] = set()
-    node_ports: set[tuple[Any, Any]] = set()
+    pairs: set[tuple[str, str]] = set()
+    node_ports: set[tuple[str, str]] = set()
     for i, port in enumerate(ports):
         p = f"spec.ports[{i}]"
         causes += _validate_service_port(port, p, kind, len(ports) > 1)
         if not isinstance(port, dict):
             continue
         name = port.get("name")
-        if name:
+        if isinstance(name, str) and name:
             if name in names:
                 causes.append(v.duplicate(f"{p}.name", name))
             names.add(name)
-        pair = (port.get("port"), port.get("protocol"))
+        pair = (v.go_value(port.get("port")), v.go_value(port.get("protocol")))
         if pair in pairs:
-            causes.append(v.duplicate(p, {"port": pair[0], "protocol": pair[1]}))
+            causes.append(v.duplicate(p, {"port": port.get("port"),
+                                          "protocol": port.get("protocol")}))
         pairs.add(pair)
         if port.get("nodePort"):
-            key = (port["nodePort"], port.get("protocol"))
+            key = (v.go_value(port["nodePort"]), v.go_value(port.get("protocol")))
             if key in node_ports:
                 causes.append(v.duplicate(f"{p}.nodePort", port["nodePort"]))
             node_ports.add(key)
@@ -147,7 +154,7 @@ def validate_service(new: Obj, old: Obj | None) -> list[FieldCause]:
     causes += v.one_of("spec.sessionAffinity", spec.get("sessionAffinity"), AFFINITIES)
     for key in ("internalTrafficPolicy", "externalTrafficPolicy"):
         causes += v.one_of(f"spec.{key}", spec.get(key), TRAFFIC_POLICIES, need=False)
-    for i, ip in enumerate(spec.get("externalIPs") or []):
+    for i, ip in enumerate(as_list(spec.get("externalIPs"))):
         causes += v.check(f"spec.externalIPs[{i}]", ip, v.ip_errors(ip))
     if old is not None:
         causes += _validate_service_update(spec, old.get("spec") or {})
@@ -165,19 +172,19 @@ def _validate_service_update(spec: dict[str, Any], old: dict[str, Any]) -> list[
 
 
 def _cluster_ip(svc: Obj, now: datetime) -> str:
-    ips = get_path(svc, "spec", "clusterIPs", default=[])
+    ips = as_list(get_path(svc, "spec", "clusterIPs"))
     ip = ips[0] if ips else get_path(svc, "spec", "clusterIP", default="")
     return str(ip) or "<none>"
 
 
 def _external_ip(svc: Obj, now: datetime) -> str:
     kind = get_path(svc, "spec", "type", default="")
-    external = [str(ip) for ip in get_path(svc, "spec", "externalIPs", default=[])]
+    external = [str(ip) for ip in as_list(get_path(svc, "spec", "externalIPs"))]
     if kind in ("ClusterIP", "NodePort"):
         return ",".join(external) or "<none>"
     if kind == "LoadBalancer":
-        ingress = get_path(svc, "status", "loadBalancer", "ingress", default=[])
-        lb = [str(i.get("ip") or i.get("hostname") or "") for i in ingress if isinstance(i, dict)]
+        ingress = dicts(get_path(svc, "status", "loadBalancer", "ingress"))
+        lb = [str(i.get("ip") or i.get("hostname") or "") for i in ingress]
         lb = [x for x in lb if x]
         return ",".join(lb + external) or "<pending>"
     if kind == "ExternalName":
@@ -187,7 +194,7 @@ def _external_ip(svc: Obj, now: datetime) -> str:
 
 def _ports(svc: Obj, now: datetime) -> str:
     pieces = []
-    for port in get_path(svc, "spec", "ports", default=[]):
+    for port in dicts(get_path(svc, "spec", "ports")):
         proto = port.get("protocol", "TCP")
         if port.get("nodePort"):
             pieces.append(f"{port.get('port')}:{port['nodePort']}/{proto}")
@@ -227,27 +234,26 @@ def service_type(schema: Schema) -> ResourceType:
 
 
 def default_endpoints(obj: Obj) -> None:
-    for subset in obj.get("subsets") or []:
-        for port in (subset.get("ports") or []) if isinstance(subset, dict) else []:
-            if isinstance(port, dict):
-                port.setdefault("protocol", "TCP")
+    for subset in dicts(obj.get("subsets")):
+        for port in dicts(subset.get("ports")):
+            port.setdefault("protocol", "TCP")
 
 
 def validate_endpoints(new: Obj, old: Obj | None) -> list[FieldCause]:
     causes: list[FieldCause] = []
-    for i, subset in enumerate(new.get("subsets") or []):
+    for i, subset in enumerate(as_list(new.get("subsets"))):
         p = f"subsets[{i}]"
         if not isinstance(subset, dict):
             causes.append(v.invalid(p, subset, "must be an object"))
             continue
         for key in ("addresses", "notReadyAddresses"):
-            for j, addr in enumerate(subset.get(key) or []):
+            for j, addr in enumerate(as_list(subset.get(key))):
                 ip = addr.get("ip") if isinstance(addr, dict) else None
                 if not ip:
                     causes.append(v.required(f"{p}.{key}[{j}].ip"))
                 else:
                     causes += v.check(f"{p}.{key}[{j}].ip", ip, v.ip_errors(ip))
-        ports = subset.get("ports") or []
+        ports = as_list(subset.get("ports"))
         for j, port in enumerate(ports):
             pp = f"{p}.ports[{j}]"
             if not isinstance(port, dict):
@@ -267,9 +273,9 @@ def format_endpoints(obj: Obj, limit: int = 3) -> str:
     """``ip:port,...`` with at most three entries, then ``+ N more...`` as kubectl prints."""
     shown: list[str] = []
     count = 0
-    for subset in obj.get("subsets") or []:
-        addresses = [a.get("ip", "") for a in subset.get("addresses") or []]
-        ports = subset.get("ports") or []
+    for subset in dicts(obj.get("subsets")):
+        addresses = [str(a.get("ip", "")) for a in dicts(subset.get("addresses"))]
+        ports = dicts(subset.get("ports"))
         hosts = [(ip, None) for ip in addresses] if not ports else [
             (ip, p.get("port")) for p in ports for ip in addresses]
         count += len(hosts)

@@ -92,6 +92,20 @@ def get_path(obj: Any, *path: str | int, default: Any = None) -> Any:
     return default if node is None else node
 
 
+def as_list(value: Any) -> list[Any]:
+    """A list field, or [] when missing or malformed (the validator reports that)."""
+    return value if isinstance(value, list) else []
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def dicts(value: Any) -> list[dict[str, Any]]:
+    """The object items of a list field, skipping anything malformed."""
+    return [item for item in as_list(value) if isinstance(item, dict)]
+
+
 def as_int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
@@ -108,13 +122,13 @@ def format_label_selector(selector: Any) -> str:
     if not isinstance(selector, Mapping):
         return "<none>"
     parts: list[tuple[str, str]] = []
-    for key, value in (selector.get("matchLabels") or {}).items():
+    for key, value in as_dict(selector.get("matchLabels")).items():
         parts.append((key, f"{key}={value}"))
-    for expr in selector.get("matchExpressions") or []:
+    for expr in as_list(selector.get("matchExpressions")):
         if not isinstance(expr, Mapping):
             return "<error>"
         key, op = str(expr.get("key", "")), expr.get("operator")
-        values = ",".join(sorted(str(v) for v in expr.get("values") or []))
+        values = ",".join(sorted(str(v) for v in as_list(expr.get("values"))))
         if op == "In":
             parts.append((key, f"{key} in ({values})"))
         elif op == "NotIn":
@@ -156,7 +170,7 @@ def containers_cell(template_path: tuple[str, ...]) -> Column:
 
     def cell(obj: Obj, now: datetime) -> str:
         containers = get_path(obj, *template_path, "spec", "containers", default=[])
-        return ",".join(str(get_path(c, "name", default="")) for c in containers)
+        return ",".join(str(get_path(c, "name", default="")) for c in as_list(containers))
 
     return Column("Containers", "string", cell, "Names of each container in the template.",
                   priority=1)
@@ -165,7 +179,7 @@ def containers_cell(template_path: tuple[str, ...]) -> Column:
 def images_cell(template_path: tuple[str, ...]) -> Column:
     def cell(obj: Obj, now: datetime) -> str:
         containers = get_path(obj, *template_path, "spec", "containers", default=[])
-        return ",".join(str(get_path(c, "image", default="")) for c in containers)
+        return ",".join(str(get_path(c, "image", default="")) for c in as_list(containers))
 
     return Column("Images", "string", cell, "Images referenced by each container in the template.",
                   priority=1)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from corral.resources.quantity import QuantityError, parse_quantity
+from corral.resources.tables import as_dict, as_list
 from corral.resources.types import FieldCause
 
 Causes = list[FieldCause]
@@ -276,8 +277,10 @@ def check(path: str, value: Any, errors: list[str]) -> Causes:
 
 
 def check_name(path: str, value: Any, fmt: NameFormat = "label") -> Causes:
-    if not isinstance(value, str) or not value:
+    if value is None or value == "":
         return [required(path)]
+    if not isinstance(value, str):
+        return [invalid(path, value, "must be a string")]
     return check(path, value, name_errors(value, fmt))
 
 
@@ -331,6 +334,8 @@ def protocol(path: str, value: Any) -> Causes:
 
 
 def ip_errors(value: Any) -> list[str]:
+    if not isinstance(value, str):
+        return ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -339,6 +344,8 @@ def ip_errors(value: Any) -> list[str]:
 
 
 def cidr_errors(value: Any) -> list[str]:
+    if not isinstance(value, str):
+        return ["must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"]
     try:
         ipaddress.ip_network(value, strict=False)
     except ValueError:
@@ -448,7 +455,7 @@ def validate_object_meta(
         causes.append(forbidden("metadata.namespace", "not allowed on this type"))
     causes += validate_labels(meta.get("labels"), "metadata.labels")
     causes += validate_annotations(meta.get("annotations"), "metadata.annotations")
-    for i, fin in enumerate(meta.get("finalizers") or []):
+    for i, fin in enumerate(as_list(meta.get("finalizers"))):
         if not isinstance(fin, str):
             causes.append(invalid(f"metadata.finalizers[{i}]", fin, "must be a string"))
         else:
@@ -484,12 +491,12 @@ def validate_label_selector(selector: Any, path: str) -> Causes:
     if not isinstance(selector, Mapping):
         return [invalid(path, selector, "must be a label selector object")]
     causes = validate_labels(selector.get("matchLabels"), f"{path}.matchLabels")
-    for i, expr in enumerate(selector.get("matchExpressions") or []):
+    for i, expr in enumerate(as_list(selector.get("matchExpressions"))):
         p = f"{path}.matchExpressions[{i}]"
         if not isinstance(expr, Mapping):
             causes.append(invalid(p, expr, "must be an object"))
             continue
-        op, values = expr.get("operator"), expr.get("values") or []
+        op, values = expr.get("operator"), as_list(expr.get("values"))
         causes += one_of(f"{p}.operator", op, SELECTOR_OPERATORS)
         if op in ("In", "NotIn") and not values:
             causes.append(required(f"{p}.values",
@@ -510,12 +517,14 @@ def validate_label_selector(selector: Any, path: str) -> Causes:
 
 def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     """Whether a LabelSelector selects an object with these labels."""
-    for key, value in (selector.get("matchLabels") or {}).items():
+    for key, value in as_dict(selector.get("matchLabels")).items():
         if labels.get(key) != value:
             return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        present = key in labels
+    for expr in as_list(selector.get("matchExpressions")):
+        if not isinstance(expr, Mapping):
+            return False
+        key, op, values = expr.get("key"), expr.get("operator"), as_list(expr.get("values"))
+        present = isinstance(key, str) and key in labels
         if op == "In" and (not present or labels[key] not in values):
             return False
         if op == "NotIn" and present and labels[key] in values:
