@@ -1,0 +1,224 @@
+"""What every benchmark shares: printing figures as JSON lines, percentiles,
+reading a process's memory, and a `corral server`/`corral up` child process
+that is always cleaned up, even on Ctrl-C or SIGTERM.
+
+The benchmarks drive a real corral in its own process (so it has its own
+interpreter and core, as in production) instead of an in-process server,
+whose event loop would compete with the load generator's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+CORRAL = [sys.executable, "-m", "corral.cli.main"]
+
+
+def emit(bench: str, metric: str, value: float, unit: str, **params: Any) -> dict[str, Any]:
+    """Print one figure as one JSON line (flushed, so a killed run keeps what
+    it measured) and return it."""
+    record = {"bench": bench, "metric": metric, "value": round(float(value), 3), "unit": unit, **params}
+    print(json.dumps(record), flush=True)
+    return record
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in [0, 100]): always a value that was
+    measured, so a p99 of 1,000 samples is the 990th smallest."""
+    if not values:
+        raise ValueError("percentile of no values")
+    if not 0 <= q <= 100:
+        raise ValueError(f"q must be within [0, 100], got {q}")
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return float(ordered[rank - 1])
+
+
+def summary_ms(values: Sequence[float]) -> dict[str, float]:
+    """p50/p99/max of latencies already in milliseconds, rounded for printing."""
+    return {
+        "p50_ms": round(percentile(values, 50), 3),
+        "p99_ms": round(percentile(values, 99), 3),
+        "max_ms": round(max(values), 3),
+    }
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of one process in MiB (VmRSS from /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"process {pid} has no VmRSS (a zombie?)")
+
+
+def processes_matching(needles: Iterable[str]) -> list[int]:
+    """Pids whose command line contains every one of ``needles``."""
+    wanted = [n.encode() for n in needles]
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if cmdline and all(n in cmdline for n in wanted):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def raise_fd_limit(wanted: int) -> int:
+    """Raise the soft open-files limit towards ``wanted`` (up to the hard
+    limit); returns the limit now in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return int(soft)
+
+
+def wait_until(predicate: Any, timeout: float, message: str, interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something truthy; raise TimeoutError
+    naming ``message`` when the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # keep polling; report the last failure on timeout
+            last_exc = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {message}"
+                       + (f" (last error: {last_exc!r})" if last_exc else ""))
+
+
+class CorralChild:
+    """``corral server`` or ``corral up`` as a child in its own session, with
+    its data in ``data_dir`` and its output in ``data_dir/../corral.log``."""
+
+    def __init__(self, command: str, data_dir: Path, *extra: str, port: int | None = None) -> None:
+        self.command = command
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.kubeconfig = data_dir / "kubeconfig"
+        self.ca_file = data_dir / "pki" / "ca.crt"
+        self.log_path = data_dir.parent / "corral.log"
+        self._log = open(self.log_path, "wb")
+        args = [*CORRAL, command, "--data-dir", str(data_dir), "--port", str(self.port), *extra]
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def token(self) -> str:
+        return (self.data_dir / "tokens.csv").read_text().split(",", 1)[0].strip()
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until /readyz answers 200 over TLS with the data dir's CA."""
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"corral {self.command} exited with {self.proc.returncode}:\n"
+                                   + self.output())
+            if not self.kubeconfig.exists() or not self.ca_file.exists():
+                return False
+            with urllib.request.urlopen(f"{self.url}/readyz", context=self.ssl_context(), timeout=2) as r:
+                return bool(r.status == 200)
+
+        try:
+            wait_until(ready, timeout, f"corral {self.command} /readyz", interval=0.1)
+        except RuntimeError:
+            raise
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{self.output()}") from None
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, then SIGKILL of the whole session if it does not exit."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+        self._log.close()
+
+
+@contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit, so ``finally`` blocks clean up child
+    processes when a benchmark is terminated (Ctrl-C already raises)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def corral_child(command: str, *extra: str, keep: bool = False, base_dir: str | None = None,
+                 ready_timeout: float = 60.0,
+                 after_stop: Callable[[Path], None] | None = None) -> Iterator[CorralChild]:
+    """A ready corral child in a fresh temp dir, stopped (and the dir removed
+    unless ``keep``) however the block ends. ``after_stop(data_dir)`` runs once
+    corral is gone, for what outlives it by design (container supervisors)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"corral-bench-{command}-", dir=base_dir))
+    child: CorralChild | None = None
+    try:
+        with sigterm_as_exit():
+            child = CorralChild(command, tmp / "data", *extra)
+            child.wait_ready(ready_timeout)
+            yield child
+    finally:
+        if child is not None:
+            child.stop()
+            if after_stop is not None:
+                after_stop(child.data_dir)
+        if keep:
+            print(f"# kept {tmp}", file=sys.stderr)
+        else:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,332 @@
+"""The API server over HTTPS: create/get/list throughput, write latency at a
+fixed rate, and one watch event fanned out to many watchers. Prints one JSON
+object per figure.
+
+    .venv/bin/python bench/api.py [--clients 32] [--count 5000] [--lists 200]
+        [--list-size 100] [--rate 500] [--seconds 10] [--watchers 1000]
+        [--watch-procs 4] [--rounds 5] [--only creates,gets,lists,write,watch]
+
+A real `corral server` (SQLite store, TLS, token, controllers and scheduler
+idle) runs as a child process, so it has its own interpreter and core as in
+production; this process is the load generator, with aiohttp clients sharing a
+keep-alive connection pool. Watchers run in ``--watch-procs`` processes so
+that reading 1,000 streams does not fall on one event loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import multiprocessing.connection
+import os
+import ssl
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    CorralChild,
+    corral_child,
+    emit,
+    percentile,
+    raise_fd_limit,
+    rss_mb,
+    summary_ms,
+)
+
+BENCH = "api"
+DATA = {"key": "v" * 64}
+
+
+class BenchError(RuntimeError):
+    """A request the benchmark relies on did not succeed."""
+
+
+def session(url_ssl: ssl.SSLContext, token: str, connections: int) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(ssl=url_ssl, limit=connections, limit_per_host=connections)
+    return aiohttp.ClientSession(
+        connector=connector,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
+    )
+
+
+def configmap(name: str) -> bytes:
+    return orjson.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": name}, "data": DATA})
+
+
+async def request(http: aiohttp.ClientSession, method: str, url: str, body: bytes | None = None,
+                  expect: tuple[int, ...] = (200, 201)) -> bytes:
+    async with http.request(method, url, data=body) as resp:
+        payload = await resp.read()
+        if resp.status not in expect:
+            raise BenchError(f"{method} {url} -> {resp.status}: {payload[:300]!r}")
+        return payload
+
+
+async def closed_loop(clients: int, count: int, one: Callable[[int], Awaitable[Any]]) -> float:
+    """``clients`` tasks issue ``count`` requests in all, each as soon as its
+    previous answer is back; returns requests per second."""
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < count:
+            i = next_index
+            next_index += 1
+            await one(i)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return count / (time.perf_counter() - started)
+
+
+async def make_namespace(http: aiohttp.ClientSession, base: str, name: str) -> str:
+    body = orjson.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    await request(http, "POST", f"{base}/api/v1/namespaces", body)
+    return f"{base}/api/v1/namespaces/{name}/configmaps"
+
+
+async def throughput(http: aiohttp.ClientSession, base: str, args: argparse.Namespace) -> None:
+    params = {"clients": args.clients, "count": args.count}
+    if {"creates", "gets"} & args.only:
+        cms = await make_namespace(http, base, "bench-create")
+        rate = await closed_loop(args.clients, args.count,
+                                 lambda i: request(http, "POST", cms, configmap(f"cm-{i}")))
+        if "creates" in args.only:
+            emit(BENCH, "creates_per_second", rate, "1/s", **params)
+        if "gets" in args.only:
+            rate = await closed_loop(args.clients, args.count,
+                                     lambda i: request(http, "GET", f"{cms}/cm-{i}"))
+            emit(BENCH, "gets_per_second", rate, "1/s", **params)
+    if "lists" in args.only:
+        cms = await make_namespace(http, base, "bench-list")
+        await closed_loop(args.clients, args.list_size,
+                          lambda i: request(http, "POST", cms, configmap(f"cm-{i}")))
+        rate = await closed_loop(args.clients, args.lists, lambda i: request(http, "GET", cms))
+        emit(BENCH, "lists_per_second", rate, "1/s", clients=args.clients, count=args.lists,
+             list_size=args.list_size)
+
+
+async def open_loop_writes(http: aiohttp.ClientSession, base: str, rate: float,
+                           seconds: float) -> list[float]:
+    """One create every 1/rate s whatever the answers do; each latency runs
+    from the request's scheduled time, so a stall that delays the requests
+    behind it counts against all of them (no coordinated omission)."""
+    cms = await make_namespace(http, base, "bench-rate")
+    latencies: list[float] = []
+    failures: list[BaseException] = []
+
+    async def one(i: int, scheduled: float) -> None:
+        try:
+            await request(http, "POST", cms, configmap(f"cm-{i}"))
+        except Exception as exc:
+            failures.append(exc)
+            return
+        latencies.append((time.perf_counter() - scheduled) * 1000)
+
+    tasks = []
+    start = time.perf_counter() + 0.05
+    for i in range(int(rate * seconds)):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, scheduled)))
+    await asyncio.gather(*tasks)
+    if failures:
+        raise BenchError(f"{len(failures)} of {len(tasks)} writes failed, first: {failures[0]}")
+    return latencies
+
+
+# -- watch fan-out ----------------------------------------------------------
+
+
+def watcher_main(conn: multiprocessing.connection.Connection, url: str, ca_file: str, token: str,
+                 count: int, rounds: int) -> None:
+    """A watcher process: opens ``count`` watches, says "ready", then for
+    every fan-out object seen by all its watchers sends (name, receive times
+    on CLOCK_MONOTONIC, which all processes of one machine share)."""
+    try:
+        asyncio.run(_watchers(conn, url, ca_file, token, count, rounds))
+    except BaseException as exc:  # tell the parent instead of dying silently
+        conn.send(("error", repr(exc)))
+        raise
+
+
+async def _watchers(conn: multiprocessing.connection.Connection, url: str, ca_file: str,
+                    token: str, count: int, rounds: int) -> None:
+    seen: dict[str, list[float]] = {}
+    done = asyncio.Event()
+    opened = 0
+    gate = asyncio.Semaphore(50)  # bounded TLS handshakes in flight
+
+    async def watch(http: aiohttp.ClientSession) -> None:
+        nonlocal opened
+        async with gate:
+            resp = await http.get(url)
+        try:
+            if resp.status != 200:
+                raise BenchError(f"watch -> {resp.status}: {(await resp.read())[:300]!r}")
+            opened += 1
+            if opened == count:
+                conn.send(("ready", count))
+            async for line in resp.content:
+                at = time.monotonic()
+                event = orjson.loads(line)
+                name = event["object"]["metadata"]["name"]
+                times = seen.setdefault(name, [])
+                times.append(at)
+                if len(times) == count:
+                    conn.send(("got", name, times))
+                    if len(seen) == rounds:
+                        done.set()
+        finally:
+            resp.release()
+
+    ctx = ssl.create_default_context(cafile=ca_file)
+    async with session(ctx, token, count) as http:
+        tasks = [asyncio.create_task(watch(http)) for _ in range(count)]
+        finished = asyncio.create_task(done.wait())
+        await asyncio.wait([finished, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for t in tasks:
+            if t.done() and t.exception():
+                raise t.exception()  # type: ignore[misc]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def start_watchers(child: CorralChild, namespace_url: str, resource_version: str, watchers: int,
+                   procs: int, rounds: int) -> list[tuple[Any, multiprocessing.connection.Connection]]:
+    mp = multiprocessing.get_context("spawn")
+    url = f"{namespace_url}?watch=1&resourceVersion={resource_version}&timeoutSeconds=3600"
+    workers = []
+    for p in range(procs):
+        count = watchers // procs + (1 if p < watchers % procs else 0)
+        parent, child_end = mp.Pipe()
+        proc = mp.Process(target=watcher_main, daemon=True,
+                          args=(child_end, url, str(child.ca_file), child.token(), count, rounds))
+        proc.start()
+        workers.append((proc, parent))
+    return workers
+
+
+def collect(workers: list[tuple[Any, Any]], kind: str, timeout: float) -> list[Any]:
+    """One message of ``kind`` from every worker (an "error" from any fails)."""
+    got = []
+    deadline = time.monotonic() + timeout
+    for proc, conn in workers:
+        if not conn.poll(max(0.0, deadline - time.monotonic())):
+            raise BenchError(f"watcher process {proc.pid} sent no {kind!r} within {timeout}s")
+        msg = conn.recv()
+        if msg[0] != kind:
+            raise BenchError(f"watcher process {proc.pid}: {msg}")
+        got.append(msg)
+    return got
+
+
+async def watch_fanout(http: aiohttp.ClientSession, child: CorralChild,
+                       args: argparse.Namespace) -> None:
+    cms = await make_namespace(http, child.url, "bench-watch")
+    rv = orjson.loads(await request(http, "GET", cms))["metadata"]["resourceVersion"]
+    workers = start_watchers(child, cms, rv, args.watchers, args.watch_procs, args.rounds)
+    try:
+        t = time.monotonic()
+        await asyncio.to_thread(collect, workers, "ready", 120.0)
+        open_s = time.monotonic() - t
+        await asyncio.sleep(1.0)  # let the server settle after the connection storm
+        all_ms: list[float] = []
+        round_max: list[float] = []
+        for r in range(args.rounds):
+            t0 = time.monotonic()
+            await request(http, "POST", cms, configmap(f"fan-{r}"))
+            msgs = await asyncio.to_thread(collect, workers, "got", 30.0)
+            ms = [(at - t0) * 1000 for msg in msgs for at in msg[2]]
+            all_ms.extend(ms)
+            round_max.append(max(ms))
+            await asyncio.sleep(0.5)
+    finally:
+        for proc, _ in workers:
+            proc.terminate()
+        for proc, _ in workers:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+    stats = summary_ms(all_ms)
+    emit(BENCH, "watch_fanout_ms", percentile(round_max, 50), "ms", watchers=args.watchers,
+         watch_procs=args.watch_procs, rounds=args.rounds, round_max_ms=[round(m, 1) for m in round_max],
+         watch_open_s=round(open_s, 2), **stats)
+
+
+async def run(child: CorralChild, args: argparse.Namespace) -> None:
+    ctx = child.ssl_context()
+    async with session(ctx, child.token(), args.clients) as http:
+        await throughput(http, child.url, args)
+    if "write" in args.only:
+        async with session(ctx, child.token(), args.rate_connections) as http:
+            lat = await open_loop_writes(http, child.url, args.rate, args.seconds)
+        params = {"rate": args.rate, "seconds": args.seconds, "writes": len(lat),
+                  "connections": args.rate_connections}
+        stats = summary_ms(lat)
+        emit(BENCH, "write_p99_ms", stats["p99_ms"], "ms", **params, max_ms=stats["max_ms"])
+        emit(BENCH, "write_p50_ms", stats["p50_ms"], "ms", **params)
+    if "watch" in args.only:
+        async with session(ctx, child.token(), 4) as http:
+            await watch_fanout(http, child, args)
+    hwm = _hwm_mb(child.pid)
+    emit(BENCH, "server_rss_mb", rss_mb(child.pid), "MiB", peak_mb=hwm, clients=args.clients,
+         count=args.count, rate=args.rate, watchers=args.watchers, phases=sorted(args.only))
+
+
+def _hwm_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=32, help="concurrent closed-loop clients")
+    parser.add_argument("--count", type=int, default=5000, help="creates (and gets) in all")
+    parser.add_argument("--lists", type=int, default=200, help="list requests in all")
+    parser.add_argument("--list-size", type=int, default=100, help="ConfigMaps in the listed namespace")
+    parser.add_argument("--rate", type=float, default=500.0, help="open-loop creates per second")
+    parser.add_argument("--seconds", type=float, default=10.0, help="open-loop duration")
+    parser.add_argument("--rate-connections", type=int, default=64)
+    parser.add_argument("--watchers", type=int, default=1000)
+    parser.add_argument("--watch-procs", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=5, help="fan-out writes, one after another")
+    parser.add_argument("--only", default="creates,gets,lists,write,watch",
+                        help="comma-separated phases to run")
+    parser.add_argument("--keep", action="store_true", help="keep the server's data dir and log")
+    args = parser.parse_args(argv)
+    args.only = {p.strip() for p in args.only.split(",") if p.strip()}
+    unknown = args.only - {"creates", "gets", "lists", "write", "watch"}
+    if unknown:
+        parser.error(f"--only: unknown phase(s) {sorted(unknown)}")
+    if args.watch_procs < 1 or args.watchers < args.watch_procs:
+        parser.error("--watchers must be at least --watch-procs, which must be at least 1")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    # The server inherits this limit: it holds one socket per watcher.
+    raise_fd_limit(args.watchers + args.clients + args.rate_connections + 1024)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    with corral_child("server", keep=args.keep) as child:
+        asyncio.run(run(child, args))
+
+
+if __name__ == "__main__":
+    main()
