@@ -96,8 +96,6 @@ async def test_status_subresource(tmp_path):
         assert patched["status"]["phase"] == "Succeeded"
 
 
-@pytest.mark.xfail(reason="API server: pods/binding runs pod-update validation and refuses "
-                          "the spec.nodeName change it is meant to make", strict=False)
 async def test_binding_subresource(tmp_path):
     async with running_server(tmp_path) as srv, srv.client() as c:
         await c.create(NODES, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
