@@ -7,7 +7,6 @@ import time
 
 import pytest
 import yaml
-
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -155,3 +154,47 @@ def test_get_watch_streams_changes(kubectl, namespace):
     finally:
         watcher.kill()
         watcher.wait()
+
+
+SERVICE = """
+apiVersion: v1
+kind: Service
+metadata: {name: front}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+"""
+
+
+def test_apply_service_twice_keeps_allocations(kubectl, namespace):
+    kubectl("apply", "-n", namespace, "-f", "-", input=SERVICE)
+    first = json.loads(kubectl("get", "-n", namespace, "service", "front", "-o", "json"))["spec"]
+    assert first["clusterIP"].startswith("127.") and 30000 <= first["ports"][0]["nodePort"] <= 32767
+    out = kubectl("apply", "-n", namespace, "-f", "-", input=SERVICE.replace("targetPort: 8080", "targetPort: 9090"))
+    assert "configured" in out
+    second = json.loads(kubectl("get", "-n", namespace, "service", "front", "-o", "json"))["spec"]
+    assert second["clusterIP"] == first["clusterIP"]
+    assert second["ports"][0]["nodePort"] == first["ports"][0]["nodePort"]
+    assert second["ports"][0]["targetPort"] == 9090
+    table = kubectl("get", "-n", namespace, "services").splitlines()
+    assert table[0].split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+    assert f"80:{first['ports'][0]['nodePort']}/TCP" in table[1]
+
+
+def test_pod_graceful_delete_waits_for_its_node(kubectl, namespace, k8s):
+    from kubernetes import client
+
+    core = client.CoreV1Api(k8s)
+    core.create_node({"metadata": {"name": f"{namespace}-node"}})
+    pod = {"metadata": {"name": "g"}, "spec": {"nodeName": f"{namespace}-node", "terminationGracePeriodSeconds": 20,
+                                               "containers": [{"name": "c", "image": "x", "command": ["sleep", "9"]}]}}
+    core.create_namespaced_pod(namespace, pod)
+    core.delete_namespaced_pod("g", namespace)
+    held = core.read_namespaced_pod("g", namespace)
+    assert held.metadata.deletion_timestamp is not None and held.metadata.deletion_grace_period_seconds == 20
+    assert "Terminating" in kubectl("get", "-n", namespace, "pod", "g")
+    core.delete_namespaced_pod("g", namespace, grace_period_seconds=0)  # what the node's agent sends
+    assert kubectl.run("get", "-n", namespace, "pod", "g", check=False).returncode != 0
+    core.delete_node(f"{namespace}-node")

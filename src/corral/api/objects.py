@@ -225,6 +225,7 @@ class ObjectStore:
                 raise conflict_error(rt, name)
             new = self._carry_over(rt, current, drop_nulls(desired), subresource)
             if subresource != "status":
+                rt.prepare_update(new, current)
                 rt.defaulter(new)
             if _spec_of(rt, new) != _spec_of(rt, current):
                 new["metadata"]["generation"] = int(current["metadata"].get("generation") or 1) + 1

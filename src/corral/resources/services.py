@@ -221,12 +221,29 @@ SERVICE_COLUMNS = (
 )
 
 
+def keep_allocations(new: Obj, old: Obj) -> None:
+    """An update that leaves out the cluster IP or a node port keeps the
+    allocated one, as in Kubernetes (``kubectl apply`` never sends them)."""
+    new_spec, old_spec = new.get("spec"), old.get("spec") or {}
+    if not isinstance(new_spec, dict):
+        return
+    for field in ("clusterIP", "clusterIPs"):
+        if not new_spec.get(field) and old_spec.get(field):
+            new_spec[field] = old_spec[field]
+    old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in dicts(old_spec.get("ports"))}
+    if new_spec.get("type", "ClusterIP") in ("NodePort", "LoadBalancer"):
+        for port in dicts(new_spec.get("ports")):
+            previous = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
+            if not port.get("nodePort") and previous:
+                port["nodePort"] = previous
+
+
 def service_type(schema: Schema) -> ResourceType:
     return ResourceType(
         group="", version="v1", kind="Service", plural="services", singular="service",
         namespaced=True, schema=schema, short_names=("svc",), categories=("all",),
         subresources=("status",), columns=SERVICE_COLUMNS, defaulter=default_service,
-        validator=validate_service, has_status=True,
+        validator=validate_service, prepare_update=keep_allocations, has_status=True,
     )
 
 

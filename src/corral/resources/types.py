@@ -54,6 +54,10 @@ Validator = Callable[[Obj, Obj | None], list[FieldCause]]
 """(new object, old object or None on create) → what is wrong. Covers names,
 values and immutable fields; unknown fields are checked from the schema."""
 
+UpdatePreparer = Callable[[Obj, Obj], None]
+"""(new, old): carries over what a client may leave out of an update and the
+server allocated, e.g. a Service's clusterIP. Runs before defaulting."""
+
 FieldSelectors = Callable[[Obj], dict[str, str]]
 """The selectable fields beyond metadata.name / metadata.namespace, e.g.
 ``{"spec.nodeName": "n1", "status.phase": "Running"}``."""
@@ -65,6 +69,10 @@ def _no_defaults(obj: Obj) -> None:
 
 def _no_causes(obj: Obj, old: Obj | None) -> list[FieldCause]:
     return []
+
+
+def _nothing_to_carry(new: Obj, old: Obj) -> None:
+    return None
 
 
 def _no_fields(obj: Obj) -> dict[str, str]:
@@ -99,6 +107,7 @@ class ResourceType:
     columns: tuple[Column, ...] = ()
     defaulter: Defaulter = _no_defaults
     validator: Validator = _no_causes
+    prepare_update: UpdatePreparer = _nothing_to_carry
     field_selectors: FieldSelectors = _no_fields
     scale: ScaleSpec | None = None
     has_status: bool = False
