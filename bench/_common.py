@@ -65,6 +65,32 @@ def rss_mb(pid: int) -> float:
     raise ValueError(f"process {pid} has no VmRSS (a zombie?)")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used (fields 14 and 15 of
+    /proc/PID/stat)."""
+    raw = Path(f"/proc/{pid}/stat").read_bytes()
+    fields = raw[raw.rindex(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """How busy a process was between ``start()`` and ``percent()``: 100
+    means one core fully used, which tells a saturated server from a
+    saturated load generator."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.start()
+
+    def start(self) -> None:
+        self._cpu = cpu_seconds(self.pid)
+        self._wall = time.monotonic()
+
+    def percent(self) -> float:
+        wall = time.monotonic() - self._wall
+        return round(100 * (cpu_seconds(self.pid) - self._cpu) / wall, 1) if wall > 0 else 0.0
+
+
 def processes_matching(needles: Iterable[str]) -> list[int]:
     """Pids whose command line contains every one of ``needles``."""
     wanted = [n.encode() for n in needles]

@@ -33,6 +33,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     CorralChild,
+    CpuMeter,
     corral_child,
     emit,
     percentile,
@@ -95,34 +96,46 @@ async def make_namespace(http: aiohttp.ClientSession, base: str, name: str) -> s
     return f"{base}/api/v1/namespaces/{name}/configmaps"
 
 
-async def throughput(http: aiohttp.ClientSession, base: str, args: argparse.Namespace) -> None:
+async def throughput(http: aiohttp.ClientSession, child: CorralChild,
+                     args: argparse.Namespace) -> None:
+    """Closed-loop phases; each line also says how busy the server and this
+    load generator were (percent of one core)."""
+    base = child.url
+    server, me = CpuMeter(child.pid), CpuMeter(os.getpid())
+
+    def busy() -> dict[str, float]:
+        return {"server_cpu_pct": server.percent(), "client_cpu_pct": me.percent()}
+
     params = {"clients": args.clients, "count": args.count}
     if {"creates", "gets"} & args.only:
         cms = await make_namespace(http, base, "bench-create")
+        server.start(), me.start()
         rate = await closed_loop(args.clients, args.count,
                                  lambda i: request(http, "POST", cms, configmap(f"cm-{i}")))
         if "creates" in args.only:
-            emit(BENCH, "creates_per_second", rate, "1/s", **params)
+            emit(BENCH, "creates_per_second", rate, "1/s", **params, **busy())
         if "gets" in args.only:
+            server.start(), me.start()
             rate = await closed_loop(args.clients, args.count,
                                      lambda i: request(http, "GET", f"{cms}/cm-{i}"))
-            emit(BENCH, "gets_per_second", rate, "1/s", **params)
+            emit(BENCH, "gets_per_second", rate, "1/s", **params, **busy())
     if "lists" in args.only:
         cms = await make_namespace(http, base, "bench-list")
         await closed_loop(args.clients, args.list_size,
                           lambda i: request(http, "POST", cms, configmap(f"cm-{i}")))
+        server.start(), me.start()
         rate = await closed_loop(args.clients, args.lists, lambda i: request(http, "GET", cms))
         emit(BENCH, "lists_per_second", rate, "1/s", clients=args.clients, count=args.lists,
-             list_size=args.list_size)
+             list_size=args.list_size, **busy())
 
 
 async def open_loop_writes(http: aiohttp.ClientSession, base: str, rate: float,
-                           seconds: float) -> list[float]:
+                           seconds: float) -> list[tuple[float, float]]:
     """One create every 1/rate s whatever the answers do; each latency runs
     from the request's scheduled time, so a stall that delays the requests
     behind it counts against all of them (no coordinated omission)."""
     cms = await make_namespace(http, base, "bench-rate")
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []  # (scheduled offset s, latency ms)
     failures: list[BaseException] = []
 
     async def one(i: int, scheduled: float) -> None:
@@ -131,7 +144,7 @@ async def open_loop_writes(http: aiohttp.ClientSession, base: str, rate: float,
         except Exception as exc:
             failures.append(exc)
             return
-        latencies.append((time.perf_counter() - scheduled) * 1000)
+        latencies.append((scheduled - start, (time.perf_counter() - scheduled) * 1000))
 
     tasks = []
     start = time.perf_counter() + 0.05
@@ -145,6 +158,16 @@ async def open_loop_writes(http: aiohttp.ClientSession, base: str, rate: float,
     if failures:
         raise BenchError(f"{len(failures)} of {len(tasks)} writes failed, first: {failures[0]}")
     return latencies
+
+
+def max_by_second(timed: list[tuple[float, float]]) -> list[float]:
+    """The worst latency of the requests scheduled in each second of the run:
+    shows whether a bad p99 is a warm-up, a periodic stall or steady."""
+    worst: dict[int, float] = {}
+    for offset, ms in timed:
+        second = int(offset)
+        worst[second] = max(worst.get(second, 0.0), ms)
+    return [round(worst[s], 1) for s in sorted(worst)]
 
 
 # -- watch fan-out ----------------------------------------------------------
@@ -270,14 +293,17 @@ async def watch_fanout(http: aiohttp.ClientSession, child: CorralChild,
 async def run(child: CorralChild, args: argparse.Namespace) -> None:
     ctx = child.ssl_context()
     async with session(ctx, child.token(), args.clients) as http:
-        await throughput(http, child.url, args)
+        await throughput(http, child, args)
     if "write" in args.only:
+        server = CpuMeter(child.pid)
         async with session(ctx, child.token(), args.rate_connections) as http:
-            lat = await open_loop_writes(http, child.url, args.rate, args.seconds)
+            timed = await open_loop_writes(http, child.url, args.rate, args.seconds)
+        lat = [ms for _, ms in timed]
         params = {"rate": args.rate, "seconds": args.seconds, "writes": len(lat),
-                  "connections": args.rate_connections}
+                  "connections": args.rate_connections, "server_cpu_pct": server.percent()}
         stats = summary_ms(lat)
-        emit(BENCH, "write_p99_ms", stats["p99_ms"], "ms", **params, max_ms=stats["max_ms"])
+        emit(BENCH, "write_p99_ms", stats["p99_ms"], "ms", **params, max_ms=stats["max_ms"],
+             max_ms_by_second=max_by_second(timed))
         emit(BENCH, "write_p50_ms", stats["p50_ms"], "ms", **params)
     if "watch" in args.only:
         async with session(ctx, child.token(), 4) as http:
