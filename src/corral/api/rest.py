@@ -214,7 +214,9 @@ class RestHandlers:
         created = await self.create_object(request, target, obj)
         return json_response(created, 201, _warning_headers(warnings))
 
-    async def create_object(self, request: web.Request, target: Target, obj: Obj) -> Obj:
+    async def create_object(self, request: web.Request, target: Target, obj: Obj, *, record: bool = True) -> Obj:
+        """Admission, then the write. ``record`` is off for server-side apply,
+        which has written its own managedFields."""
         rt = target.rt
         ns = self.namespace_of(target, obj)
         if ns is not None:
@@ -222,7 +224,8 @@ class RestHandlers:
         if rt.kind == "Service" and rt.group == "":
             rt.defaulter(obj)
             await self.ctx.services.allocate(self.ctx.objects, rt, obj)
-        self.record_manager(request, rt, None, obj, "Update")
+        if record:
+            self.record_manager(request, rt, None, obj, "Update")
         return await self.ctx.objects.create(rt, ns, obj, dry_run=_dry_run(request))
 
     def record_manager(self, request: web.Request, rt: ResourceType, old: Obj | None, new: Obj, operation: str) -> None:
@@ -293,7 +296,7 @@ class RestHandlers:
             self.check_type_meta(rt, obj)
             warnings.extend(self.field_validation(request, rt, obj))
             obj.setdefault("metadata", {})["name"] = target.name
-            return await self._create_for_apply(request, target, obj)
+            return await self.create_object(request, target, obj, record=False)
 
         updated = await self.ctx.objects.update(
             rt, target.namespace, target.name or "", transform,
@@ -301,15 +304,6 @@ class RestHandlers:
             create_missing=create_missing if is_apply and not target.subresource else None,
         )
         return json_response(updated, 200, _warning_headers(warnings))
-
-    async def _create_for_apply(self, request: web.Request, target: Target, obj: Obj) -> Obj:
-        ns = self.namespace_of(target, obj)
-        if ns is not None:
-            await require_live_namespace(self.ctx.objects, self.ctx.registry, ns)
-        if target.rt.kind == "Service" and target.rt.group == "":
-            target.rt.defaulter(obj)
-            await self.ctx.services.allocate(self.ctx.objects, target.rt, obj)
-        return await self.ctx.objects.create(target.rt, ns, obj, dry_run=_dry_run(request))
 
     async def delete_options(self, request: web.Request) -> DeleteOptions:
         opts = DeleteOptions(dry_run=_dry_run(request))
