@@ -9,7 +9,8 @@ alone (crash-only: the runtime's own state is the source of truth).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -63,6 +64,42 @@ class LogPaths:
         return self.path.with_name(self.path.name + ".1")
 
 
+@dataclass(frozen=True)
+class Mount:
+    """A directory or file the agent prepared (a volume) and where the
+    container should see it. A runtime with a mount namespace per pod binds
+    ``host_path`` at ``container_path``; one without cannot, and says so
+    through :meth:`Runtime.mounts_supported` (the agent then tells the
+    container where the volume is through environment variables)."""
+
+    host_path: Path
+    container_path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class ExecPlan:
+    """How to run a command inside a running container: the agent spawns
+    ``argv`` (with a pty for ``tty``) and pipes the streams. For a process in
+    its own namespaces this is e.g. ``nsenter -t PID ... -- CMD``; for Docker
+    ``docker exec -i CID CMD``."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str = "/"
+
+
+@dataclass(frozen=True)
+class ContainerStats:
+    """Cumulative CPU time and current memory of one container instance
+    (cgroup ``cpuacct.usage``/``cpu.stat`` and working set, or the sum over
+    its process tree)."""
+
+    cpu_usage_ns: int
+    memory_bytes: int
+    timestamp: datetime
+
+
 class StartError(Exception):
     """A container could not be started; ``reason`` is the waiting reason the
     pod shows (Kubernetes' CreateContainerConfigError, RunContainerError...)."""
@@ -83,9 +120,14 @@ class Runtime(Protocol):
         *,
         attempt: int = 0,
         init: bool = False,
+        mounts: Sequence[Mount] = (),
     ) -> ContainerHandle:
         """Start one container instance; raises :class:`StartError` for a spec
-        the runtime cannot run, with a message a user can act on."""
+        the runtime cannot run, with a message a user can act on.
+
+        ``mounts``: the pod's volumes for this container (see :class:`Mount`).
+        The agent passes it only when :meth:`mounts_supported` says yes, so a
+        runtime without the parameter keeps working."""
 
     async def stop_container(self, handle: ContainerHandle, grace_seconds: float) -> None:
         """SIGTERM the container's whole process tree, SIGKILL after the
@@ -100,3 +142,28 @@ class Runtime(Protocol):
 
     async def remove_container(self, handle: ContainerHandle) -> None:
         """Forget an exited instance (kills it first if it still runs)."""
+
+
+class OptionalRuntime(Protocol):
+    """Methods a runtime may add; the agent looks them up with ``getattr``
+    and falls back when they are absent.
+
+    Note to the runtime implementers (issue 4, item 1): please implement
+    these in ProcessRuntime/DockerRuntime when you can --
+    ``mounts_supported`` (True when the pod gets its own mount namespace and
+    ``start_container`` honours ``mounts``), ``exec_plan`` (nsenter into the
+    container's namespaces / docker exec) and ``stats`` (from the container's
+    cgroup). Without them the agent runs exec on the host with the
+    container's env and cwd, exposes volumes by env, and reads stats from
+    the container's process tree in /proc.
+    """
+
+    def mounts_supported(self, pod: dict[str, Any]) -> bool: ...
+
+    async def exec_plan(
+        self, handle: ContainerHandle, command: list[str], *, tty: bool
+    ) -> ExecPlan | None:
+        """None: the runtime has no special way in; run on the host."""
+
+    async def stats(self, handle: ContainerHandle) -> ContainerStats | None:
+        """None: unknown (the agent then falls back to /proc)."""
