@@ -57,12 +57,37 @@ def summary_ms(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+def max_by_second(timed: Iterable[tuple[float, float]]) -> list[float | None]:
+    """The worst latency (ms) of the requests scheduled in each second of the
+    run, from (offset s, latency ms) pairs; element i is second i, None if no
+    request fell in it. Shows whether a bad p99 is a warm-up, a periodic
+    stall or steady."""
+    worst: dict[int, float] = {}
+    for offset, ms in timed:
+        if offset < 0:
+            raise ValueError(f"offset must not be negative, got {offset}")
+        second = int(offset)
+        worst[second] = max(worst.get(second, 0.0), ms)
+    last = max(worst, default=-1)
+    return [round(worst[s], 1) if s in worst else None for s in range(last + 1)]
+
+
 def rss_mb(pid: int) -> float:
     """Resident set size of one process in MiB (VmRSS from /proc)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise ValueError(f"process {pid} has no VmRSS (a zombie?)")
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size in MiB: shared pages (the interpreter, libraries)
+    divided among the processes sharing them, so summing it over many small
+    Python processes does not count their common code once per process."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"process {pid} has no Pss")
 
 
 def cpu_seconds(pid: int) -> float:

@@ -36,6 +36,7 @@ from _common import (  # noqa: E402
     CpuMeter,
     corral_child,
     emit,
+    max_by_second,
     percentile,
     raise_fd_limit,
     rss_mb,
@@ -158,16 +159,6 @@ async def open_loop_writes(http: aiohttp.ClientSession, base: str, rate: float,
     if failures:
         raise BenchError(f"{len(failures)} of {len(tasks)} writes failed, first: {failures[0]}")
     return latencies
-
-
-def max_by_second(timed: list[tuple[float, float]]) -> list[float]:
-    """The worst latency of the requests scheduled in each second of the run:
-    shows whether a bad p99 is a warm-up, a periodic stall or steady."""
-    worst: dict[int, float] = {}
-    for offset, ms in timed:
-        second = int(offset)
-        worst[second] = max(worst.get(second, 0.0), ms)
-    return [round(worst[s], 1) for s in sorted(worst)]
 
 
 # -- watch fan-out ----------------------------------------------------------

@@ -24,6 +24,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from _common import (  # noqa: E402
     corral_child,
     emit,
     processes_matching,
+    pss_mb,
     rss_mb,
     wait_until,
 )
@@ -124,11 +126,11 @@ def container_pids(data_dir: Path) -> list[int]:
     return pids
 
 
-def rss_total_mb(pids: list[int]) -> float:
+def total_mb(pids: list[int], measure: Callable[[int], float] = rss_mb) -> float:
     total = 0.0
     for pid in pids:
         try:
-            total += rss_mb(pid)
+            total += measure(pid)
         except (OSError, ValueError):  # exited meanwhile
             pass
     return round(total, 1)
@@ -157,8 +159,8 @@ def memory(child: CorralChild, **params: Any) -> dict[str, Any]:
     shims = shim_pids(child.data_dir)
     containers = container_pids(child.data_dir)
     return {"corral_rss_mb": round(rss_mb(child.pid), 1), "shims": len(shims),
-            "shims_rss_mb": rss_total_mb(shims), "containers": len(containers),
-            "containers_rss_mb": rss_total_mb(containers), **params}
+            "shims_rss_mb": total_mb(shims), "shims_pss_mb": total_mb(shims, pss_mb),
+            "containers": len(containers), "containers_rss_mb": total_mb(containers), **params}
 
 
 def idle(child: CorralChild, api: Api, args: argparse.Namespace) -> None:
