@@ -68,6 +68,7 @@ SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount", True)
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease", True)
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment", True)
 REPLICASETS = Resource("apps", "v1", "replicasets", "ReplicaSet", True)
+RUNTIMECLASSES = Resource("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", False)
 
 ALL: tuple[Resource, ...] = (
     PODS,
@@ -82,6 +83,7 @@ ALL: tuple[Resource, ...] = (
     LEASES,
     DEPLOYMENTS,
     REPLICASETS,
+    RUNTIMECLASSES,
 )
 
 
