@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from corral.agent.downward import DownwardError, resource_value
 from corral.client.api import ApiClient
 from corral.client.errors import ApiError, NotFoundError
 from corral.client.resources import CONFIGMAPS, SECRETS
@@ -48,8 +49,11 @@ def field_value(path: str, pod: dict[str, Any], host_ip: str, pod_ip: str) -> st
         "metadata.uid": meta.get("uid"),
         "spec.nodeName": (pod.get("spec") or {}).get("nodeName"),
         "spec.serviceAccountName": (pod.get("spec") or {}).get("serviceAccountName"),
+        "spec.serviceAccount": (pod.get("spec") or {}).get("serviceAccountName"),
         "status.hostIP": host_ip,
+        "status.hostIPs": host_ip,
         "status.podIP": pod_ip,
+        "status.podIPs": pod_ip,
     }
     if path in simple:
         return str(simple[path] or "")
@@ -60,8 +64,10 @@ def field_value(path: str, pod: dict[str, Any], host_ip: str, pod_ip: str) -> st
 
 
 class EnvBuilder:
-    def __init__(self, client: ApiClient) -> None:
+    def __init__(self, client: ApiClient, allocatable: dict[str, str] | None = None) -> None:
         self.client = client
+        self.allocatable = allocatable if allocatable is not None else {}
+        """The node's allocatable: what resourceFieldRef reports without a limit."""
 
     async def build(
         self, pod: dict[str, Any], container: dict[str, Any], *, host_ip: str, pod_ip: str
@@ -77,7 +83,9 @@ class EnvBuilder:
             if not isinstance(name, str) or not name:
                 raise StartError(CONFIG_ERROR, f"env[{i}].name: must be a non-empty string")
             if "valueFrom" in var:
-                value = await self._value_from(var["valueFrom"], pod, namespace, host_ip, pod_ip)
+                value = await self._value_from(
+                    var["valueFrom"], pod, container, namespace, host_ip, pod_ip
+                )
                 if value is None:
                     continue
                 env[name] = value
@@ -86,7 +94,13 @@ class EnvBuilder:
         return env
 
     async def _value_from(
-        self, ref: dict[str, Any], pod: dict[str, Any], namespace: str, host_ip: str, pod_ip: str
+        self,
+        ref: dict[str, Any],
+        pod: dict[str, Any],
+        container: dict[str, Any],
+        namespace: str,
+        host_ip: str,
+        pod_ip: str,
     ) -> str | None:
         if "fieldRef" in ref:
             return field_value(str(ref["fieldRef"].get("fieldPath", "")), pod, host_ip, pod_ip)
@@ -109,7 +123,20 @@ class EnvBuilder:
                     )
                 return data[key]
         if "resourceFieldRef" in ref:
-            raise StartError(CONFIG_ERROR, "resourceFieldRef: not supported by this agent yet")
+            sel = ref["resourceFieldRef"] or {}
+            named = sel.get("containerName") or container.get("name")
+            spec = pod.get("spec") or {}
+            target = next(
+                (c for c in spec.get("containers") or [] if c.get("name") == named), None
+            )
+            if target is None:
+                raise StartError(
+                    CONFIG_ERROR, f"resourceFieldRef.containerName: no container named {named!r}"
+                )
+            try:
+                return resource_value(sel, target, self.allocatable, "resourceFieldRef")
+            except DownwardError as exc:
+                raise StartError(CONFIG_ERROR, str(exc)) from None
         raise StartError(CONFIG_ERROR, "valueFrom: needs fieldRef, configMapKeyRef or secretKeyRef")
 
     async def _source_data(self, source: dict[str, Any], namespace: str) -> dict[str, str]:
