@@ -21,12 +21,13 @@ from corral.agent.env import EnvBuilder
 from corral.agent.logs import LogStore
 from corral.agent.node import NodeStatusManager
 from corral.agent.pod_worker import PodWorker, WorkerContext
+from corral.agent.runtimes import RuntimeSet
 from corral.agent.server import AgentServer, LogError, LogTarget
 from corral.client.api import ApiClient
-from corral.client.errors import ApiError
+from corral.client.errors import ApiError, NotFoundError
 from corral.client.events import EventRecorder
 from corral.client.informer import Informer
-from corral.client.resources import PODS
+from corral.client.resources import PODS, RUNTIMECLASSES
 from corral.clock import Clock, RealClock
 from corral.runtime.protocol import ContainerHandle, Runtime
 
@@ -44,7 +45,7 @@ class Agent:
         *,
         node_name: str,
         data_dir: Path,
-        runtime: Runtime,
+        runtime: Runtime | RuntimeSet,
         clock: Clock | None = None,
         address: str = "127.0.0.1",
         port: int = 10250,
@@ -53,7 +54,8 @@ class Agent:
         self.client = client
         self.node_name = node_name
         self.data_dir = Path(data_dir)
-        self.runtime = runtime
+        self.runtime = RuntimeSet.of(runtime)
+        self.runtime.set_lookup(self._runtime_class, node_name)
         self.clock = clock or RealClock()
         self.address = address
         self.port = port
@@ -69,7 +71,7 @@ class Agent:
         self.ready = asyncio.Event()
         self._ctx = WorkerContext(
             client=client,
-            runtime=runtime,
+            runtime=self.runtime,
             logs=self.logs,
             recorder=self.recorder,
             clock=self.clock,
@@ -95,6 +97,8 @@ class Agent:
                 port=self.port,
                 data_dir=self.data_dir,
                 clock=self.clock,
+                runtime_version=self.runtime.version(),
+                annotations=self.runtime.annotations(),
             )
             self._spawn(self.recorder.run(), "event recorder")
             await self._register()
@@ -131,9 +135,13 @@ class Agent:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.recorder.close(timeout=1.0)
         await self.server.stop()
-        close = getattr(self.runtime, "close", None)
-        if close is not None:
-            await close()
+        await self.runtime.close()
+
+    async def _runtime_class(self, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.client.get(RUNTIMECLASSES, name)
+        except NotFoundError:
+            return None
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=what)
@@ -196,6 +204,8 @@ class Agent:
         for handle in handles:
             await self.runtime.remove_container(handle)
             self.logs.remove_pod(handle.pod_namespace, handle.pod_name, handle.pod_uid)
+        for uid in {h.pod_uid for h in handles}:
+            await self.runtime.remove_pod(uid)
 
     async def _housekeeping(self) -> None:
         while True:

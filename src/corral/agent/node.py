@@ -93,8 +93,12 @@ class NodeStatusManager:
         port: int,
         data_dir: Path,
         clock: Clock | None = None,
+        runtime_version: str = "process://corral",
+        annotations: dict[str, str] | None = None,
     ) -> None:
         self.client = client
+        self.runtime_version = runtime_version
+        self.annotations = dict(annotations or {})
         self.node_name = node_name
         self.address = address
         self.port = port
@@ -191,7 +195,7 @@ class NodeStatusManager:
                 "bootID": _boot_id(),
                 "kernelVersion": uname.release,
                 "osImage": _os_image(),
-                "containerRuntimeVersion": "process://corral",
+                "containerRuntimeVersion": self.runtime_version,
                 "kubeletVersion": KUBELET_VERSION,
                 "kubeProxyVersion": KUBELET_VERSION,
                 "operatingSystem": "linux",
@@ -212,6 +216,7 @@ class NodeStatusManager:
                     "kubernetes.io/os": "linux",
                     "kubernetes.io/arch": _arch(),
                 },
+                "annotations": dict(self.annotations),
             },
             "spec": {},
         }
@@ -221,6 +226,10 @@ class NodeStatusManager:
         except AlreadyExistsError:
             node = await self.client.get(NODES, self.node_name)
             log.info("node %s exists; resuming it", self.node_name)
+            if self.annotations:
+                # The runtimes may differ from the last run (Docker came or went).
+                patch = {"metadata": {"annotations": self.annotations}}
+                node = await self.client.patch(NODES, self.node_name, patch)
         self.node_uid = (node.get("metadata") or {}).get("uid")
         await self.update_status(force=True)
         return node

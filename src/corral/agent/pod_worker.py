@@ -308,6 +308,7 @@ class PodWorker:
         for handle in list(self.handles.values()):
             await self.ctx.runtime.remove_container(handle)
         self.handles.clear()
+        await self.ctx.runtime.remove_pod(self.uid)
         self.ctx.logs.remove_pod(self.namespace, self.name, self.uid)
         self.ctx.backoff.forget_prefix(self.uid + "/")
 

@@ -36,6 +36,8 @@ POLL = 0.05
 
 
 class ProcessRuntime:
+    handler = "process"
+
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = Path(state_dir)
         self._root = self.state_dir / "containers"
@@ -212,6 +214,12 @@ class ProcessRuntime:
             return
         await self.stop_container(handle, 0)
         shutil.rmtree(cdir, ignore_errors=True)
+
+    async def remove_pod(self, pod_uid: str) -> None:
+        """Nothing is shared between a pod's containers yet."""
+
+    def version(self) -> str:
+        return "process://corral"
 
     async def close(self) -> None:
         """Wait for the shims this object spawned to be reaped; containers

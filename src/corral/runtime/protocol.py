@@ -31,11 +31,13 @@ class ContainerHandle:
     """The pod's restart count for this container when the instance started."""
     log_path: Path
     init: bool = False
+    runtime: str = "process"
+    """The handler of the runtime that owns the instance (``process``, ``docker``)."""
 
     @property
     def container_id(self) -> str:
-        """The ``containerID`` written into pod status."""
-        return f"process://{self.id}"
+        """The ``containerID`` written into pod status (``docker://<id>``...)."""
+        return f"{self.runtime}://{self.id}"
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,12 @@ class StartError(Exception):
 
 
 class Runtime(Protocol):
+    handler: str
+    """The RuntimeClass handler this runtime serves (``process``, ``docker``)."""
+
+    def version(self) -> str:
+        """``<handler>://<version>`` for the Node's containerRuntimeVersion."""
+
     async def start_container(
         self,
         pod: dict[str, Any],
@@ -142,6 +150,14 @@ class Runtime(Protocol):
 
     async def remove_container(self, handle: ContainerHandle) -> None:
         """Forget an exited instance (kills it first if it still runs)."""
+
+    async def remove_pod(self, pod_uid: str) -> None:
+        """Release what the pod's containers shared (namespaces, sandbox),
+        once its containers are removed (idempotent)."""
+
+    async def close(self) -> None:
+        """Let go of connections and helpers; running containers stay
+        (the agent is crash-only and adopts them on its next start)."""
 
 
 class OptionalRuntime(Protocol):

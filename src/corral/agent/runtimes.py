@@ -1,0 +1,192 @@
+"""The runtimes one node has, and which one each pod runs on.
+
+A pod names a RuntimeClass (``spec.runtimeClassName``) whose ``handler`` is
+the runtime to use; a pod that names none uses the node's default (Docker
+where an engine answers, host processes otherwise). :class:`RuntimeSet`
+presents all of them to the pod workers as one :class:`Runtime`: starts are
+routed by the pod, everything else by the handle (each handle records the
+runtime that made it), so adoption after an agent restart needs nothing more
+than ``list()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from corral.runtime.protocol import (
+    ContainerHandle,
+    ContainerState,
+    LogPaths,
+    Runtime,
+    StartError,
+)
+
+log = logging.getLogger(__name__)
+
+RUNTIMES_ANNOTATION = "corral.dev/runtimes"
+"""Comma-separated handlers this node has; the scheduler filters on it."""
+DEFAULT_RUNTIME_ANNOTATION = "corral.dev/default-runtime"
+ISOLATION_ANNOTATION = "corral.dev/process-isolation"
+"""What the process runtime can enforce here (namespaces, cgroup version),
+or why it cannot (not root)."""
+
+LOOKUP_TTL = 5.0
+
+RuntimeClassLookup = Callable[[str], Awaitable[dict[str, Any] | None]]
+"""RuntimeClass name → the object, or None when it does not exist."""
+
+
+class RuntimeSet:
+    handler = "set"
+
+    def __init__(
+        self,
+        runtimes: dict[str, Runtime],
+        default: str,
+        lookup: RuntimeClassLookup | None = None,
+        node_name: str = "",
+    ) -> None:
+        if not runtimes:
+            raise ValueError("a node needs at least one runtime")
+        if default not in runtimes:
+            raise ValueError(
+                f"default runtime {default!r} is not available here "
+                f"(available: {', '.join(sorted(runtimes))})"
+            )
+        self.runtimes = dict(runtimes)
+        self.default = default
+        self.node_name = node_name
+        self._lookup = lookup
+        self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+
+    @classmethod
+    def of(cls, runtime: Runtime | RuntimeSet) -> RuntimeSet:
+        """A single runtime as a set whose default it is."""
+        if isinstance(runtime, RuntimeSet):
+            return runtime
+        return cls({runtime.handler: runtime}, runtime.handler)
+
+    def set_lookup(self, lookup: RuntimeClassLookup, node_name: str) -> None:
+        self._lookup = lookup
+        self.node_name = node_name
+
+    # -- what the Node advertises --------------------------------------------
+
+    @property
+    def handlers(self) -> list[str]:
+        return sorted(self.runtimes)
+
+    def version(self) -> str:
+        return self.runtimes[self.default].version()
+
+    def annotations(self) -> dict[str, str]:
+        out = {
+            RUNTIMES_ANNOTATION: ",".join(self.handlers),
+            DEFAULT_RUNTIME_ANNOTATION: self.default,
+        }
+        process = self.runtimes.get("process")
+        isolation = getattr(process, "isolation", None)
+        if isinstance(isolation, str):
+            out[ISOLATION_ANNOTATION] = isolation
+        return out
+
+    # -- choosing ------------------------------------------------------------
+
+    async def handler_for(self, pod: dict[str, Any]) -> str:
+        """The handler the pod runs on here; StartError with what to fix
+        when its RuntimeClass is unknown or this node lacks the handler."""
+        name = (pod.get("spec") or {}).get("runtimeClassName")
+        if not name:
+            return self.default
+        rc = await self._runtime_class(str(name))
+        if rc is None:
+            raise StartError(
+                "CreateContainerConfigError",
+                f'RuntimeClass "{name}" not found: spec.runtimeClassName must name an '
+                "existing RuntimeClass (kubectl get runtimeclasses)",
+            )
+        handler = str(rc.get("handler") or "")
+        if handler not in self.runtimes:
+            raise StartError(
+                "CreateContainerConfigError",
+                f'RuntimeClass "{name}" uses handler "{handler}", which node '
+                f'"{self.node_name}" does not have (it has: {", ".join(self.handlers)})',
+            )
+        return handler
+
+    async def _runtime_class(self, name: str) -> dict[str, Any] | None:
+        if self._lookup is None:
+            return {"handler": name} if name in self.runtimes else None
+        now = time.monotonic()
+        hit = self._cache.get(name)
+        if hit is not None and now - hit[0] < LOOKUP_TTL:
+            return hit[1]
+        rc = await self._lookup(name)
+        self._cache[name] = (now, rc)
+        return rc
+
+    # -- Runtime, routed -------------------------------------------------------
+
+    async def start_container(
+        self,
+        pod: dict[str, Any],
+        container: dict[str, Any],
+        logs: LogPaths,
+        env: dict[str, str],
+        *,
+        attempt: int = 0,
+        init: bool = False,
+    ) -> ContainerHandle:
+        runtime = self.runtimes[await self.handler_for(pod)]
+        return await runtime.start_container(
+            pod, container, logs, env, attempt=attempt, init=init
+        )
+
+    async def stop_container(self, handle: ContainerHandle, grace_seconds: float) -> None:
+        runtime = self.runtimes.get(handle.runtime)
+        if runtime is not None:
+            await runtime.stop_container(handle, grace_seconds)
+
+    async def container_state(self, handle: ContainerHandle) -> ContainerState:
+        runtime = self.runtimes.get(handle.runtime)
+        if runtime is None:
+            now = datetime.now(UTC)
+            return ContainerState(
+                "exited",
+                now,
+                exit_code=137,
+                finished_at=now,
+                reason="ContainerStatusUnknown",
+                message=f"runtime {handle.runtime!r} is no longer available on this node",
+            )
+        return await runtime.container_state(handle)
+
+    async def list(self) -> list[ContainerHandle]:
+        found: list[ContainerHandle] = []
+        for handler, runtime in sorted(self.runtimes.items()):
+            try:
+                found.extend(await runtime.list())
+            except Exception:
+                # One broken engine must not hide the other runtime's pods.
+                log.exception("listing the %s runtime's containers failed", handler)
+        return found
+
+    async def remove_container(self, handle: ContainerHandle) -> None:
+        runtime = self.runtimes.get(handle.runtime)
+        if runtime is not None:
+            await runtime.remove_container(handle)
+
+    async def remove_pod(self, pod_uid: str) -> None:
+        await asyncio.gather(*(r.remove_pod(pod_uid) for r in self.runtimes.values()))
+
+    async def close(self) -> None:
+        for runtime in self.runtimes.values():
+            try:
+                await runtime.close()
+            except Exception:
+                log.exception("closing the %s runtime failed", runtime.handler)
