@@ -166,6 +166,25 @@ async def ensure_default_namespaces(ctx: ServerContext) -> None:
             await ctx.objects.create(rt, None, {"metadata": {"name": name}})
         except AlreadyExists:
             pass
+    await _ensure_default_runtime_classes(ctx)
+
+
+async def _ensure_default_runtime_classes(ctx: ServerContext) -> None:
+    """RuntimeClasses ``process`` and ``docker`` exist from the start, so a pod
+    can name either without setup (an admin may delete or add others)."""
+    from corral.api.errors import AlreadyExists
+    from corral.resources.runtimeclasses import default_runtime_classes
+
+    rt = ctx.registry.lookup("node.k8s.io", "v1", "runtimeclasses")
+    if rt is None:
+        return
+    for body in default_runtime_classes():
+        if await ctx.store.get(rt.key(None, body["metadata"]["name"])) is not None:
+            continue
+        try:
+            await ctx.objects.create(rt, None, body)
+        except AlreadyExists:
+            pass
 
 
 def make_context(store: Store, registry: Registry | None = None, clock: Clock | None = None,
