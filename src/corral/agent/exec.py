@@ -324,3 +324,29 @@ async def serve_exec(request: web.Request, opts: ExecOptions, plan: ExecPlan) ->
     await session.send(STATUS, json.dumps(exit_status(code, opts.command)).encode())
     await ws.close()
     return ws
+
+
+def concrete_runtime(runtime: Any, handle: Any) -> Any:
+    """The runtime that owns ``handle`` (a RuntimeSet routes by handler)."""
+    runtimes = getattr(runtime, "runtimes", None)
+    if isinstance(runtimes, dict):
+        return runtimes.get(getattr(handle, "runtime", ""), runtime)
+    return runtime
+
+
+async def plan_for(
+    runtime: Any,
+    handle: Any,
+    command: list[str],
+    *,
+    tty: bool,
+    env: dict[str, str],
+    cwd: str | None,
+) -> ExecPlan:
+    """The runtime's way into the container, else the host fallback."""
+    exec_plan = getattr(concrete_runtime(runtime, handle), "exec_plan", None)
+    if exec_plan is not None:
+        plan = await exec_plan(handle, list(command), tty=tty)
+        if plan is not None:
+            return plan
+    return host_plan(command, env, cwd)

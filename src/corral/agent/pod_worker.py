@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.agent.backoff import RestartBackoff
+from corral.agent.container_life import ContainerLife
 from corral.agent.env import EnvBuilder, expand_command
 from corral.agent.logs import LogStore
+from corral.agent.probes import ContainerProbes
 from corral.agent.status import (
     ContainerView,
     backoff_message,
@@ -28,6 +30,7 @@ from corral.agent.status import (
     terminated,
     waiting,
 )
+from corral.agent.volumes import PodVolume, VolumeManager
 from corral.client.api import ApiClient
 from corral.client.errors import ApiError, ConflictError, NotFoundError
 from corral.client.events import EventRecorder
@@ -56,9 +59,10 @@ class WorkerContext:
     backoff: RestartBackoff
     sync_slots: asyncio.Semaphore
     env: EnvBuilder
+    volumes: VolumeManager | None = None
 
 
-class PodWorker:
+class PodWorker(ContainerLife):
     def __init__(
         self,
         ctx: WorkerContext,
@@ -86,6 +90,11 @@ class PodWorker:
         self._last_status: dict[str, Any] | None = None
         self._deleted = False
         self._start_failures = 0
+        self.probes: dict[str, ContainerProbes] = {}
+        self.envs: dict[str, dict[str, str]] = {}
+        self._killing: dict[str, asyncio.Task[None]] = {}
+        self.volumes: dict[str, PodVolume] | None = None
+        self._volumes_at = float("-inf")
         for handle in sorted(adopted or [], key=lambda h: h.attempt):
             self._adopt(handle)
         self._older = list(older or [])
@@ -144,6 +153,9 @@ class PodWorker:
             self.start_time = format_timestamp(self.ctx.clock.now())
         spec = pod.get("spec") or {}
         terminal = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        if not terminal and not await self._sync_volumes(pod):
+            await self._write_status(pod, False)
+            return
         init_specs = spec.get("initContainers") or []
         initialized = await self._sync_init(pod, init_specs, terminal)
         for c in spec.get("containers") or []:
@@ -176,7 +188,9 @@ class PodWorker:
         self.states[key] = state
         if state.status == "running":
             self._next_wake = min(self._next_wake, POLL_RUNNING)
+            self._watch_health(pod, spec, key, handle)
             return
+        self._stop_probes(key)
         if terminal or not _should_restart(pod, state, init):
             return
         now = self.ctx.clock.monotonic()
@@ -223,17 +237,19 @@ class PodWorker:
         if old is not None:
             await self.ctx.runtime.remove_container(old)
             self.states.pop(key, None)
+        self._stop_probes(key)
         try:
-            env = await self.ctx.env.build(
-                pod, spec, host_ip=self.ctx.address, pod_ip=self.ctx.address
-            )
+            probes = self._make_probes(spec, key, init)
+            env = await self._container_env(pod, spec)
             logs = self.ctx.logs.paths(self.namespace, self.name, self.uid, name, attempt)
+            extra = await self._mount_args(pod, spec)
             handle = await self.ctx.runtime.start_container(
-                pod, expand_command(spec, env), logs, env, attempt=attempt, init=init
+                pod, expand_command(spec, env), logs, env, attempt=attempt, init=init, **extra
             )
         except StartError as exc:
             self._start_failed(pod, key, exc)
             return
+        self.envs[key] = env
         self.ctx.logs.prune(self.namespace, self.name, self.uid, name)
         self.handles[key] = handle
         self.restart_count[key] = attempt
@@ -242,6 +258,10 @@ class PodWorker:
         self._next_wake = min(self._next_wake, POLL_RUNNING)
         self._event("Normal", "Created", f"Created container: {name}")
         self._event("Normal", "Started", f"Started container {name}")
+        if probes is not None:
+            self.probes[key] = probes
+            probes.start()
+        await self._post_start(pod, spec, key, handle)
 
     def _start_failed(self, pod: dict[str, Any], key: str, exc: StartError) -> None:
         """A spec the runtime cannot run: say why on the pod and in an Event,
@@ -259,12 +279,12 @@ class PodWorker:
 
     async def _stop_all(self, grace: float) -> None:
         live = []
-        for handle in self.handles.values():
+        for key, handle in self.handles.items():
             state = await self.ctx.runtime.container_state(handle)
             if state.status == "running":
-                live.append(handle)
+                live.append((key, handle))
                 self._event("Normal", "Killing", f"Stopping container {handle.container_name}")
-        await asyncio.gather(*(self.ctx.runtime.stop_container(h, grace) for h in live))
+        await asyncio.gather(*(self._stop_one(key, h, grace) for key, h in live))
         for key, handle in self.handles.items():
             self.states[key] = await self.ctx.runtime.container_state(handle)
 
@@ -305,6 +325,12 @@ class PodWorker:
         self.done = True
 
     async def _remove_everything(self) -> None:
+        for key in list(self.probes):
+            self._stop_probes(key)
+        for task in self._killing.values():
+            task.cancel()
+        if self.ctx.volumes is not None:
+            self.ctx.volumes.remove_pod(self.uid)
         for handle in list(self.handles.values()):
             await self.ctx.runtime.remove_container(handle)
         self.handles.clear()
@@ -362,6 +388,9 @@ class PodWorker:
                 if state.status == "running"
                 else terminated(state, handle.container_id)
             )
+            probes = self.probes.get(key)
+            if probes is not None and state.status == "running":
+                view.ready, view.started = probes.ready, probes.started
         elif not init and not initialized:
             view.state = waiting("PodInitializing")
         return view

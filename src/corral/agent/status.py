@@ -29,18 +29,26 @@ class ContainerView:
     last_state: dict[str, Any] = field(default_factory=dict)
     restart_count: int = 0
     container_id: str | None = None
+    ready: bool | None = None
+    """From the readiness probe; None: ready when running."""
+    started: bool | None = None
+    """From the startup probe; None: started when running."""
 
     @property
     def running(self) -> bool:
         return "running" in self.state
+
+    @property
+    def is_ready(self) -> bool:
+        return self.running and (self.ready is None or self.ready)
 
     def to_status(self) -> dict[str, Any]:
         status: dict[str, Any] = {
             "name": self.name,
             "state": self.state,
             "lastState": self.last_state,
-            "ready": self.running,
-            "started": self.running,
+            "ready": self.is_ready,
+            "started": self.running and (self.started is None or self.started),
             "restartCount": self.restart_count,
             "image": self.image,
             "imageID": "",
@@ -146,8 +154,8 @@ def pod_status(
             # them: it ends in a terminal phase, as the kubelet reports it.
             phase = "Succeeded" if all(_succeeded(v) for v in views) else "Failed"
     initialized = all(_succeeded(v) for v in init_views)
-    ready = phase == "Running" and bool(views) and all(v.running for v in views)
-    unready = [v.name for v in views if not v.running]
+    ready = phase == "Running" and bool(views) and all(v.is_ready for v in views)
+    unready = [v.name for v in views if not v.is_ready]
     truths = {
         "PodScheduled": (True, None),
         "Initialized": (initialized, None if initialized else "ContainersNotInitialized"),
