@@ -151,9 +151,15 @@ def raise_fd_limit(wanted: int) -> int:
     return int(soft)
 
 
+class Fatal(Exception):
+    """Raised by a polled predicate when waiting longer cannot help (the
+    process being waited for has exited)."""
+
+
 def wait_until(predicate: Any, timeout: float, message: str, interval: float = 0.1) -> Any:
     """Poll ``predicate`` until it returns something truthy; raise TimeoutError
-    naming ``message`` when the deadline passes."""
+    naming ``message`` when the deadline passes. Other exceptions from the
+    predicate count as "not yet", except ``Fatal``, which ends the wait."""
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
     while time.monotonic() < deadline:
@@ -161,6 +167,8 @@ def wait_until(predicate: Any, timeout: float, message: str, interval: float = 0
             value = predicate()
             if value:
                 return value
+        except Fatal:
+            raise
         except Exception as exc:  # keep polling; report the last failure on timeout
             last_exc = exc
         time.sleep(interval)
@@ -200,8 +208,8 @@ class CorralChild:
 
         def ready() -> bool:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"corral {self.command} exited with {self.proc.returncode}:\n"
-                                   + self.output())
+                raise Fatal(f"corral {self.command} exited with {self.proc.returncode}:\n"
+                            + self.output())
             if not self.kubeconfig.exists() or not self.ca_file.exists():
                 return False
             with urllib.request.urlopen(f"{self.url}/readyz", context=self.ssl_context(), timeout=2) as r:
@@ -209,8 +217,6 @@ class CorralChild:
 
         try:
             wait_until(ready, timeout, f"corral {self.command} /readyz", interval=0.1)
-        except RuntimeError:
-            raise
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}\n{self.output()}") from None
 

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import resource
+import time
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,14 @@ def test_wait_until_returns_the_value_or_names_what_it_waited_for() -> None:
     assert common.wait_until(lambda: next(calls), 5, "the third call", interval=0.001) == "done"
     with pytest.raises(TimeoutError, match="the impossible"):
         common.wait_until(lambda: False, 0.05, "the impossible", interval=0.01)
+
+
+def test_wait_until_stops_at_once_on_fatal() -> None:
+    started = time.monotonic()
+
+    def gone() -> bool:
+        raise common.Fatal("the process exited")
+
+    with pytest.raises(common.Fatal, match="exited"):
+        common.wait_until(gone, 30, "a dead process")
+    assert time.monotonic() - started < 5
