@@ -12,24 +12,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 from corral.agent.backoff import RestartBackoff
 from corral.agent.env import EnvBuilder
+from corral.agent.exec import ExecOptions, concrete_runtime
 from corral.agent.logs import LogStore
 from corral.agent.node import NodeStatusManager
 from corral.agent.pod_worker import PodWorker, WorkerContext
 from corral.agent.runtimes import RuntimeSet
 from corral.agent.server import AgentServer, LogError, LogTarget
+from corral.agent.stats import ContainerRef, Sample, StatsCollector
+from corral.agent.volumes import VolumeManager
 from corral.client.api import ApiClient
 from corral.client.errors import ApiError, NotFoundError
 from corral.client.events import EventRecorder
 from corral.client.informer import Informer
 from corral.client.resources import PODS, RUNTIMECLASSES
 from corral.clock import Clock, RealClock
-from corral.runtime.protocol import ContainerHandle, Runtime
+from corral.runtime.protocol import ContainerHandle, ExecPlan, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,7 @@ class Agent:
         address: str = "127.0.0.1",
         port: int = 10250,
         agent_token: str | None = None,
+        system_reserved: dict[str, str] | None = None,
     ) -> None:
         self.client = client
         self.node_name = node_name
@@ -60,8 +65,18 @@ class Agent:
         self.address = address
         self.port = port
         self.logs = LogStore(self.data_dir / "logs")
+        self.system_reserved = dict(system_reserved or {})
+        self.stats = StatsCollector(node_name)
+        self.allocatable: dict[str, str] = {}
+        """Filled from the Node's status; what downward-API refs report without limits."""
         self.server = AgentServer(
-            self._resolve_log, address=address, port=port, token=agent_token, clock=self.clock
+            self._resolve_log,
+            address=address,
+            port=port,
+            token=agent_token,
+            clock=self.clock,
+            resolve_exec=self._resolve_exec,
+            stats=self._stats,
         )
         self.recorder = EventRecorder(client, "kubelet", host=node_name, clock=self.clock)
         self.informer = Informer(
@@ -79,7 +94,8 @@ class Agent:
             address=address,
             backoff=RestartBackoff(),
             sync_slots=asyncio.Semaphore(MAX_CONCURRENT_SYNCS),
-            env=EnvBuilder(client),
+            env=EnvBuilder(client, self.allocatable),
+            volumes=VolumeManager(client, self.data_dir / "volumes", self.allocatable),
         )
         self._adopted: dict[str, list[ContainerHandle]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -99,9 +115,11 @@ class Agent:
                 clock=self.clock,
                 runtime_version=self.runtime.version(),
                 annotations=self.runtime.annotations(),
+                system_reserved=self.system_reserved,
             )
             self._spawn(self.recorder.run(), "event recorder")
             await self._register()
+            self.allocatable.update(self.node.allocatable)
             for handle in await self.runtime.list():
                 self._adopted.setdefault(handle.pod_uid, []).append(handle)
             self.informer.add_handler(self._on_add, self._on_update, self._on_delete)
@@ -215,6 +233,8 @@ class Agent:
                 if strays:
                     await self._remove(strays)
                 self.logs.remove_pods_except(self.workers)
+                if self._ctx.volumes is not None:
+                    self._ctx.volumes.remove_pods_except(self.workers)
             except Exception:
                 log.exception("agent housekeeping failed")
 
@@ -259,6 +279,48 @@ class Agent:
             return (await self.runtime.container_state(handle)).status == "exited"
 
         return LogTarget(paths, finished)
+
+
+    # -- exec and stats --------------------------------------------------------
+
+    async def _resolve_exec(
+        self, namespace: str, name: str, container: str, opts: ExecOptions
+    ) -> ExecPlan:
+        pod = self.informer.cache.get(f"{namespace}/{name}")
+        if pod is None:
+            raise LogError(404, f'pod "{name}" not found on node {self.node_name}')
+        key = _container_key(pod.get("spec") or {}, container)
+        worker = self.workers.get(str(pod["metadata"].get("uid", "")))
+        if key is None or worker is None:
+            raise LogError(404, f'container not found ("{container}")')
+        handle = worker.handles.get(key)
+        if handle is None or (await self.runtime.container_state(handle)).status != "running":
+            raise LogError(400, f'container "{container}" in pod "{name}" is not running')
+        return await worker.exec_plan(key, opts.command, tty=opts.tty)
+
+    async def _stats(self) -> dict[str, Any]:
+        handles: dict[tuple[str, str], ContainerHandle] = {}
+        refs = []
+        for worker in list(self.workers.values()):
+            for handle in list(worker.handles.values()):
+                if handle.init or worker.states.get(handle.container_name) is None:
+                    continue
+                if worker.states[handle.container_name].status != "running":
+                    continue
+                refs.append(
+                    ContainerRef(worker.namespace, worker.name, worker.uid, handle.container_name)
+                )
+                handles[(worker.uid, handle.container_name)] = handle
+
+        async def from_runtime(ref: ContainerRef) -> Sample | None:
+            handle = handles[(ref.pod_uid, ref.container)]
+            read = getattr(concrete_runtime(self.runtime, handle), "stats", None)
+            stats = await read(handle) if read is not None else None
+            if stats is None:
+                return None
+            return Sample(stats.cpu_usage_ns, stats.memory_bytes, time.monotonic())
+
+        return await self.stats.summary(refs, from_runtime)
 
 
 async def _always_finished() -> bool:

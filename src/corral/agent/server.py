@@ -11,12 +11,14 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
+from corral.agent.exec import ExecOptions, serve_exec
 from corral.agent.logs import LogOptions, stream_log
 from corral.clock import Clock, RealClock
-from corral.runtime.protocol import LogPaths
+from corral.runtime.protocol import ExecPlan, LogPaths
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,12 @@ class LogError(Exception):
 LogResolver = Callable[[str, str, str, bool], Awaitable[LogTarget]]
 """(namespace, pod, container, previous) -> the instance whose log to read."""
 
+ExecResolver = Callable[[str, str, str, ExecOptions], Awaitable[ExecPlan]]
+"""(namespace, pod, container, options) -> how to run the command; raises LogError."""
+
+StatsSource = Callable[[], Awaitable[dict[str, Any]]]
+"""The Summary document (see :mod:`corral.agent.stats`)."""
+
 
 class AgentServer:
     def __init__(
@@ -49,8 +57,12 @@ class AgentServer:
         port: int = 10250,
         token: str | None = None,
         clock: Clock | None = None,
+        resolve_exec: ExecResolver | None = None,
+        stats: StatsSource | None = None,
     ) -> None:
         self.resolve = resolve
+        self.resolve_exec = resolve_exec
+        self.stats = stats
         self.address = address
         self.port = port
         self.token = token
@@ -61,6 +73,8 @@ class AgentServer:
         app = web.Application(middlewares=[self._auth])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
+        app.router.add_route("*", "/exec/{namespace}/{pod}/{container}", self._exec)
+        app.router.add_get("/stats/summary", self._stats)
         return app
 
     async def start(self) -> int:
@@ -94,6 +108,25 @@ class AgentServer:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    async def _exec(self, request: web.Request) -> web.StreamResponse:
+        if self.resolve_exec is None or request.method not in ("GET", "POST"):
+            return web.Response(status=405, text="exec is not served here\n")
+        try:
+            opts = ExecOptions.from_query(request.query)
+        except ValueError as exc:
+            return web.Response(status=400, text=f"{exc}\n")
+        m = request.match_info
+        try:
+            plan = await self.resolve_exec(m["namespace"], m["pod"], m["container"], opts)
+        except LogError as exc:
+            return web.Response(status=exc.status, text=f"{exc}\n")
+        return await serve_exec(request, opts, plan)
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        if self.stats is None:
+            return web.Response(status=404, text="stats are not served here\n")
+        return web.json_response(await self.stats())
 
     async def _logs(self, request: web.Request) -> web.StreamResponse:
         ns = request.match_info["namespace"]
