@@ -2,7 +2,8 @@
 
 :func:`open_store` turns a store URL from the command line or config into a
 backend. ``sqlite:///abs/path.db`` (or a plain path) is the embedded store;
-``etcd://`` is reserved for the HA backend.
+``etcd://h1:2379,h2:2379,h3:2379[/root]`` is the HA backend on an etcd
+cluster (see :mod:`corral.store.etcd`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def open_store(url: str) -> Store:
     if scheme == "sqlite":
         return _open_sqlite(url, rest)
     if scheme in ("etcd", "etcds"):
-        raise ValueError(f"store url {url!r}: the etcd backend is not available in this build")
+        from corral.store.etcd import EtcdStore
+
+        return EtcdStore(url)
     raise ValueError(f"store url {url!r}: unknown scheme {scheme!r} (expected sqlite:// or etcd://)")
 
 

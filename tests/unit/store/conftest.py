@@ -8,14 +8,18 @@ directory and the tuning a test asks for, and returns an unstarted store.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from corral.store.etcd import EtcdStore
+from corral.store.etcd_conn import parse_etcd_url
 from corral.store.protocol import Store
 from corral.store.sqlite import SqliteStore
+from fixtures.etcd import EtcdCluster, shared_cluster
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,22 @@ def sqlite_backend(directory: Path, tuning: Tuning) -> Store:
     )
 
 
-BACKENDS = [pytest.param(sqlite_backend, id="sqlite")]
+@pytest.fixture(scope="session")
+def etcd_cluster() -> Iterator[EtcdCluster]:
+    yield from shared_cluster()
+
+
+def etcd_backend(directory: Path, tuning: Tuning, cluster: EtcdCluster) -> Store:
+    """A fresh key root per store: one etcd serves every test, none sees
+    another's keys (revisions are etcd's, shared, and tests run one at a time)."""
+    from dataclasses import replace
+
+    options = parse_etcd_url(cluster.url())
+    return EtcdStore(replace(options, history_limit=tuning.history_limit,
+                             watch_buffer=tuning.watch_buffer))
+
+
+BACKENDS = [pytest.param(sqlite_backend, id="sqlite"), pytest.param(etcd_backend, id="etcd")]
 
 OpenStore = Callable[..., Awaitable[Store]]
 
@@ -45,7 +64,10 @@ OpenStore = Callable[..., Awaitable[Store]]
 async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OpenStore]:
     """``await open_store(history_limit=..., watch_buffer=...)`` → a started store,
     closed at teardown."""
-    factory: BackendFactory = request.param
+    factory = request.param
+    if factory is etcd_backend:
+        cluster = request.getfixturevalue("etcd_cluster")
+        factory = functools.partial(etcd_backend, cluster=cluster)
     stores: list[Store] = []
 
     async def open_(**tuning: int) -> Store:

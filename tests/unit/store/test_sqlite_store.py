@@ -210,6 +210,27 @@ def test_disk_full_fails_the_batch_cleanly(tmp_path: Path) -> None:
     assert failed + count == 40
 
 
+async def test_a_burst_commits_in_submission_order(tmp_path: Path) -> None:
+    """One writer, one queue: concurrent calls take revisions in the order
+    they were made (moved here from the conformance suite; etcd orders
+    concurrent requests as they arrive, which need not be the call order)."""
+    store = SqliteStore(str(tmp_path / "b.db"))
+    await store.start()
+    try:
+        await store.create("/dup", b"x")
+        results = await asyncio.gather(
+            store.create("/k1", b"1"),
+            store.create("/dup", b"y"),
+            store.update("/missing", b"1", 0),
+            store.create("/k2", b"2"),
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], KeyValue) and isinstance(results[3], KeyValue)
+        assert results[3].mod_revision == results[0].mod_revision + 1
+    finally:
+        await store.close()
+
+
 async def test_open_store_urls(tmp_path: Path) -> None:
     path = tmp_path / "u.db"
     store = open_store(f"sqlite://{path}?history_limit=10")
@@ -223,7 +244,8 @@ async def test_open_store_urls(tmp_path: Path) -> None:
     assert (await plain.get("/a")).value == b"1"
     await plain.close()
     for bad, message in [
-        ("etcd://127.0.0.1:2379", "etcd backend"),
+        ("etcds://127.0.0.1:2379", "not supported"),
+        ("etcd://127.0.0.1:notaport", "bad port"),
         ("mysql://x", "unknown scheme"),
         ("sqlite://", "no database path"),
         (f"sqlite://{path}?colour=red", "unknown option 'colour'"),
