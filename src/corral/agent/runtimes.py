@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from corral.runtime.protocol import (
@@ -190,3 +191,32 @@ class RuntimeSet:
                 await runtime.close()
             except Exception:
                 log.exception("closing the %s runtime failed", runtime.handler)
+
+
+DEFAULT_CHOICES = ("auto", "process", "docker")
+
+
+async def build_runtimes(
+    data_dir: Path, default: str = "auto", *, node_name: str = "", docker_host: str | None = None
+) -> RuntimeSet:
+    """This machine's runtimes: host processes always, Docker when an engine
+    answers (``DOCKER_HOST`` or the standard socket). ``auto`` makes Docker
+    the default where it answers, processes otherwise."""
+    from corral.runtime.docker import DockerRuntime
+    from corral.runtime.process import ProcessRuntime
+
+    if default not in DEFAULT_CHOICES:
+        raise ValueError(f"default runtime {default!r}: must be one of {', '.join(DEFAULT_CHOICES)}")
+    runtimes: dict[str, Runtime] = {"process": ProcessRuntime(Path(data_dir) / "runtime")}
+    owner = str(Path(data_dir).resolve())
+    docker = await asyncio.to_thread(DockerRuntime.connect, owner, docker_host)
+    if docker is not None:
+        runtimes["docker"] = docker
+    elif default == "docker":
+        raise ValueError(
+            "default runtime docker: no Docker engine answers "
+            f"at {docker_host or 'DOCKER_HOST or /var/run/docker.sock'}"
+        )
+    chosen = default if default != "auto" else ("docker" if docker is not None else "process")
+    log.info("runtimes: %s (default %s)", ", ".join(sorted(runtimes)), chosen)
+    return RuntimeSet(runtimes, chosen, node_name=node_name)

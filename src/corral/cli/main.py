@@ -84,8 +84,11 @@ def server(data_dir: Path | None, host: str, port: int, store_url: str, service_
 @main.command()
 @server_options
 @click.option("--node-name", default=None, help="Name of this machine's Node (default: hostname).")
+@click.option("--default-runtime", type=click.Choice(["auto", "process", "docker"]), default="auto",
+              show_default=True,
+              help="Runtime for pods without runtimeClassName (auto: docker if an engine answers).")
 def up(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr: str, verbose: bool,
-       node_name: str | None) -> None:
+       node_name: str | None, default_runtime: str) -> None:
     """Run a one-machine cluster: API server, controllers, scheduler and an agent."""
     _setup_logging(verbose)
     opts = _options(data_dir, host, port, store_url, service_cidr)
@@ -93,7 +96,8 @@ def up(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr
     async def run(stop: asyncio.Event) -> None:
         from corral.cluster import ControlPlane, LocalAgent
 
-        async with RunningServer(opts) as srv, ControlPlane(srv), LocalAgent(srv, node_name):
+        async with RunningServer(opts) as srv, ControlPlane(srv), LocalAgent(srv, node_name,
+                                                                   default_runtime=default_runtime):
             _announce(srv)
             await stop.wait()
 
@@ -109,9 +113,12 @@ def up(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--address", default="127.0.0.1", show_default=True, help="Address the agent serves logs on.")
 @click.option("--port", default=10250, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--default-runtime", type=click.Choice(["auto", "process", "docker"]), default="auto",
+              show_default=True,
+              help="Runtime for pods without runtimeClassName (auto: docker if an engine answers).")
 @click.option("-v", "--verbose", is_flag=True)
 def agent(server_url: str, token: str, ca_file: str | None, insecure: bool, node_name: str | None,
-          data_dir: Path | None, address: str, port: int, verbose: bool) -> None:
+          data_dir: Path | None, address: str, port: int, default_runtime: str, verbose: bool) -> None:
     """Run a node agent that joins an existing cluster."""
     _setup_logging(verbose)
 
@@ -120,7 +127,7 @@ def agent(server_url: str, token: str, ca_file: str | None, insecure: bool, node
 
         await run_agent(server_url, token, ca_file=ca_file, insecure=insecure, node_name=node_name,
                         data_dir=data_dir or default_data_dir() / "agent", address=address, port=port,
-                        stop=stop)
+                        stop=stop, default_runtime=default_runtime)
 
     run_until_signalled(run)
 

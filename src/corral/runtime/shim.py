@@ -15,6 +15,7 @@ time, to guard against pid reuse), ``exit.json`` (exit code or start error).
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import selectors
@@ -36,6 +37,20 @@ def rfc3339nano(ns: int | None = None) -> str:
     ns = time.time_ns() if ns is None else ns
     secs, frac = divmod(ns, 1_000_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+
+
+def parse_rfc3339nano(text: str | bytes) -> int | None:
+    """Nanoseconds since the epoch of ``2006-01-02T15:04:05.999999999Z``
+    (Docker trims trailing zeros of the fraction; no fraction is fine)."""
+    if isinstance(text, bytes):
+        text = text.decode("ascii", "replace")
+    base, _, frac = text.rstrip("Z").partition(".")
+    try:
+        secs = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+    digits = "".join(ch for ch in frac if ch.isdigit())
+    return secs * 1_000_000_000 + int((digits + "000000000")[:9])
 
 
 def proc_start_ticks(pid: int) -> int | None:
@@ -65,9 +80,13 @@ class LogWriter:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         self._size = os.fstat(self._fd).st_size
 
-    def record(self, stream: bytes, content: bytes, partial: bool) -> None:
+    def record(
+        self, stream: bytes, content: bytes, partial: bool, ts_ns: int | None = None
+    ) -> None:
+        """``ts_ns`` keeps the time the runtime saw the line (Docker's), so a
+        follower resuming after an agent restart can tell what it wrote."""
         tag = b"P" if partial else b"F"
-        rec = b"%s %s %s %s\n" % (rfc3339nano().encode(), stream, tag, content)
+        rec = b"%s %s %s %s\n" % (rfc3339nano(ts_ns).encode(), stream, tag, content)
         if self._size > 0 and self._size + len(rec) > self.max_bytes:
             self._rotate()
         os.write(self._fd, rec)

@@ -1,0 +1,400 @@
+"""Containers on the Docker Engine, through the ``docker`` SDK.
+
+Crash-only like the process runtime: everything the agent needs to adopt a
+container after a restart is in the container's labels (the pod's uid,
+namespace and name, the container's name, attempt and log file), and the
+``corral.dev/owner`` label scopes an agent to its own containers, so several
+agents may share one engine. The engine is the source of truth; this object
+caches only the final state of exited containers (it never changes).
+
+Pods use the node's network (as with the process runtime, until a pod
+network exists): a container's ports are the node's ports. No init is put
+in front of the command, so a missing executable fails the start itself
+(a clear RunContainerError) rather than a crash loop.
+
+The SDK is blocking; its calls run on a small thread pool of their own so a
+slow engine cannot starve the agent's other threads. Pod start latency
+therefore depends on the engine (create + start is about 0.3-0.6 s here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from corral.runtime.dockerlogs import DockerEndpoint, LogFollowers
+from corral.runtime.limits import ContainerLimits, LimitError
+from corral.runtime.protocol import ContainerHandle, ContainerState, LogPaths, StartError
+from corral.runtime.shim import parse_rfc3339nano
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+OWNER_LABEL = "corral.dev/owner"
+POD_UID = "io.kubernetes.pod.uid"
+POD_NAME = "io.kubernetes.pod.name"
+POD_NAMESPACE = "io.kubernetes.pod.namespace"
+CONTAINER_NAME = "io.kubernetes.container.name"
+ATTEMPT = "corral.dev/attempt"
+INIT = "corral.dev/init"
+LOG_PATH = "corral.dev/log-path"
+LOG_MAX = "corral.dev/log-max-bytes"
+PULL_TIMEOUT = 30.0
+SNAPSHOT_TTL = 0.5
+THREADS = 16
+
+
+def default_pull_policy(image: str) -> str:
+    """Kubernetes' default: Always for ``:latest`` or no tag, else IfNotPresent."""
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else "latest"
+    return "Always" if tag == "latest" else "IfNotPresent"
+
+
+class DockerRuntime:
+    handler = "docker"
+
+    def __init__(self, client: Any, *, owner: str, base_url: str) -> None:
+        """``client`` is a connected ``docker.DockerClient``; use :meth:`connect`."""
+        self._docker = client
+        self._api = client.api
+        self.owner = owner
+        self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="docker")
+        self._logs = LogFollowers(DockerEndpoint(base_url, self._api.api_version))
+        self._final: dict[str, ContainerState] = {}
+        self._started: dict[str, datetime] = {}
+        self._snapshot: dict[str, str] = {}
+        self._snapshot_at = float("-inf")
+        self._snapshot_lock = asyncio.Lock()
+        self._pull_failures: dict[tuple[str, str], int] = {}
+        self._engine_version = str(client.version().get("Version", "unknown"))
+
+    @classmethod
+    def connect(cls, owner: str, base_url: str | None = None) -> DockerRuntime | None:
+        """A runtime on the engine at ``base_url`` (default: ``DOCKER_HOST``
+        or the standard socket), or None when no engine answers there."""
+        import os
+
+        import docker
+
+        url = base_url or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+        try:
+            client = docker.DockerClient(
+                base_url=url, version="auto", timeout=120, max_pool_size=THREADS
+            )
+            client.ping()
+        except Exception as exc:
+            log.info("no Docker engine at %s (%s)", url, exc)
+            return None
+        return cls(client, owner=owner, base_url=url)
+
+    def version(self) -> str:
+        return f"docker://{self._engine_version}"
+
+    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, partial(fn, *args, **kwargs))
+
+    # -- start ---------------------------------------------------------------
+
+    async def start_container(
+        self,
+        pod: dict[str, Any],
+        container: dict[str, Any],
+        logs: LogPaths,
+        env: dict[str, str],
+        *,
+        attempt: int = 0,
+        init: bool = False,
+    ) -> ContainerHandle:
+        meta = pod.get("metadata") or {}
+        uid, name = str(meta.get("uid", "")), str(container.get("name", ""))
+        await self._ensure_image(container, uid)
+        labels = {
+            OWNER_LABEL: self.owner,
+            POD_UID: uid,
+            POD_NAME: str(meta.get("name", "")),
+            POD_NAMESPACE: str(meta.get("namespace", "")),
+            CONTAINER_NAME: name,
+            ATTEMPT: str(attempt),
+            INIT: "true" if init else "false",
+            LOG_PATH: str(logs.path),
+            LOG_MAX: str(logs.max_bytes),
+        }
+        config = self._create_config(pod, container, env, labels)
+        cname = f"k8s_{name}_{meta.get('name')}_{meta.get('namespace')}_{uid}_{attempt}"
+        cid = await self._create_and_start(cname, config)
+        handle = _handle(cid, labels)
+        self._started[cid] = datetime.now(UTC)
+        self._logs.follow(cid, logs.path, logs.max_bytes)
+        return handle
+
+    def _create_config(
+        self,
+        pod: dict[str, Any],
+        container: dict[str, Any],
+        env: dict[str, str],
+        labels: dict[str, str],
+    ) -> dict[str, Any]:
+        try:
+            limits = ContainerLimits.from_container(container, pod)
+        except LimitError as exc:
+            raise StartError("CreateContainerConfigError", str(exc)) from exc
+        for key in env:
+            if not key or "=" in key or "\0" in key:
+                raise StartError("CreateContainerConfigError", f"env: invalid variable {key!r}")
+        host_config = self._api.create_host_config(
+            network_mode="host",
+            **limits.docker_host_config(),
+            log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "1"}},
+        )
+        config: dict[str, Any] = {
+            "image": container.get("image"),
+            "environment": [f"{k}={v}" for k, v in env.items()],
+            "labels": labels,
+            "host_config": host_config,
+            "working_dir": container.get("workingDir") or None,
+            "user": _user(pod, container),
+            "stdin_open": False,
+            "tty": False,
+        }
+        if container.get("command"):
+            config["entrypoint"] = [str(a) for a in container["command"]]
+            config["command"] = [str(a) for a in container.get("args") or []]
+        elif container.get("args"):
+            config["command"] = [str(a) for a in container["args"]]
+        return config
+
+    async def _create_and_start(self, cname: str, config: dict[str, Any]) -> str:
+        import docker
+
+        try:
+            # A leftover of a failed earlier try with the same attempt number.
+            await self._call(self._api.remove_container, cname, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise StartError("CreateContainerError", _explain(exc)) from exc
+        try:
+            created = await self._call(self._api.create_container, name=cname, **config)
+        except docker.errors.APIError as exc:
+            raise StartError("CreateContainerError", _explain(exc)) from exc
+        cid = str(created["Id"])
+        try:
+            await self._call(self._api.start, cid)
+        except docker.errors.APIError as exc:
+            await self._forget(cid)
+            raise StartError("RunContainerError", _explain(exc)) from exc
+        return cid
+
+    async def _ensure_image(self, container: dict[str, Any], pod_uid: str) -> None:
+        """Pull policy: Never and IfNotPresent use a local image; Always (or a
+        missing image) pulls, which without a registry fails clearly."""
+        import docker
+
+        image = str(container.get("image") or "")
+        if not image:
+            raise StartError("InvalidImageName", "image: a container needs an image to run on docker")
+        policy = container.get("imagePullPolicy") or default_pull_policy(image)
+        if policy != "Always":
+            try:
+                await self._call(self._api.inspect_image, image)
+                return
+            except docker.errors.ImageNotFound:
+                pass
+            except docker.errors.APIError as exc:
+                raise StartError("InvalidImageName", _explain(exc)) from exc
+            if policy == "Never":
+                raise StartError(
+                    "ErrImageNeverPull",
+                    f'Container image "{image}" is not present with pull policy of Never',
+                )
+        key = (pod_uid, image)
+        try:
+            await asyncio.wait_for(self._call(self._docker.images.pull, image), PULL_TIMEOUT)
+            self._pull_failures.pop(key, None)
+        except (docker.errors.APIError, docker.errors.DockerException, TimeoutError) as exc:
+            failures = self._pull_failures.get(key, 0) + 1
+            self._pull_failures[key] = failures
+            why = _explain(exc) if not isinstance(exc, TimeoutError) else "pull timed out"
+            message = (
+                f'Failed to pull image "{image}": {why} (no registry answered; use an '
+                "image present on the node, e.g. made with docker import, and "
+                "imagePullPolicy IfNotPresent or Never)"
+            )
+            if failures > 1:
+                raise StartError(
+                    "ImagePullBackOff", f'Back-off pulling image "{image}": ' + message
+                ) from exc
+            raise StartError("ErrImagePull", message) from exc
+
+    # -- observe -------------------------------------------------------------
+
+    async def container_state(self, handle: ContainerHandle) -> ContainerState:
+        final = self._final.get(handle.id)
+        if final is not None:
+            return final
+        status = (await self._states()).get(handle.id)
+        if status == "running" and handle.id in self._started:
+            return ContainerState("running", self._started[handle.id])
+        state = await self._inspect_state(handle.id)
+        if state.status == "exited":
+            await self._logs.drained(handle.id)
+            self._final[handle.id] = state
+        else:
+            self._started[handle.id] = state.started_at
+        return state
+
+    async def _states(self) -> dict[str, str]:
+        """Id → Docker state of every owned container, from one list call
+        shared by all pod workers (at most every SNAPSHOT_TTL seconds)."""
+        loop = asyncio.get_running_loop()
+        async with self._snapshot_lock:
+            if loop.time() - self._snapshot_at >= SNAPSHOT_TTL:
+                found = await self._call(
+                    self._api.containers, all=True, filters={"label": f"{OWNER_LABEL}={self.owner}"}
+                )
+                self._snapshot = {str(c["Id"]): str(c.get("State", "")) for c in found}
+                self._snapshot_at = loop.time()
+            return self._snapshot
+
+    async def _inspect_state(self, cid: str) -> ContainerState:
+        import docker
+
+        try:
+            info = await self._call(self._api.inspect_container, cid)
+        except docker.errors.NotFound:
+            now = datetime.now(UTC)
+            return ContainerState(
+                "exited", now, exit_code=137, finished_at=now, reason="ContainerStatusUnknown",
+                message="the container was removed from the Docker engine outside corral",
+            )
+        return state_from_inspect(info.get("State") or {})
+
+    async def list(self) -> list[ContainerHandle]:
+        found = await self._call(
+            self._api.containers, all=True, filters={"label": f"{OWNER_LABEL}={self.owner}"}
+        )
+        handles = []
+        for c in found:
+            labels = c.get("Labels") or {}
+            try:
+                handle = _handle(str(c["Id"]), labels)
+            except (KeyError, ValueError):
+                log.warning("ignoring container %s with unreadable labels", c.get("Id"))
+                continue
+            handles.append(handle)
+            if c.get("State") == "running" and not self._logs.following(handle.id):
+                self._logs.follow(handle.id, handle.log_path, int(labels.get(LOG_MAX, 10 << 20)))
+        return handles
+
+    # -- stop ----------------------------------------------------------------
+
+    async def stop_container(self, handle: ContainerHandle, grace_seconds: float) -> None:
+        import docker
+
+        try:
+            await self._call(self._api.stop, handle.id, timeout=max(0, int(grace_seconds)))
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            log.warning("stopping container %s: %s", handle.id[:12], _explain(exc))
+        self._snapshot_at = float("-inf")
+
+    async def remove_container(self, handle: ContainerHandle) -> None:
+        await self._logs.drained(handle.id, timeout=0.5)
+        await self._forget(handle.id)
+
+    async def _forget(self, cid: str) -> None:
+        import docker
+
+        await self._logs.stop(cid)
+        try:
+            await self._call(self._api.remove_container, cid, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            log.warning("removing container %s: %s", cid[:12], _explain(exc))
+        self._final.pop(cid, None)
+        self._started.pop(cid, None)
+
+    async def remove_pod(self, pod_uid: str) -> None:
+        for key in [k for k in self._pull_failures if k[0] == pod_uid]:
+            del self._pull_failures[key]
+
+    async def close(self) -> None:
+        await self._logs.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._docker.close()
+
+
+def state_from_inspect(state: dict[str, Any]) -> ContainerState:
+    started = _time(state.get("StartedAt"))
+    status = state.get("Status")
+    if status in ("running", "paused", "restarting"):
+        return ContainerState("running", started or datetime.now(UTC))
+    finished = _time(state.get("FinishedAt")) or datetime.now(UTC)
+    if status == "created":  # never started: the start failed
+        return ContainerState(
+            "exited", finished, exit_code=128, finished_at=finished, reason="StartError",
+            message=str(state.get("Error") or "the container was created but never started"),
+        )
+    code = int(state.get("ExitCode") or 0)
+    oom = bool(state.get("OOMKilled"))
+    return ContainerState(
+        "exited",
+        started or finished,
+        exit_code=137 if oom and code == 0 else code,
+        finished_at=finished,
+        reason="OOMKilled" if oom else None,
+        message=str(state.get("Error") or "") or None,
+    )
+
+
+def _time(text: Any) -> datetime | None:
+    if not isinstance(text, str) or text.startswith("0001-"):
+        return None
+    ns = parse_rfc3339nano(text)
+    if ns is None:
+        return None
+    return datetime.fromtimestamp(ns / 1e9, UTC)
+
+
+def _handle(cid: str, labels: dict[str, str]) -> ContainerHandle:
+    return ContainerHandle(
+        id=cid,
+        pod_uid=labels[POD_UID],
+        pod_namespace=labels[POD_NAMESPACE],
+        pod_name=labels[POD_NAME],
+        container_name=labels[CONTAINER_NAME],
+        attempt=int(labels[ATTEMPT]),
+        log_path=Path(labels[LOG_PATH]),
+        init=labels.get(INIT) == "true",
+        runtime="docker",
+    )
+
+
+def _user(pod: dict[str, Any], container: dict[str, Any]) -> str | None:
+    """securityContext.runAsUser/runAsGroup, the container's over the pod's."""
+    pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
+    sc = container.get("securityContext") or {}
+    user = sc.get("runAsUser", pod_sc.get("runAsUser"))
+    group = sc.get("runAsGroup", pod_sc.get("runAsGroup"))
+    if user is None:
+        return None if group is None else f"0:{int(group)}"
+    return f"{int(user)}:{int(group)}" if group is not None else str(int(user))
+
+
+def _explain(exc: BaseException) -> str:
+    """The engine's own sentence, without the SDK's HTTP wrapping."""
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc)
