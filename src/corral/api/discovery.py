@@ -9,7 +9,8 @@ description of each resource so they cannot disagree.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from corral.resources.registry import Registry
 from corral.resources.types import ResourceType
@@ -18,6 +19,39 @@ AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscover
 AGGREGATED_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
 
 STATUS_VERBS = ["get", "patch", "update"]
+
+
+class Virtual(Protocol):
+    """A resource that is served, not stored (metrics.k8s.io): discovery
+    lists it beside the registry's kinds."""
+
+    group: str
+    version: str
+    plural: str
+    singular: str
+    kind: str
+    namespaced: bool
+    verbs: tuple[str, ...]
+
+
+def _virtual_groups(virtual: Sequence[Virtual]) -> list[tuple[str, list[str]]]:
+    out: dict[str, list[str]] = {}
+    for v in virtual:
+        versions = out.setdefault(v.group, [])
+        if v.version not in versions:
+            versions.append(v.version)
+    return list(out.items())
+
+
+def _virtual_entry(v: Virtual) -> dict[str, Any]:
+    return {"name": v.plural, "singularName": v.singular, "namespaced": v.namespaced,
+            "kind": v.kind, "verbs": list(v.verbs)}
+
+
+def _virtual_aggregated(v: Virtual) -> dict[str, Any]:
+    return {"resource": v.plural, "responseKind": {"group": v.group, "version": v.version, "kind": v.kind},
+            "scope": "Namespaced" if v.namespaced else "Cluster", "singularResource": v.singular,
+            "verbs": list(v.verbs)}
 
 
 def _subresource_facts(rt: ResourceType, sub: str) -> tuple[dict[str, str], list[str]] | None:
@@ -36,8 +70,13 @@ def _subresource_facts(rt: ResourceType, sub: str) -> tuple[dict[str, str], list
     return table.get(sub)
 
 
-def legacy_resource_list(registry: Registry, group: str, version: str) -> dict[str, Any] | None:
+def legacy_resource_list(registry: Registry, group: str, version: str,
+                         virtual: Sequence[Virtual] = ()) -> dict[str, Any] | None:
     types = registry.in_group_version(group, version)
+    served = [v for v in virtual if v.group == group and v.version == version]
+    if served and not types:
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}",
+                "resources": [_virtual_entry(v) for v in served]}
     if not types:
         return None
     resources: list[dict[str, Any]] = []
@@ -90,16 +129,17 @@ def _group_entry(group: str, versions: list[str]) -> dict[str, Any]:
     return {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
 
 
-def legacy_group_list(registry: Registry) -> dict[str, Any]:
+def legacy_group_list(registry: Registry, virtual: Sequence[Virtual] = ()) -> dict[str, Any]:
+    groups = [*registry.groups(), *_virtual_groups(virtual)]
     return {
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": [_group_entry(g, v) for g, v in registry.groups() if g],
+        "groups": [_group_entry(g, v) for g, v in groups if g],
     }
 
 
-def legacy_group(registry: Registry, group: str) -> dict[str, Any] | None:
-    for g, versions in registry.groups():
+def legacy_group(registry: Registry, group: str, virtual: Sequence[Virtual] = ()) -> dict[str, Any] | None:
+    for g, versions in [*registry.groups(), *_virtual_groups(virtual)]:
         if g == group and g:
             return {"kind": "APIGroup", "apiVersion": "v1", **_group_entry(g, versions)}
     return None
@@ -127,9 +167,24 @@ def _aggregated_resource(rt: ResourceType) -> dict[str, Any]:
     return entry
 
 
-def aggregated(registry: Registry, *, core: bool, version: str = "v2") -> dict[str, Any]:
+def aggregated(registry: Registry, *, core: bool, version: str = "v2",
+               virtual: Sequence[Virtual] = ()) -> dict[str, Any]:
     """``/api`` (core=True: one item with an empty name) or ``/apis``."""
     items = []
+    if not core:
+        for group, versions in _virtual_groups(virtual):
+            items.append({
+                "metadata": {"name": group, "creationTimestamp": None},
+                "versions": [
+                    {
+                        "version": ver,
+                        "resources": [_virtual_aggregated(v) for v in virtual
+                                      if v.group == group and v.version == ver],
+                        "freshness": "Current",
+                    }
+                    for ver in versions
+                ],
+            })
     for group, versions in registry.groups():
         if bool(group) == core:
             continue

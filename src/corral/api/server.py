@@ -19,6 +19,8 @@ from corral.api.auth import TokenAuthenticator
 from corral.api.content import MAX_BODY_BYTES
 from corral.api.context import ServerContext, ServerSettings
 from corral.api.errors import ApiError, InternalError, NotFound, RequestEntityTooLarge
+from corral.api.metrics import RESOURCES as VIRTUAL
+from corral.api.metrics import MetricsApi
 from corral.api.rest import RestHandlers, json_response
 from corral.clock import Clock, RealClock
 from corral.resources.registry import Registry
@@ -82,7 +84,7 @@ class Routes:
         version = discovery.wants_aggregated(request.headers.get("Accept", ""))
         if version is None:
             return json_response(legacy)
-        body = discovery.aggregated(self.ctx.registry, core=core, version=version)
+        body = discovery.aggregated(self.ctx.registry, core=core, version=version, virtual=VIRTUAL)
         ct = discovery.AGGREGATED_V2 if version == "v2" else discovery.AGGREGATED_V2BETA1
         return web.Response(body=orjson.dumps(body), headers={"Content-Type": ct})
 
@@ -91,10 +93,11 @@ class Routes:
         return self._discovery(request, core=True, legacy=legacy)
 
     async def apis(self, request: web.Request) -> web.Response:
-        return self._discovery(request, core=False, legacy=discovery.legacy_group_list(self.ctx.registry))
+        return self._discovery(request, core=False,
+                               legacy=discovery.legacy_group_list(self.ctx.registry, VIRTUAL))
 
     async def api_group(self, request: web.Request) -> web.Response:
-        body = discovery.legacy_group(self.ctx.registry, request.match_info["group"])
+        body = discovery.legacy_group(self.ctx.registry, request.match_info["group"], VIRTUAL)
         if body is None:
             raise NotFound(f"the server could not find the requested resource ({request.path})")
         return json_response(body)
@@ -102,7 +105,7 @@ class Routes:
     async def resource_list(self, request: web.Request) -> web.Response:
         group = request.match_info.get("group", "")
         version = request.match_info.get("version", "v1")
-        body = discovery.legacy_resource_list(self.ctx.registry, group, version)
+        body = discovery.legacy_resource_list(self.ctx.registry, group, version, VIRTUAL)
         if body is None:
             raise NotFound(f"the server could not find the requested resource ({request.path})")
         return json_response(body)
@@ -149,6 +152,8 @@ def build_app(ctx: ServerContext, auth: TokenAuthenticator) -> web.Application:
     router.add_get("/apis/{group}/{version}", r.resource_list)
     router.add_get("/openapi/v3", r.openapi_index)
     router.add_get("/openapi/v3/{path:.+}", r.openapi_doc)
+    metrics = MetricsApi(ctx)
+    router.add_route("*", "/apis/metrics.k8s.io/v1beta1/{tail:.+}", metrics.handle)
     router.add_route("*", "/api/v1/{tail:.+}", r.rest.core)
     router.add_route("*", "/apis/{group}/{version}/{tail:.+}", r.rest.grouped)
     return app
