@@ -82,12 +82,12 @@ class ControlPlane(_Components):
 
 
 async def _make_agent(client: Any, node_name: str, data_dir: Path, address: str, port: int,
-                      agent_token: str | None) -> Any:
+                      agent_token: str | None, default_runtime: str = "auto") -> Any:
     from corral.agent.agent import Agent
-    from corral.runtime.process import ProcessRuntime
+    from corral.agent.runtimes import build_runtimes
 
-    runtime = ProcessRuntime(data_dir / "runtime")
-    agent = Agent(client, node_name=node_name, data_dir=data_dir, runtime=runtime,
+    runtimes = await build_runtimes(data_dir, default_runtime, node_name=node_name)
+    agent = Agent(client, node_name=node_name, data_dir=data_dir, runtime=runtimes,
                   address=address, port=port, agent_token=agent_token)
     return agent
 
@@ -95,11 +95,13 @@ async def _make_agent(client: Any, node_name: str, data_dir: Path, address: str,
 class LocalAgent(_Components):
     """The agent of the machine the server runs on (``corral up``)."""
 
-    def __init__(self, server: RunningServer, node_name: str | None = None, port: int = 10250) -> None:
+    def __init__(self, server: RunningServer, node_name: str | None = None, port: int = 10250,
+                 default_runtime: str = "auto") -> None:
         super().__init__()
         self.server = server
         self.node_name = node_name or socket.gethostname().lower()
         self.port = port
+        self.default_runtime = default_runtime
 
     async def __aenter__(self) -> LocalAgent:
         from corral.client.api import ApiClient
@@ -108,7 +110,8 @@ class LocalAgent(_Components):
                            user_agent="corral-agent")
         self.closers.append(client.close)
         agent = await _make_agent(client, self.node_name, self.server.options.data_dir / "agent",
-                                  "127.0.0.1", self.port, self.server.token)
+                                  "127.0.0.1", self.port, self.server.token,
+                                  self.default_runtime)
         self.tasks.append(_watch_task("agent", agent.run()))
         return self
 
@@ -118,13 +121,13 @@ class LocalAgent(_Components):
 
 async def run_agent(server_url: str, token: str, *, ca_file: str | None, insecure: bool,
                     node_name: str | None, data_dir: Path, address: str, port: int,
-                    stop: asyncio.Event) -> None:
+                    stop: asyncio.Event, default_runtime: str = "auto") -> None:
     from corral.client.api import ApiClient
 
     async with ApiClient(server_url, token=token, ca_file=ca_file, insecure=insecure,
                          user_agent="corral-agent") as client:
         agent = await _make_agent(client, node_name or socket.gethostname().lower(), data_dir,
-                                  address, port, token)
+                                  address, port, token, default_runtime)
         task = _watch_task("agent", agent.run())
         await stop.wait()
         task.cancel()
