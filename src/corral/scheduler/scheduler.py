@@ -1,126 +1,199 @@
-"""The default scheduler: pending pods → filter → score → bind.
+"""The scheduler process: informers in, bindings out.
 
-One loop takes pods from the scheduling queue one at a time (decisions are
-sequential so each sees the previous one through the assumed-pods cache);
-bindings are written concurrently, bounded by a semaphore. A pod that fits
-nowhere gets PodScheduled=False/Unschedulable with Kubernetes' message, a
-FailedScheduling event, and backoff.
+Pending pods wait in a priority queue; the loop takes up to a batch of them,
+the :class:`SchedulingCore` places them (assuming each on its node at once,
+so the next decision already sees it), and bindings are written in the
+background, bounded by a semaphore, so throughput is not bound by API
+latency. A pod that fits nowhere gets PodScheduled=False/Unschedulable with
+Kubernetes' message, a FailedScheduling event, and backoff; one whose
+priority allows it may preempt lower-priority pods (status.nominatedNodeName,
+then graceful eviction of the victims).
+
+Profiles come from ``profiles=`` or the YAML file named by the
+CORRAL_SCHEDULER_CONFIG environment variable; one scheduler serves every
+profile's schedulerName.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import random
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
 
 from corral.client.api import ApiClient
 from corral.client.errors import ApiError, ConflictError, NotFoundError
 from corral.client.events import EventRecorder
 from corral.client.informer import Informer
-from corral.client.resources import NODES, PODS
+from corral.client.resources import NAMESPACES, NODES, PODS, Resource
 from corral.clock import Clock, RealClock, format_timestamp
-from corral.scheduler.cache import SchedulerCache
-from corral.scheduler.framework import Framework
-from corral.scheduler.nodeinfo import Obj, PodInfo
+from corral.scheduler.core import Decision, SchedulingCore
+from corral.scheduler.podinfo import pod_key
+from corral.scheduler.preemption import Victims, budgets_from
+from corral.scheduler.profile import Profile, load_profiles
 from corral.scheduler.queue import SchedulingQueue
 
 log = logging.getLogger(__name__)
 
-MAX_CONCURRENT_BINDS = 16
-# Node fields whose change can make a pending pod fit (heartbeats alone cannot).
-_NODE_FIELDS = ("allocatable", "conditions", "unschedulable", "taints", "labels")
-
-
-def _key(pod: Obj) -> str:
-    md = pod.get("metadata") or {}
-    return f"{md.get('namespace', '')}/{md.get('name', '')}"
+Obj = dict[str, Any]
+MAX_CONCURRENT_WRITES = 64
+BATCH = 256
+PDBS = Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True)
+CONFIG_ENV = "CORRAL_SCHEDULER_CONFIG"
 
 
 def node_changed_for_scheduling(old: Obj, new: Obj) -> bool:
     def view(node: Obj) -> tuple[object, ...]:
-        status, spec = node.get("status") or {}, node.get("spec") or {}
+        status, spec, md = node.get("status") or {}, node.get("spec") or {}, node.get("metadata") or {}
         conds = sorted((c.get("type"), c.get("status")) for c in status.get("conditions") or [])
         return (status.get("allocatable"), conds, spec.get("unschedulable"), spec.get("taints"),
-                (node.get("metadata") or {}).get("labels"))
+                md.get("labels"), (md.get("annotations") or {}).get("corral.dev/runtimes"))
 
     return view(old) != view(new)
 
 
+def _holds_resources(pod: Obj) -> bool:
+    return bool((pod.get("spec") or {}).get("nodeName")) and \
+        (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
+def profiles_from_env() -> list[Profile]:
+    path = os.environ.get(CONFIG_ENV)
+    return load_profiles(Path(path).read_text() if path else None)
+
+
 class Scheduler:
     def __init__(
-        self, client: ApiClient, *, clock: Clock | None = None, name: str = "default-scheduler"
+        self, client: ApiClient, *, clock: Clock | None = None, name: str = "default-scheduler",
+        profiles: Sequence[Profile] | None = None, rng: random.Random | None = None,
     ) -> None:
         self.client = client
         self.clock: Clock = clock or RealClock()
         self.name = name
-        self.framework = Framework()
-        self.cache = SchedulerCache()
+        if profiles is None:
+            profiles = profiles_from_env()
+            if name != "default-scheduler":
+                profiles = [Profile(name, p.strategy, p.weights, p.disabled, p.extra_scores)
+                            for p in profiles[:1]]
+        self.core = SchedulingCore(list(profiles), rng or random.Random())
         self.queue = SchedulingQueue(clock=self.clock)
         self.recorder = EventRecorder(client, name, clock=self.clock)
-        self.pending = Informer(client, PODS, field_selector="spec.nodeName=", clock=self.clock)
         self.pods = Informer(client, PODS, clock=self.clock)
         self.nodes = Informer(client, NODES, clock=self.clock)
-        self._binds = asyncio.Semaphore(MAX_CONCURRENT_BINDS)
+        self.namespaces = Informer(client, NAMESPACES, clock=self.clock)
+        self.pdbs: Informer | None = None
+        self._writes = asyncio.Semaphore(MAX_CONCURRENT_WRITES)
         self._tasks: set[asyncio.Task[None]] = set()
-        self.pending.add_handler(
-            on_add=self._pending_changed,
-            on_update=lambda old, new: self._pending_changed(new),
-            on_delete=lambda pod: self.queue.remove(_key(pod)),
-        )
-        self.pods.add_handler(
-            on_add=self.cache.update_pod,
-            on_update=lambda old, new: self.cache.update_pod(new),
-            on_delete=self._pod_deleted,
-        )
-        self.nodes.add_handler(
-            on_add=self._node_added, on_update=self._node_updated, on_delete=self.cache.remove_node
-        )
+        self.pods.add_handler(on_add=self._pod_changed, on_update=lambda old, new: self._pod_changed(new),
+                              on_delete=self._pod_deleted)
+        self.nodes.add_handler(on_add=self._node_added, on_update=self._node_updated,
+                               on_delete=lambda n: self._node_deleted(n))
+        self.namespaces.add_handler(
+            on_add=self._namespace_changed, on_update=lambda old, new: self._namespace_changed(new),
+            on_delete=lambda ns: self.core.state.set_namespace(ns["metadata"]["name"], None))
 
-    # -- handlers -----------------------------------------------------------
+    @property
+    def state(self) -> Any:
+        return self.core.state
+
+    # -- informer handlers ----------------------------------------------------
 
     def responsible_for(self, pod: Obj) -> bool:
         spec = pod.get("spec") or {}
         return (
             not spec.get("nodeName")
-            and (spec.get("schedulerName") or "default-scheduler") == self.name
+            and self.core.handles(spec.get("schedulerName"))
             and not (pod.get("metadata") or {}).get("deletionTimestamp")
             and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
         )
 
-    def _pending_changed(self, pod: Obj) -> None:
+    def _pod_changed(self, pod: Obj) -> None:
+        key = pod_key(pod)
+        state = self.core.state
+        if _holds_resources(pod):
+            node = pod["spec"]["nodeName"]
+            placed = state.pods.get(key)
+            if placed is not None and placed.node == node:
+                placed.assumed = False  # our binding, now confirmed
+            else:
+                try:
+                    state.place(key, self.core.classes.of(pod), node)
+                except ValueError as exc:
+                    log.warning("%s: ignoring bound pod %s: %s", self.name, key, exc)
+            self.queue.remove(key)
+            self.core.forget_nomination(key)
+            return
+        placed = state.pods.get(key)
+        if placed is not None and not placed.assumed:
+            state.unplace(key)  # finished: its room is free again
+            self.queue.move_all()
         if self.responsible_for(pod):
-            self.queue.add(_key(pod))
+            if placed is None:
+                spec, md = pod.get("spec") or {}, pod.get("metadata") or {}
+                prio = spec.get("priority") if isinstance(spec.get("priority"), int) else 0
+                self.queue.add(key, prio, str(md.get("creationTimestamp") or ""))
         else:
-            self.queue.remove(_key(pod))
+            self.queue.remove(key)
 
     def _pod_deleted(self, pod: Obj) -> None:
-        self.cache.remove_pod(pod)
-        if (pod.get("spec") or {}).get("nodeName"):
+        key = pod_key(pod)
+        held = key in self.core.state.pods
+        self.core.state.unplace(key)
+        self.queue.remove(key)
+        self.core.forget_nomination(key)
+        if held:
             self.queue.move_all()
 
     def _node_added(self, node: Obj) -> None:
-        self.cache.set_node(node)
+        self.core.state.set_node(node)
         self.queue.move_all()
 
     def _node_updated(self, old: Obj, new: Obj) -> None:
-        self.cache.set_node(new)
         if node_changed_for_scheduling(old, new):
+            self.core.state.set_node(new)
             self.queue.move_all()
 
-    # -- the loop ---------------------------------------------------------
+    def _node_deleted(self, node: Obj) -> None:
+        self.core.state.remove_node((node.get("metadata") or {}).get("name", ""))
+
+    def _namespace_changed(self, ns: Obj) -> None:
+        md = ns.get("metadata") or {}
+        self.core.state.set_namespace(md.get("name", ""), dict(md.get("labels") or {}))
+
+    def _budgets_changed(self, *_: Obj) -> None:
+        if self.pdbs is not None:
+            self.core.budgets = budgets_from(self.pdbs.cache.list())
+
+    async def _pdbs_served(self) -> bool:
+        """Budgets are read only if the API serves policy/v1 PodDisruptionBudgets."""
+        try:
+            found = await self.client.request("GET", "/apis/policy/v1")
+        except ApiError:
+            return False
+        return any(r.get("name") == "poddisruptionbudgets" for r in found.get("resources") or [])
+
+    # -- the loop -------------------------------------------------------------
 
     async def run(self) -> None:
-        informers = (self.pending, self.pods, self.nodes)
+        informers = [self.namespaces, self.nodes, self.pods]
+        if await self._pdbs_served():
+            self.pdbs = Informer(self.client, PDBS, clock=self.clock)
+            self.pdbs.add_handler(self._budgets_changed, self._budgets_changed, self._budgets_changed)
+            informers.append(self.pdbs)
         tasks = [asyncio.create_task(i.run()) for i in informers]
         tasks.append(asyncio.create_task(self.recorder.run()))
         try:
             for informer in informers:
                 await informer.wait_synced()
-            log.info("%s: caches synced", self.name)
+            log.info("%s: caches synced (%d nodes)", self.name, self.core.state.node_count)
             while True:
-                key = await self.queue.pop()
-                if key is None:
+                keys = await self.queue.pop_many(BATCH)
+                if not keys:
                     return
-                await self.schedule_one(key)
+                await self.schedule_keys(keys)
         finally:
             self.queue.close()
             for task in [*tasks, *self._tasks]:
@@ -128,34 +201,43 @@ class Scheduler:
             await asyncio.gather(*tasks, *self._tasks, return_exceptions=True)
             await self.recorder.close()
 
-    async def schedule_one(self, key: str) -> None:
-        pod = self.pending.cache.get(key)
-        bound = self.pods.cache.get(key)
-        if pod is None or not self.responsible_for(pod) or self.cache.is_assumed(key):
-            return
-        if bound is not None and (bound.get("spec") or {}).get("nodeName"):
-            return
-        try:
-            info = PodInfo.of(pod)
-        except ValueError as exc:
-            await self._unschedulable(pod, f"invalid resource requests: {exc}")
-            return
-        result = self.framework.schedule(info, list(self.cache.nodes.values()))
-        if result.node is None:
-            await self._unschedulable(pod, result.message())
-            return
-        self.cache.assume(info, result.node)
-        await self._binds.acquire()
-        task = asyncio.create_task(self._bind(pod, result.node))
+    async def schedule_keys(self, keys: list[str]) -> None:
+        pods = []
+        for key in keys:
+            pod = self.pods.cache.get(key)
+            if pod is not None and self.responsible_for(pod) and key not in self.core.state.pods:
+                pods.append(pod)
+        for d in self.core.schedule(pods):
+            if d.node is not None:
+                await self._spawn(self._bind(d.pod, d.node))
+            elif d.waiting:
+                self.queue.requeue(d.key)
+            elif d.victims is not None:
+                self.queue.requeue(d.key)
+                await self._spawn(self._preempt(d, d.victims))
+            else:
+                self.queue.unschedulable(d.key)
+                await self._spawn(self._unschedulable(d.pod, d.message))
+
+    async def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        await self._writes.acquire()
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._writes.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: write failed", self.name, exc_info=task.exception())
+
+    # -- writes ---------------------------------------------------------------
 
     async def _bind(self, pod: Obj, node: str) -> None:
         md = pod["metadata"]
-        key = _key(pod)
+        key = pod_key(pod)
         body = {
-            "apiVersion": "v1",
-            "kind": "Binding",
+            "apiVersion": "v1", "kind": "Binding",
             "metadata": {"name": md["name"], "namespace": md.get("namespace"), "uid": md.get("uid")},
             "target": {"apiVersion": "v1", "kind": "Node", "name": node},
         }
@@ -164,45 +246,62 @@ class Scheduler:
         except (NotFoundError, ConflictError) as exc:
             # Deleted, or bound by someone else: nothing left to do for it.
             log.info("%s: binding %s to %s: %s", self.name, key, node, exc)
-            self.cache.forget(key)
+            self._forget(key)
             self.queue.remove(key)
         except ApiError as exc:
             log.warning("%s: binding %s to %s failed: %s", self.name, key, node, exc)
-            self.cache.forget(key)
+            self._forget(key)
             self.recorder.record(pod, "Warning", "FailedScheduling", f"Binding rejected: {exc.message}")
             self.queue.unschedulable(key)
         else:
             self.queue.remove(key)
-            self.recorder.record(
-                pod, "Normal", "Scheduled",
-                f"Successfully assigned {md.get('namespace')}/{md['name']} to {node}",
-            )
-        finally:
-            self._binds.release()
+            self.core.forget_nomination(key)
+            self.recorder.record(pod, "Normal", "Scheduled",
+                                 f"Successfully assigned {md.get('namespace')}/{md['name']} to {node}")
 
-    async def _unschedulable(self, pod: Obj, message: str) -> None:
-        key = _key(pod)
-        delay = self.queue.unschedulable(key)
-        log.info("%s: %s unschedulable (retry in %.0fs): %s", self.name, key, delay, message)
+    def _forget(self, key: str) -> None:
+        placed = self.core.state.pods.get(key)
+        if placed is not None and placed.assumed:
+            self.core.state.unplace(key)
+
+    async def _unschedulable(self, pod: Obj, message: str, nominated: str | None = None) -> None:
+        key = pod_key(pod)
+        log.info("%s: %s unschedulable: %s", self.name, key, message)
         self.recorder.record(pod, "Warning", "FailedScheduling", message)
-        current = next((c for c in (pod.get("status") or {}).get("conditions") or []
-                        if c.get("type") == "PodScheduled"), None)
-        if current and current.get("status") == "False" and current.get("message") == message:
+        status = pod.get("status") or {}
+        current = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), None)
+        if (current and current.get("status") == "False" and current.get("message") == message
+                and status.get("nominatedNodeName") == nominated):
             return
         condition = {
-            "type": "PodScheduled",
-            "status": "False",
-            "reason": "Unschedulable",
-            "message": message,
-            "lastProbeTime": None,
-            "lastTransitionTime": format_timestamp(self.clock.now()),
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
+            "lastProbeTime": None, "lastTransitionTime": format_timestamp(self.clock.now()),
         }
-        patch = {"status": {"conditions": [condition]}}
+        patch: Obj = {"status": {"conditions": [condition]}}
+        if nominated is not None:
+            patch["status"]["nominatedNodeName"] = nominated
         try:
-            await self.client.patch(PODS, pod["metadata"]["name"], patch,
-                                    pod["metadata"].get("namespace"), patch_type="strategic",
-                                    subresource="status")
+            await self.client.patch(PODS, pod["metadata"]["name"], patch, pod["metadata"].get("namespace"),
+                                    patch_type="strategic", subresource="status")
         except NotFoundError:
             self.queue.remove(key)
         except ApiError as exc:
             log.warning("%s: cannot set PodScheduled on %s: %s", self.name, key, exc)
+
+    async def _preempt(self, d: Decision, victims: Victims) -> None:
+        """Nominate the node, then evict the victims gracefully."""
+        await self._unschedulable(d.pod, d.message, nominated=victims.node)
+        md = d.pod.get("metadata") or {}
+        for key, _ in victims.pods:
+            ns, _, name = key.partition("/")
+            victim = self.pods.cache.get(key) or {"metadata": {"name": name, "namespace": ns}}
+            self.recorder.record(victim, "Normal", "Preempted",
+                                 f"Preempted by pod {md.get('uid', '')} on node {victims.node}")
+            body = {"apiVersion": "policy/v1", "kind": "Eviction",
+                    "metadata": {"name": name, "namespace": ns}}
+            try:
+                await self.client.post_subresource(PODS, name, ns, "eviction", body)
+            except NotFoundError:
+                continue
+            except ApiError as exc:
+                log.warning("%s: evicting %s for %s: %s", self.name, key, pod_key(d.pod), exc)

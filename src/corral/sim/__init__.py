@@ -1,1 +1,1 @@
-"""corral.sim"""
+"""corral.sim: hollow nodes for scale tests and benchmarks."""

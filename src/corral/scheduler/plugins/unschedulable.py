@@ -1,79 +1,44 @@
-"""Nodes that take no new pods: not Ready, cordoned, or tainted NoSchedule.
+"""Nodes that take no new pods: not Ready, or cordoned.
 
-A cordoned node (spec.unschedulable, or its taint
-node.kubernetes.io/unschedulable:NoSchedule) still takes a pod that tolerates
-that taint, as in Kubernetes."""
+A cordoned node (spec.unschedulable) still takes a pod that tolerates the
+node.kubernetes.io/unschedulable:NoSchedule taint, as in Kubernetes."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections import Counter
 
-from corral.scheduler.nodeinfo import NodeInfo, PodInfo
+import numpy as np
+
+from corral.scheduler.framework import Cycle
+from corral.scheduler.plugins.taints import tolerates
 
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 
 
-def tolerates(tolerations: list[dict[str, Any]], taint: dict[str, Any]) -> bool:
-    for tol in tolerations:
-        effect = tol.get("effect")
-        if effect and effect != taint.get("effect"):
-            continue
-        op = tol.get("operator") or "Equal"
-        key = tol.get("key")
-        if op == "Exists":
-            if not key or key == taint.get("key"):
-                return True
-        elif key == taint.get("key") and (tol.get("value") or "") == (taint.get("value") or ""):
-            return True
-    return False
-
-
-def _tolerations(pod: PodInfo) -> list[dict[str, Any]]:
-    return (pod.pod.get("spec") or {}).get("tolerations") or []
-
-
 class NodeReady:
     name = "NodeReady"
-    resolvable_by_preemption = False
 
-    def check(self, pod: PodInfo, node: NodeInfo) -> str | None:
-        for cond in (node.node.get("status") or {}).get("conditions") or []:
-            if cond.get("type") == "Ready":
-                return None if cond.get("status") == "True" else "node(s) were not ready"
-        return "node(s) were not ready"
+    def filter(self, cycle: Cycle) -> np.ndarray | None:
+        return cycle.state.ready[: cycle.n]
 
-    def explain(self, reason: str, count: int) -> str:
-        return f"{count} {reason}"
+    def explain(self, cycle: Cycle, idxs: np.ndarray) -> Counter[str]:
+        return Counter({"node(s) were not ready": len(idxs)})
+
+    def resolvable(self, reason: str) -> bool:
+        return False
 
 
 class NodeUnschedulable:
     name = "NodeUnschedulable"
-    resolvable_by_preemption = False
 
-    def check(self, pod: PodInfo, node: NodeInfo) -> str | None:
-        if not (node.node.get("spec") or {}).get("unschedulable"):
+    def filter(self, cycle: Cycle) -> np.ndarray | None:
+        tolerations = cycle.cls.spec.get("tolerations") or []
+        if tolerates(tolerations, (UNSCHEDULABLE_TAINT, "", "NoSchedule")):
             return None
-        taint = {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}
-        return None if tolerates(_tolerations(pod), taint) else "node(s) were unschedulable"
+        return ~cycle.state.unschedulable[: cycle.n]
 
-    def explain(self, reason: str, count: int) -> str:
-        return f"{count} {reason}"
+    def explain(self, cycle: Cycle, idxs: np.ndarray) -> Counter[str]:
+        return Counter({"node(s) were unschedulable": len(idxs)})
 
-
-class TaintToleration:
-    name = "TaintToleration"
-    resolvable_by_preemption = False
-
-    def check(self, pod: PodInfo, node: NodeInfo) -> str | None:
-        tolerations = _tolerations(pod)
-        for taint in (node.node.get("spec") or {}).get("taints") or []:
-            if taint.get("effect") not in ("NoSchedule", "NoExecute"):
-                continue
-            if not tolerates(tolerations, taint):
-                if taint.get("key") == UNSCHEDULABLE_TAINT:
-                    return "node(s) were unschedulable"
-                return f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value') or ''}}}"
-        return None
-
-    def explain(self, reason: str, count: int) -> str:
-        return f"{count} {reason}"
+    def resolvable(self, reason: str) -> bool:
+        return False

@@ -1,0 +1,68 @@
+"""``corral sim``: run hollow nodes against a cluster (scale tests, benchmarks)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import click
+
+from corral.sim.hollow import RENEW_INTERVAL, NodeShape
+
+
+@click.command()
+@click.option("--nodes", "count", default=100, show_default=True, type=click.IntRange(1, 100_000),
+              help="How many hollow nodes to run.")
+@click.option("--server", "server_url", required=True, help="API server URL, e.g. https://127.0.0.1:6443.")
+@click.option("--token", required=True, help="Bearer token for the API server.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--insecure-skip-tls-verify", "insecure", is_flag=True)
+@click.option("--prefix", default="hollow-", show_default=True, help="Node name prefix.")
+@click.option("--cpu", default="32", show_default=True, help="Allocatable cpu per node.")
+@click.option("--memory", default="128Gi", show_default=True, help="Allocatable memory per node.")
+@click.option("--pods", "max_pods", default=110, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--zones", default=3, show_default=True, type=click.IntRange(1, 10_000),
+              help="Spread nodes over this many topology.kubernetes.io/zone values.")
+@click.option("--runtimes", default="process", show_default=True,
+              help="Runtimes the nodes advertise (corral.dev/runtimes).")
+@click.option("--lease-interval", default=RENEW_INTERVAL, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Seconds between a node's Lease renewals.")
+@click.option("-v", "--verbose", is_flag=True)
+def sim(count: int, server_url: str, token: str, ca_file: str | None, insecure: bool, prefix: str,
+        cpu: str, memory: str, max_pods: int, zones: int, runtimes: str, lease_interval: float,
+        verbose: bool) -> None:
+    """Run N hollow nodes: real Nodes, Leases and pod status, nothing started."""
+    from corral.cli.main import _setup_logging, run_until_signalled
+    from corral.scheduler.quantity import milli, units
+    from corral.sim.cluster import HollowCluster
+
+    _setup_logging(verbose)
+    logging.getLogger("corral.client").setLevel(logging.WARNING)
+    try:
+        milli(cpu, field="--cpu")
+        units(memory, field="--memory")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    shape = NodeShape(cpu=cpu, memory=memory, pods=max_pods, zones=zones, runtimes=runtimes)
+
+    async def run(stop: asyncio.Event) -> None:
+        cluster = HollowCluster(server_url, token=token, ca_file=ca_file, insecure=insecure, count=count,
+                                prefix=prefix, shape=shape, lease_interval=lease_interval)
+        ready = asyncio.Event()
+        task = asyncio.ensure_future(cluster.run(ready))
+        waiter = asyncio.ensure_future(ready.wait())
+        await asyncio.wait([task, waiter, asyncio.ensure_future(stop.wait())],
+                           return_when=asyncio.FIRST_COMPLETED)
+        if ready.is_set() and not task.done():
+            click.echo(f"{count} hollow nodes ready", err=True)
+            await asyncio.wait([task, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        task.cancel()
+        waiter.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # a server we cannot reach: say so plainly
+            raise click.ClickException(f"hollow nodes stopped: {exc}") from exc
+
+    run_until_signalled(run)

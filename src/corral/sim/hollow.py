@@ -1,0 +1,149 @@
+"""Hollow nodes: API clients that behave like agents but run nothing.
+
+Each hollow node registers its own Node (Ready, with allocatable capacity,
+hostname/zone labels and the runtimes it offers), renews its own Lease in
+kube-node-lease every 10 s, and reacts to its own pods: a pod bound to it is
+marked Running (a status write, as an agent reports a started pod) and a
+pod deleted gracefully is confirmed (a delete with grace 0, as an agent does
+once the containers stopped). Nothing is started, so thousands fit in one
+process and the real server, store, controllers and scheduler carry the load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from corral.client.api import ApiClient
+from corral.client.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
+from corral.client.resources import LEASES, NODES, PODS
+from corral.clock import Clock, RealClock, format_timestamp
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+LEASE_NAMESPACE = "kube-node-lease"
+LEASE_SECONDS = 40
+RENEW_INTERVAL = 10.0
+
+
+@dataclass
+class NodeShape:
+    cpu: str = "32"
+    memory: str = "128Gi"
+    pods: int = 110
+    zones: int = 3
+    runtimes: str = "process"
+
+
+def micro_time(clock: Clock) -> str:
+    return clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class HollowNode:
+    def __init__(self, client: ApiClient, name: str, index: int, shape: NodeShape,
+                 clock: Clock | None = None, address: str = "127.0.0.1") -> None:
+        self.client = client
+        self.name = name
+        self.index = index
+        self.shape = shape
+        self.clock = clock or RealClock()
+        self.address = address
+        self.running: set[str] = set()  # pods this node has reported Running
+        self.renewals = 0
+
+    def node_object(self) -> Obj:
+        now = format_timestamp(self.clock.now())
+        s = self.shape
+        resources = {"cpu": s.cpu, "memory": s.memory, "pods": str(s.pods), "ephemeral-storage": "100Gi"}
+        return {
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {
+                "name": self.name,
+                "labels": {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux",
+                           "topology.kubernetes.io/zone": f"zone-{self.index % max(1, s.zones)}",
+                           "corral.dev/hollow": "true"},
+                "annotations": {"corral.dev/runtimes": s.runtimes},
+            },
+            "status": {
+                "capacity": resources, "allocatable": resources,
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                "message": "hollow node is posting ready status",
+                                "lastHeartbeatTime": now, "lastTransitionTime": now}],
+                "addresses": [{"type": "InternalIP", "address": self.address},
+                              {"type": "Hostname", "address": self.name}],
+                "nodeInfo": {"kubeletVersion": "v1.32.0-corral-hollow", "operatingSystem": "linux",
+                             "architecture": "amd64", "containerRuntimeVersion": "hollow://0"},
+            },
+        }
+
+    async def register(self) -> None:
+        """Create the Node, or take over an existing one and refresh its status."""
+        wanted = self.node_object()
+        try:
+            node = await self.client.create(NODES, wanted)
+        except AlreadyExistsError:
+            node = await self.client.get(NODES, self.name)
+            node["metadata"].setdefault("labels", {}).update(wanted["metadata"]["labels"])
+            node["metadata"].setdefault("annotations", {}).update(wanted["metadata"]["annotations"])
+            node = await self.client.replace(NODES, node)
+        node["status"] = wanted["status"]
+        await self.client.replace_status(NODES, node)
+
+    async def renew_lease(self) -> None:
+        spec = {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_SECONDS,
+                "renewTime": micro_time(self.clock)}
+        try:
+            await self.client.patch(LEASES, self.name, {"spec": spec}, LEASE_NAMESPACE)
+        except NotFoundError:
+            lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                     "metadata": {"name": self.name, "namespace": LEASE_NAMESPACE},
+                     "spec": {**spec, "acquireTime": spec["renewTime"]}}
+            with contextlib.suppress(AlreadyExistsError):
+                await self.client.create(LEASES, lease)
+        self.renewals += 1
+
+    def wants(self, pod: Obj) -> bool:
+        """Does this pod need anything from us?"""
+        md = pod.get("metadata") or {}
+        if md.get("deletionTimestamp"):
+            return True
+        phase = (pod.get("status") or {}).get("phase")
+        return phase not in ("Running", "Succeeded", "Failed") and md.get("uid") not in self.running
+
+    async def handle(self, pod: Obj) -> None:
+        md = pod["metadata"]
+        if md.get("deletionTimestamp"):
+            # The containers "stopped" at once: confirm the graceful delete.
+            with contextlib.suppress(NotFoundError, ConflictError):
+                await self.client.delete(PODS, md["name"], md["namespace"], grace_period_seconds=0,
+                                         preconditions={"uid": md.get("uid")})
+            self.running.discard(md.get("uid"))
+            return
+        if not self.wants(pod):
+            return
+        self.running.add(md.get("uid"))
+        try:
+            await self.client.patch(PODS, md["name"], {"status": self.running_status(pod)},
+                                    md["namespace"], subresource="status")
+        except NotFoundError:
+            self.running.discard(md.get("uid"))
+        except ApiError:
+            self.running.discard(md.get("uid"))
+            raise
+
+    def running_status(self, pod: Obj) -> Obj:
+        now = format_timestamp(self.clock.now())
+        containers = (pod.get("spec") or {}).get("containers") or []
+        conds = [{"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
+                 for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]
+        return {
+            "phase": "Running", "hostIP": self.address, "podIP": self.address,
+            "podIPs": [{"ip": self.address}], "startTime": now, "conditions": conds,
+            "containerStatuses": [{"name": c.get("name", ""), "image": c.get("image", ""), "imageID": "",
+                                   "ready": True, "started": True, "restartCount": 0,
+                                   "containerID": f"hollow://{pod['metadata'].get('uid', '')}/{c.get('name', '')}",
+                                   "state": {"running": {"startedAt": now}}} for c in containers],
+        }
