@@ -10,12 +10,19 @@ from __future__ import annotations
 from corral.resources.schema import Schema
 from corral.resources.schemas import (
     apps_v1,
+    apps_workloads,
+    authorization_v1,
+    autoscaling_hpa,
     autoscaling_v1,
+    batch_v1,
     coordination_v1,
     core_v1,
     meta,
+    node_v1,
     pod_status,
+    policy_pdb,
     policy_v1,
+    rbac_v1,
 )
 
 GVK = tuple[str, str, str]
@@ -38,8 +45,26 @@ def all_kind_schemas() -> dict[GVK, Schema]:
         ("apps", "v1", "Deployment"): apps_v1.DEPLOYMENT,
         ("apps", "v1", "ReplicaSet"): apps_v1.REPLICA_SET,
         ("coordination.k8s.io", "v1", "Lease"): coordination_v1.LEASE,
+        ("node.k8s.io", "v1", "RuntimeClass"): node_v1.RUNTIME_CLASS,
         ("policy", "v1", "Eviction"): policy_v1.EVICTION,
         ("autoscaling", "v1", "Scale"): autoscaling_v1.SCALE,
+        ("apps", "v1", "DaemonSet"): apps_workloads.DAEMON_SET,
+        ("apps", "v1", "StatefulSet"): apps_workloads.STATEFUL_SET,
+        ("apps", "v1", "ControllerRevision"): apps_workloads.CONTROLLER_REVISION,
+        ("batch", "v1", "Job"): batch_v1.JOB,
+        ("batch", "v1", "CronJob"): batch_v1.CRON_JOB,
+        ("autoscaling", "v2", "HorizontalPodAutoscaler"): autoscaling_hpa.HPA_V2,
+        ("autoscaling", "v1", "HorizontalPodAutoscaler"): autoscaling_hpa.HPA_V1,
+        ("policy", "v1", "PodDisruptionBudget"): policy_pdb.POD_DISRUPTION_BUDGET,
+        ("rbac.authorization.k8s.io", "v1", "Role"): rbac_v1.ROLE,
+        ("rbac.authorization.k8s.io", "v1", "ClusterRole"): rbac_v1.CLUSTER_ROLE,
+        ("rbac.authorization.k8s.io", "v1", "RoleBinding"): rbac_v1.ROLE_BINDING,
+        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding"): rbac_v1.CLUSTER_ROLE_BINDING,
+        ("authorization.k8s.io", "v1", "SubjectAccessReview"): authorization_v1.SUBJECT_ACCESS_REVIEW,
+        ("authorization.k8s.io", "v1", "SelfSubjectAccessReview"): authorization_v1.SELF_SUBJECT_ACCESS_REVIEW,
+        ("authorization.k8s.io", "v1", "SelfSubjectRulesReview"): authorization_v1.SELF_SUBJECT_RULES_REVIEW,
+        ("authentication.k8s.io", "v1", "TokenRequest"): authorization_v1.TOKEN_REQUEST,
+        ("authentication.k8s.io", "v1", "SelfSubjectReview"): authorization_v1.SELF_SUBJECT_REVIEW,
     }
 
 
