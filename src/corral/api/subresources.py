@@ -185,6 +185,10 @@ async def _eviction(rest: RestHandlers, request: web.Request, target: Target) ->
         raise BadRequest(f"name in URL does not match name in Eviction object ({name} vs {target.name})")
     opts = DeleteOptions()
     rest._options_from(opts, eviction.get("deleteOptions") or {})
+    from corral.api.disruption import check_eviction
+
+    pod = await rest.ctx.objects.get(target.rt, target.namespace, target.name or "")
+    await check_eviction(rest.ctx, target.namespace or "", pod)
     await rest.ctx.objects.delete(target.rt, target.namespace, target.name or "", opts)
     return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
 

@@ -17,6 +17,7 @@ from corral.client.errors import AlreadyExistsError, ApiError, NotFoundError
 from corral.client.events import EventRecorder
 from corral.client.resources import DEPLOYMENTS, PODS, REPLICASETS
 from corral.clock import Clock
+from corral.controllers import autorollback as ar
 from corral.controllers import deployment_rollout as ro
 from corral.controllers.base import Controller
 from corral.controllers.informers import SharedInformers, by_namespace, by_owner_uid
@@ -67,7 +68,7 @@ class DeploymentController(Controller):
             on_update=lambda old, new: (self._rs_changed(old), self._rs_changed(new)),
             on_delete=self._rs_changed,
         )
-        self.pod_informer.add_handler(on_delete=self._pod_deleted)
+        self.pod_informer.add_handler(on_update=self._pod_updated, on_delete=self._pod_deleted)
 
     def _enqueue(self, d: Obj) -> None:
         self.queue.add(key_of(d))
@@ -91,6 +92,11 @@ class DeploymentController(Controller):
         if rs is not None:
             self._rs_changed(rs)
 
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        """A new pod starting to crash-loop may trigger an auto-rollback."""
+        if ar.crash_looping([new]) and not ar.crash_looping([old]):
+            self._pod_deleted(new)
+
     # -- reconcile ---------------------------------------------------------
 
     async def reconcile(self, key: str) -> float | None:
@@ -112,11 +118,45 @@ class DeploymentController(Controller):
         if is_deleting(d):
             await self._sync_status(d, rses, progress=False)
             return None
+        if ar.enabled(d) and await self._auto_rollback(d, rses):
+            return None
         if (d.get("spec") or {}).get("paused") or ro.is_scaling_event(d, rses):
             return await self._sync_scale(d, rses)
         if ro.is_rolling(d):
             return await self._rolling(d, rses)
         return await self._recreate(d, rses)
+
+    async def _auto_rollback(self, d: Obj, rses: list[Obj]) -> bool:
+        """Roll a failed rollout back to the last good revision; True if it did."""
+        new_rs, old = self._split(d, rses)
+        if new_rs is None:
+            return False
+        pods = self.pod_informer.cache.by_index("owner-uid", meta(new_rs).get("uid", ""))
+        why = ar.failure(d, new_rs, pods)
+        if why is None:
+            await self._note_good(d, new_rs)
+            return False
+        target = ar.last_good(d, new_rs, old)
+        if target is None:
+            return False
+        bad, good = ro.revision(new_rs), ro.revision(target)
+        await self.client.replace(DEPLOYMENTS, ar.rolled_back(d, target, bad))
+        self.recorder.record(d, "Warning", "AutoRollback",
+                             f"Rolled back from revision {bad} to revision {good}: {why}")
+        return True
+
+    async def _note_good(self, d: Obj, new_rs: Obj) -> None:
+        """Remember the revision of a rollout that completed."""
+        cond = ro.get_condition(d.get("status") or {}, "Progressing")
+        if cond is None or cond.get("reason") != "NewReplicaSetAvailable":
+            return
+        rev = str(ro.revision(new_rs))
+        if (meta(d).get("annotations") or {}).get(ar.LAST_GOOD) == rev:
+            return
+        patch = {"metadata": {"annotations": {ar.LAST_GOOD: rev},
+                              "resourceVersion": meta(d)["resourceVersion"]}}
+        updated = await self.client.patch(DEPLOYMENTS, meta(d)["name"], patch, namespace_of(d))
+        d["metadata"] = updated["metadata"]
 
     def _split(self, d: Obj, rses: list[Obj]) -> tuple[Obj | None, list[Obj]]:
         matching = ro.by_creation([r for r in rses if ro.same_template(r, d)])

@@ -24,7 +24,18 @@ from enum import Enum
 from corral.client.api import ApiClient
 from corral.client.errors import NotFoundError
 from corral.client.informer import Informer
-from corral.client.resources import DEPLOYMENTS, PODS, REPLICASETS, Resource, by_kind
+from corral.client.resources import (
+    CONTROLLERREVISIONS,
+    CRONJOBS,
+    DAEMONSETS,
+    DEPLOYMENTS,
+    JOBS,
+    PODS,
+    REPLICASETS,
+    STATEFULSETS,
+    Resource,
+    by_kind,
+)
 from corral.clock import Clock
 from corral.controllers.base import Controller
 from corral.controllers.informers import SharedInformers, by_owner_uid, by_uid
@@ -34,7 +45,11 @@ log = logging.getLogger(__name__)
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
-DEFAULT_RESOURCES: tuple[Resource, ...] = (PODS, REPLICASETS, DEPLOYMENTS)
+# Every kind that owns or is owned in the built-in workloads; an owner kind
+# outside this list is still looked up live (by_kind), never assumed gone.
+DEFAULT_RESOURCES: tuple[Resource, ...] = (
+    PODS, REPLICASETS, DEPLOYMENTS, DAEMONSETS, STATEFULSETS, CONTROLLERREVISIONS, JOBS, CRONJOBS,
+)
 
 
 class OwnerState(Enum):
