@@ -12,12 +12,14 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from aiohttp import web
 
 from corral.api.auth import TokenAuthenticator, ensure_token_file
 from corral.api.context import ServerContext, ServerSettings
+from corral.api.security import start_security
 from corral.api.server import build_app, ensure_default_namespaces, make_context, token_file
 from corral.api.tls import ensure_serving_files, server_ssl_context
 from corral.clock import Clock
@@ -58,6 +60,8 @@ class ServerOptions:
     store_url: str = ""
     """Empty = SQLite at DATA_DIR/state.db."""
     service_cidr: str = "127.43.0.0/16"
+    security: Any = None
+    """api.security.SecurityOptions (audit level, fair-share limits); None = defaults."""
 
 
 class RunningServer:
@@ -69,6 +73,7 @@ class RunningServer:
         self.clock = clock
         self.runner: web.AppRunner | None = None
         self.ctx: ServerContext | None = None
+        self.security: Any = None
         self.port = options.port
         self.token = ""
         self.ca_file = options.data_dir / "pki" / "ca.crt"
@@ -91,7 +96,9 @@ class RunningServer:
         await ensure_default_namespaces(self.ctx)
         hosts = sorted({opts.host, "127.0.0.1", "localhost", "::1"} - {"0.0.0.0"})
         files = ensure_serving_files(opts.data_dir, hosts)
-        app = build_app(self.ctx, TokenAuthenticator.from_file(token_file(opts.data_dir)))
+        tokens = TokenAuthenticator.from_file(token_file(opts.data_dir))
+        self.security = await start_security(self.ctx, opts.data_dir, tokens, opts.security)
+        app = build_app(self.ctx, tokens, self.security)
         self.runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
                                     shutdown_timeout=2.0)
         await self.runner.setup()
@@ -109,6 +116,9 @@ class RunningServer:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+        if self.security is not None:
+            await self.security.stop()
+            self.security = None
         if self.ctx is not None:
             await self.ctx.store.close()
             self.ctx = None

@@ -68,7 +68,8 @@ def conflict_error(rt: ResourceType, name: str) -> Conflict:
 def _meta_causes(rt: ResourceType, obj: Obj, old: Obj | None) -> list[FieldCause]:
     from corral.resources.validation import validate_object_meta
 
-    causes = validate_object_meta(obj.get("metadata") or {}, rt.namespaced)
+    causes = validate_object_meta(obj.get("metadata") or {}, rt.namespaced,
+                                  rt.extra.get("name_format", "subdomain"))
     return causes + rt.validator(obj, old)
 
 

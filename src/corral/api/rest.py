@@ -14,6 +14,8 @@ from aiohttp import web
 
 from corral.api import subresources
 from corral.api.admission import require_live_namespace
+from corral.api.admit import admit
+from corral.api.authz.endpoints import custom_handler
 from corral.api.content import decode_object, media_type, parse_json
 from corral.api.context import ServerContext
 from corral.api.errors import ApiError, BadRequest, MethodNotAllowed, UnsupportedMediaType
@@ -84,6 +86,9 @@ class RestHandlers:
 
     async def _dispatch(self, request: web.Request, group: str, version: str, tail: str) -> web.StreamResponse:
         target = resolve(self.ctx.registry, group, version, tail.split("/"), request.path)
+        custom = custom_handler(target.rt, target.subresource, request.method)
+        if custom is not None:  # kinds that answer instead of storing (reviews, tokens)
+            return await custom(self, request, target)
         if target.subresource:
             return await subresources.handle(self, request, target)
         method = request.method
@@ -252,7 +257,8 @@ class RestHandlers:
         if expected_rv:
             parse_resource_version(expected_rv, "metadata.resourceVersion")
 
-        def transform(current: Obj) -> Obj:
+        async def transform(current: Obj) -> Obj:
+            await admit(request, target, obj, current)
             self.record_manager(request, target.rt, current, obj, "Update")
             return obj
 
@@ -282,11 +288,12 @@ class RestHandlers:
         warnings: list[str] = []
         now = format_timestamp(self.ctx.clock.now())
 
-        def transform(current: Obj) -> Obj:
+        async def transform(current: Obj) -> Obj:
             before = orjson.loads(orjson.dumps(current))
             patched = apply_patch(current, body, content_type, rt.schema, field_manager=manager, force=force, now=now)
             self.check_type_meta(rt, patched)
             warnings.extend(self.field_validation(request, rt, patched))
+            await admit(request, target, patched, before)
             if not is_apply:
                 self.record_manager(request, rt, before, patched, "Update")
             return patched

@@ -14,8 +14,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from corral.api import discovery
+from corral.api import discovery, readiness
 from corral.api.auth import TokenAuthenticator
+from corral.api.authz.keys import USER_KEY
 from corral.api.content import MAX_BODY_BYTES
 from corral.api.context import ServerContext, ServerSettings
 from corral.api.errors import ApiError, InternalError, NotFound, RequestEntityTooLarge
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 
 CONTEXT_KEY = web.AppKey("ctx", ServerContext)
 AUTH_KEY = web.AppKey("auth", TokenAuthenticator)
-USER_KEY = web.RequestKey("user", object)
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -131,18 +131,21 @@ class Routes:
         return json_response(doc, headers={"Cache-Control": "public, immutable"})
 
 
-def build_app(ctx: ServerContext, auth: TokenAuthenticator) -> web.Application:
-    app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
-        client_max_size=MAX_BODY_BYTES,
-    )
+def build_app(ctx: ServerContext, auth: TokenAuthenticator, security: Any = None) -> web.Application:
+    """``security`` (api/security.py) adds audit, authorization and fair
+    shares around the handlers; without it only tokens are checked."""
+    middlewares = [error_middleware, auth_middleware] if security is None else security.middlewares(error_middleware)
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[CONTEXT_KEY] = ctx
     app[AUTH_KEY] = auth
+    if security is not None:
+        security.install(app)
     r = Routes(ctx)
     router = app.router
     router.add_get("/version", r.version)
-    for path in ("/healthz", "/livez", "/readyz"):
+    for path in ("/healthz", "/livez"):
         router.add_get(path, r.health)
+    readiness.install(app)  # /readyz (with the leader-election role) and /metrics
     router.add_get("/api", r.api)
     router.add_get("/api/", r.api)
     router.add_get("/api/v1", r.resource_list)

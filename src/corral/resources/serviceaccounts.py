@@ -31,5 +31,5 @@ def serviceaccount_type(schema: Schema) -> ResourceType:
     return ResourceType(
         group="", version="v1", kind="ServiceAccount", plural="serviceaccounts",
         singular="serviceaccount", namespaced=True, schema=schema, short_names=("sa",),
-        columns=COLUMNS, validator=validate_serviceaccount,
+        columns=COLUMNS, validator=validate_serviceaccount, subresources=("token",),
     )

@@ -136,6 +136,11 @@ _KINDS_BY_GROUP_VERSION: dict[str, tuple[str, tuple[str, ...]]] = {
     "discovery.k8s.io/v1": ("discovery.v1", ("EndpointSlice",)),
     "events.k8s.io/v1": ("events.v1", ("Event",)),
     "meta.k8s.io/v1": ("meta.v1", ()),
+    "authorization.k8s.io/v1": (
+        "authorization.v1",
+        ("SelfSubjectAccessReview", "SubjectAccessReview", "SelfSubjectRulesReview"),
+    ),
+    "authentication.k8s.io/v1": ("authentication.v1", ("TokenRequest", "SelfSubjectReview")),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from corral.api.protobuf.descriptors import (
     apps_v1,
+    authorization_v1,
     batch_v1,
     core_v1,
     core_v1_pod,
@@ -22,4 +23,5 @@ ALL_TABLES = (
     apps_v1.TABLES,
     batch_v1.TABLES,
     other.TABLES,
+    authorization_v1.TABLES,
 )

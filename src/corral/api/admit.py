@@ -1,0 +1,36 @@
+"""Admission that depends on who is writing or on policy objects: RBAC
+escalation, and (in ``quota``) LimitRange defaults, ResourceQuota and Pod
+Security levels. The REST handlers call :func:`admit` once per create or
+update, after decoding and before the write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from corral.api.auth import User
+from corral.api.authz.keys import AUTHZ_KEY, USER_KEY
+from corral.api.paths import Target
+
+Obj = dict[str, Any]
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+async def admit(request: web.Request, target: Target, obj: Obj, old: Obj | None) -> None:
+    rt = target.rt
+    if rt.group == RBAC_GROUP:
+        user, authz = request.get(USER_KEY), request.app.get(AUTHZ_KEY)
+        if isinstance(user, User) and authz is not None:
+            from corral.api.authz.escalation import check_rbac_write
+
+            namespace = target.namespace or (obj.get("metadata") or {}).get("namespace") or ""
+            check_rbac_write(authz, user, rt.plural, namespace if rt.namespaced else "", obj)
+        return
+    policies = request.app.get(POLICY_KEY)
+    if policies is not None:
+        await policies.admit(request, target, obj, old)
+
+
+POLICY_KEY: web.AppKey[Any] = web.AppKey("namespace-policies", object)
+"""The :class:`~corral.api.quota.NamespacePolicies` of this server, if any."""

@@ -1,0 +1,156 @@
+"""Everything between a request arriving and a handler running: audit,
+authentication, fair shares, authorization, in that order.
+
+``start_security`` builds the pieces from the data directory (token file,
+service-account signing key, audit log) and starts the RBAC cache;
+``middlewares`` gives the aiohttp middleware chain the server installs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from corral.api.audit import AuditLog
+from corral.api.auth import Authenticator, TokenAuthenticator
+from corral.api.authz.keys import AUTHZ_KEY, SIGNER_KEY, USER_KEY
+from corral.api.authz.setup import AuthorizationRuntime, start_authorization
+from corral.api.context import ServerContext
+from corral.api.ratelimit import LimitSettings, RequestLimiter, is_long_running, read_body_within
+from corral.api.satoken import TokenSigner, ensure_signing_key
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ATTRS_KEY = web.RequestKey("authz-attributes", object)
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+@dataclass
+class SecurityOptions:
+    audit_level: str = "Metadata"
+    audit_max_bytes: int = 100 * 1024 * 1024
+    limits: LimitSettings = field(default_factory=LimitSettings)
+
+
+@dataclass
+class Security:
+    authenticator: Authenticator
+    authorization: AuthorizationRuntime
+    limiter: RequestLimiter
+    audit: AuditLog
+    signer: TokenSigner
+
+    async def stop(self) -> None:
+        await self.authorization.stop()
+        self.audit.close()
+
+    def install(self, app: web.Application) -> None:
+        app[AUTHZ_KEY] = self.authorization.authorizer
+        app[SIGNER_KEY] = self.signer
+
+    def middlewares(self, error_middleware: Any) -> list[Any]:
+        return [self._audit, error_middleware, self._authenticate, self._limit, self._authorize]
+
+    # -- the chain -------------------------------------------------------------
+
+    @web.middleware
+    async def _audit(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        received = datetime.now(UTC)
+        code = 500
+        try:
+            response = await handler(request)
+            code = response.status
+            return response
+        except web.HTTPException as exc:
+            code = exc.status
+            raise
+        finally:
+            if self.audit.level != "None":
+                self._record(request, code, received)
+
+    def _record(self, request: web.Request, code: int, received: datetime) -> None:
+        # The body the handler read, if any (aiohttp keeps it); never re-read here.
+        body = getattr(request, "_read_bytes", None) if self.audit.level == "Request" else None
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        try:
+            self.audit.write(self.audit.event(
+                verb=_verb_of(request, request.get(ATTRS_KEY)), uri=str(request.rel_url), user=request.get(USER_KEY),
+                source_ip=peer[0] if peer else "", user_agent=request.headers.get("User-Agent", ""),
+                code=code, received=received, attrs=request.get(ATTRS_KEY), body=body,
+            ))
+        except (OSError, TypeError, ValueError, orjson.JSONEncodeError):
+            log.exception("audit: could not write an event")
+
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        peercert = request.transport.get_extra_info("peercert") if request.transport else None
+        user = await self.authenticator.authenticate(request.headers.get("Authorization"), request.path, peercert)
+        headers = request.headers
+        if user is not None and ("Impersonate-User" in headers or "Impersonate-Group" in headers):
+            user = self.authorization.authorizer.impersonate(user, request.headers)
+        request[USER_KEY] = user
+        return await handler(request)
+
+    @web.middleware
+    async def _limit(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        long_running = is_long_running(request.method, request.path, request.query.get("watch"))
+        settings = self.limiter.settings
+        async with self.limiter.slot(request.get(USER_KEY), long_running):
+            if request.method in BODY_METHODS and request.can_read_body:
+                await read_body_within(request, settings.body_timeout)
+            if long_running:
+                return await handler(request)
+            try:
+                async with asyncio.timeout(settings.request_timeout):
+                    return await handler(request)
+            except TimeoutError:
+                from corral.api.errors import Timeout
+
+                raise Timeout(f"Timeout: request did not complete within {settings.request_timeout:g}s") from None
+
+    @web.middleware
+    async def _authorize(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        user = request.get(USER_KEY)
+        if user is not None:
+            request[ATTRS_KEY] = self.authorization.authorizer.check(user, request.method, request.path, request.query)
+        return await handler(request)
+
+
+def _verb_of(request: web.Request, attrs: Any) -> str:
+    return attrs.verb if attrs is not None else request.method.lower()
+
+
+async def _uid_lookup(ctx: ServerContext) -> Callable[[str, str, str], Awaitable[str | None]]:
+    async def lookup(plural: str, namespace: str, name: str) -> str | None:
+        rt = ctx.registry.lookup("", "v1", plural)
+        if rt is None:
+            return None
+        kv = await ctx.store.get(rt.key(namespace, name))
+        if kv is None:
+            return None
+        try:
+            obj = orjson.loads(kv.value)
+        except orjson.JSONDecodeError:
+            return None
+        if (obj.get("metadata") or {}).get("deletionTimestamp"):
+            return None
+        return str((obj.get("metadata") or {}).get("uid") or "")
+    return lookup
+
+
+async def start_security(ctx: ServerContext, data_dir: Path, tokens: TokenAuthenticator,
+                         options: SecurityOptions | None = None, *deciders: Any) -> Security:
+    opts = options or SecurityOptions()
+    signer = TokenSigner(ensure_signing_key(data_dir / "pki" / "sa.key"))
+    authenticator = Authenticator(tokens, signer, await _uid_lookup(ctx))
+    authorization = await start_authorization(ctx, *deciders)
+    audit = AuditLog(data_dir / "audit.log", opts.audit_level, opts.audit_max_bytes)
+    return Security(authenticator, authorization, RequestLimiter(opts.limits), audit, signer)

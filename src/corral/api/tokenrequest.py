@@ -1,0 +1,105 @@
+"""POST serviceaccounts/NAME/token: the TokenRequest API (``kubectl create token``).
+
+The reply carries a JWT bound to the ServiceAccount's uid (and to a Pod's
+when ``boundObjectRef`` names one), valid for the requested audiences and
+lifetime. Nothing is stored; the token dies with the objects it is bound to.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from corral.api.authz.keys import SIGNER_KEY
+from corral.api.content import decode_object
+from corral.api.errors import BadRequest, Conflict, Invalid
+from corral.api.paths import Target
+from corral.api.satoken import (
+    DEFAULT_AUDIENCE,
+    DEFAULT_EXPIRATION,
+    MAX_EXPIRATION,
+    MIN_EXPIRATION,
+    TokenClaims,
+)
+from corral.clock import format_timestamp
+from corral.resources.types import FieldCause
+
+if TYPE_CHECKING:
+    from corral.api.rest import RestHandlers
+
+Obj = dict[str, Any]
+API_VERSION = "authentication.k8s.io/v1"
+
+
+def _invalid(field: str, message: str) -> Invalid:
+    return Invalid(f'TokenRequest.authentication.k8s.io "" is invalid: {field}: {message}',
+                   kind="TokenRequest", group="authentication.k8s.io", causes=[FieldCause(field, message)])
+
+
+def _spec(body: Obj) -> tuple[list[str], int, Obj | None]:
+    if body.get("apiVersion") not in (None, "", API_VERSION) or body.get("kind") not in (None, "", "TokenRequest"):
+        raise BadRequest(f"the body must be a TokenRequest of {API_VERSION}")
+    spec = body.get("spec") or {}
+    if not isinstance(spec, dict):
+        raise _invalid("spec", "Invalid value: must be an object")
+    audiences = spec.get("audiences") or [DEFAULT_AUDIENCE]
+    if not isinstance(audiences, list) or not all(isinstance(a, str) and a for a in audiences):
+        raise _invalid("spec.audiences", "Invalid value: must be a list of non-empty strings")
+    seconds = spec.get("expirationSeconds")
+    if seconds in (None, 0):
+        seconds = DEFAULT_EXPIRATION
+    if not isinstance(seconds, int) or isinstance(seconds, bool):
+        raise _invalid("spec.expirationSeconds", "Invalid value: must be an integer")
+    if seconds < MIN_EXPIRATION:
+        raise _invalid("spec.expirationSeconds",
+                       f"Invalid value: {seconds}: may not specify a duration less than 10 minutes")
+    if seconds > 2**32:
+        raise _invalid("spec.expirationSeconds",
+                       f"Invalid value: {seconds}: may not specify a duration larger than 2^32 seconds")
+    bound = spec.get("boundObjectRef")
+    if bound is not None and not isinstance(bound, dict):
+        raise _invalid("spec.boundObjectRef", "Invalid value: must be an object")
+    return audiences, min(seconds, MAX_EXPIRATION), bound
+
+
+async def create_token(rest: RestHandlers, request: web.Request, target: Target) -> web.StreamResponse:
+    from corral.api.rest import json_response
+
+    body = decode_object(await request.read(), request.headers.get("Content-Type"))
+    audiences, seconds, bound = _spec(body)
+    objects, ns, name = rest.ctx.objects, target.namespace or "", target.name or ""
+    sa = await objects.get(target.rt, ns, name)
+    pod_name = pod_uid = ""
+    if bound:
+        pod_name, pod_uid = await _bound_pod(rest, ns, bound)
+    now = rest.ctx.clock.now()
+    issued = int(now.timestamp())
+    claims = TokenClaims(ns, name, sa["metadata"]["uid"], tuple(audiences), issued + seconds, pod_name, pod_uid)
+    token = request.app[SIGNER_KEY].issue(claims, issued)
+    spec: Obj = {"audiences": audiences, "expirationSeconds": seconds, "boundObjectRef": bound}
+    reply = {
+        "kind": "TokenRequest", "apiVersion": API_VERSION,
+        "metadata": {"name": name, "namespace": ns, "creationTimestamp": format_timestamp(now)},
+        "spec": {k: v for k, v in spec.items() if v is not None},
+        "status": {"token": token,
+                   "expirationTimestamp": format_timestamp(datetime.fromtimestamp(claims.expires, UTC))},
+    }
+    return json_response(reply, 201)
+
+
+async def _bound_pod(rest: RestHandlers, namespace: str, bound: Obj) -> tuple[str, str]:
+    kind, ref_name, ref_uid = bound.get("kind"), bound.get("name"), bound.get("uid")
+    if kind not in ("Pod", "Secret"):
+        raise _invalid("spec.boundObjectRef.kind", f'Unsupported value: "{kind}": supported values: "Pod", "Secret"')
+    if not ref_name:
+        raise _invalid("spec.boundObjectRef.name", "Required value")
+    rt = rest.ctx.registry.lookup("", "v1", "pods" if kind == "Pod" else "secrets")
+    assert rt is not None
+    obj = await rest.ctx.objects.get(rt, namespace, str(ref_name))
+    uid = obj["metadata"]["uid"]
+    if ref_uid and ref_uid != uid:
+        raise Conflict(f'the UID in the bound object reference ({ref_uid}) does not match the UID in record ({uid}). '
+                       "The object might have been deleted and then recreated")
+    return (str(ref_name), uid) if kind == "Pod" else ("", "")
