@@ -7,6 +7,8 @@ this module only lists them, in discovery order, and hands each its schema.
 from __future__ import annotations
 
 from corral.resources.apps import deployment_type, replicaset_type
+from corral.resources.autoscaling import hpa_type, hpa_v1_type
+from corral.resources.batch import cronjob_type, job_type
 from corral.resources.configs import configmap_type, secret_type
 from corral.resources.coordination import lease_type
 from corral.resources.events import event_type
@@ -14,6 +16,7 @@ from corral.resources.namespaces import namespace_type
 from corral.resources.nodes import node_type
 from corral.resources.pods import pod_type
 from corral.resources.rbac import cluster_role_binding_type, cluster_role_type, role_binding_type, role_type
+from corral.resources.policy import pdb_type
 from corral.resources.registry import Registry
 from corral.resources.reviews import (
     self_subject_access_review_type,
@@ -21,9 +24,11 @@ from corral.resources.reviews import (
     self_subject_rules_review_type,
     subject_access_review_type,
 )
+from corral.resources.runtimeclasses import runtimeclass_type
 from corral.resources.schema import Schema
 from corral.resources.serviceaccounts import serviceaccount_type
 from corral.resources.services import endpoints_type, service_type
+from corral.resources.workloads import controllerrevision_type, daemonset_type, statefulset_type
 
 BUILTIN_KINDS = (
     (("", "v1", "Namespace"), namespace_type),
@@ -37,7 +42,16 @@ BUILTIN_KINDS = (
     (("", "v1", "ServiceAccount"), serviceaccount_type),
     (("apps", "v1", "Deployment"), deployment_type),
     (("apps", "v1", "ReplicaSet"), replicaset_type),
+    (("apps", "v1", "DaemonSet"), daemonset_type),
+    (("apps", "v1", "StatefulSet"), statefulset_type),
+    (("apps", "v1", "ControllerRevision"), controllerrevision_type),
+    (("batch", "v1", "Job"), job_type),
+    (("batch", "v1", "CronJob"), cronjob_type),
+    (("autoscaling", "v2", "HorizontalPodAutoscaler"), hpa_type),
+    (("autoscaling", "v1", "HorizontalPodAutoscaler"), hpa_v1_type),
+    (("policy", "v1", "PodDisruptionBudget"), pdb_type),
     (("coordination.k8s.io", "v1", "Lease"), lease_type),
+    (("node.k8s.io", "v1", "RuntimeClass"), runtimeclass_type),
     (("rbac.authorization.k8s.io", "v1", "ClusterRole"), cluster_role_type),
     (("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding"), cluster_role_binding_type),
     (("rbac.authorization.k8s.io", "v1", "Role"), role_type),
