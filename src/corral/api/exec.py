@@ -36,14 +36,8 @@ def _offered(request: web.Request) -> list[str]:
 
 
 async def pod_exec(ctx: ServerContext, request: web.Request, target: Target) -> web.StreamResponse:
-    if request.headers.get("Upgrade", "").lower() != "websocket":
-        raise BadRequest(
-            "Upgrade request required: pods/exec is served over WebSocket "
-            f"({', '.join(PROTOCOLS)})"
-        )
-    protocols = _offered(request)
-    if not protocols:
-        raise BadRequest(f"exec needs one of the subprotocols {', '.join(PROTOCOLS)}")
+    # The pod and container are checked first: kubectl retries a failed
+    # WebSocket upgrade with SPDY, and the user should see the real reason.
     pod = await ctx.objects.get(target.rt, target.namespace, target.name or "")
     phase = (pod.get("status") or {}).get("phase")
     if phase in ("Succeeded", "Failed"):
@@ -54,6 +48,14 @@ async def pod_exec(ctx: ServerContext, request: web.Request, target: Target) -> 
     commands = request.query.getall("command", [])
     if not commands:
         raise BadRequest("command: Required value: you must specify at least one command")
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        raise BadRequest(
+            "Upgrade request required: pods/exec is served over WebSocket "
+            f"({', '.join(PROTOCOLS)}), not SPDY"
+        )
+    protocols = _offered(request)
+    if not protocols:
+        raise BadRequest(f"exec needs one of the subprotocols {', '.join(PROTOCOLS)}")
     params: list[tuple[str, str]] = [("command", c) for c in commands]
     params += [(k, request.query[k]) for k in EXEC_PARAMS if k in request.query]
     base = await _agent_url(ctx, pod)
