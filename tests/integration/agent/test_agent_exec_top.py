@@ -94,7 +94,6 @@ async def test_exec_with_tty_over_the_websocket(tmp_path: Path):
         ) as ws:
             assert ws.protocol == "v5.channel.k8s.io"
             await ws.send_bytes(b'\x04{"Width":100,"Height":42}')
-            await asyncio.sleep(0.3)
             await ws.send_bytes(b"\x00hello\r")
             async for msg in ws:
                 if msg.type != aiohttp.WSMsgType.BINARY:
