@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -43,7 +43,7 @@ Params = Mapping[str, str | int | bool | None]
 class ApiClient:
     def __init__(
         self,
-        server: str,
+        server: str | Sequence[str],
         *,
         token: str | None = None,
         ca_file: str | None = None,
@@ -54,24 +54,34 @@ class ApiClient:
         clock: Clock | None = None,
         namespace: str = "default",
     ) -> None:
-        if not server.startswith(("https://", "http://")):
-            raise ValueError(f"server: expected an http(s) URL, got {server!r}")
-        self.server = server.rstrip("/")
+        self.servers = parse_servers(server)
+        self._index = 0
         self.timeout = timeout
         self.namespace = namespace  # the kubeconfig context's default, for CLI use
         self._clock = clock or RealClock()
-        self._ssl = _ssl_context(self.server, ca_file, ca_data, insecure)
+        self._ssl = _ssl_context(self.servers[0], ca_file, ca_data, insecure)
         self._headers = {"Accept": "application/json", "User-Agent": user_agent}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
+    @property
+    def server(self) -> str:
+        """The API server requests go to now (the first of ``servers`` that answered)."""
+        return self.servers[self._index]
+
+    def _fail_over(self, failed: str, exc: BaseException) -> None:
+        """``failed`` did not answer: the next request goes to the next server."""
+        if len(self.servers) > 1 and self.server == failed:
+            self._index = (self._index + 1) % len(self.servers)
+            log.warning("API server %s failed (%r); switching to %s", failed, exc, self.server)
+
     @classmethod
     def from_kubeconfig(cls, path: str, context: str | None = None, **kwargs: Any) -> ApiClient:
         cfg = load_kubeconfig(path, context)
         return cls(
-            cfg.server,
+            list(cfg.servers) or cfg.server,
             token=cfg.token,
             ca_file=cfg.ca_file,
             ca_data=cfg.ca_data,
@@ -289,12 +299,17 @@ class ApiClient:
         # own end of the watch detects a silently dead connection.
         read = None if timeout_seconds is None else timeout_seconds + max(30.0, self.timeout)
         timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout, sock_read=read)
-        url = self.server + res.path(namespace)
         session = self._get_session()
-        try:
-            resp = await session.get(url, params=params, timeout=timeout)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise errors.ApiConnectionError(f"GET {url}: {exc!r}") from exc
+        for attempt in range(len(self.servers)):
+            server = self.server
+            url = server + res.path(namespace)
+            try:
+                resp = await session.get(url, params=params, timeout=timeout)
+                break
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                self._fail_over(server, exc)
+                if not _never_sent(exc) or attempt + 1 == len(self.servers):
+                    raise errors.ApiConnectionError(f"GET {url}: {exc!r}") from exc
         try:
             if resp.status >= 300:
                 raise errors.error_from_response(resp.status, await resp.read())
@@ -376,19 +391,45 @@ class ApiClient:
         body: bytes | None,
         headers: dict[str, str] | None,
     ) -> bytes:
-        url = self.server + path
         session = self._get_session()
         timeout = aiohttp.ClientTimeout(total=self.timeout)
-        try:
-            async with session.request(
-                method, url, params=query, data=body, headers=headers, timeout=timeout
-            ) as resp:
-                raw = await resp.read()
-                if resp.status >= 300:
-                    raise errors.error_from_response(resp.status, raw)
-                return raw
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise errors.ApiConnectionError(f"{method} {url}: {exc!r}") from exc
+        for attempt in range(len(self.servers)):
+            server = self.server
+            url = server + path
+            try:
+                async with session.request(
+                    method, url, params=query, data=body, headers=headers, timeout=timeout
+                ) as resp:
+                    raw = await resp.read()
+                    if resp.status >= 300:
+                        raise errors.error_from_response(resp.status, raw)
+                    return raw
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                self._fail_over(server, exc)
+                # A request that never reached a server is safe to send to the
+                # next one, whatever its method; any other failure is reported.
+                if not _never_sent(exc) or attempt + 1 == len(self.servers):
+                    raise errors.ApiConnectionError(f"{method} {url}: {exc!r}") from exc
+        raise AssertionError("unreachable")
+
+
+def parse_servers(server: str | Sequence[str]) -> list[str]:
+    """One URL, a comma-separated list, or a list: the API servers of one
+    cluster, tried in order and failed over between."""
+    parts = server.split(",") if isinstance(server, str) else list(server)
+    urls = [p.strip().rstrip("/") for p in parts if isinstance(p, str) and p.strip()]
+    if not urls:
+        raise ValueError(f"server: expected at least one http(s) URL, got {server!r}")
+    for url in urls:
+        if not url.startswith(("https://", "http://")):
+            raise ValueError(f"server: expected an http(s) URL, got {url!r}")
+    if len({u.split("://")[0] for u in urls}) > 1:
+        raise ValueError(f"server: mixes http and https URLs: {urls}")
+    return urls
+
+
+def _never_sent(exc: BaseException) -> bool:
+    return isinstance(exc, aiohttp.ClientConnectorError)
 
 
 async def _chunks(resp: aiohttp.ClientResponse, url: str) -> AsyncIterator[bytes]:

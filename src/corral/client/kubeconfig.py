@@ -29,6 +29,9 @@ class KubeConfig:
     insecure: bool = False
     namespace: str = "default"
     context: str = ""
+    servers: tuple[str, ...] = ()
+    """Every API server of an HA control plane, from the cluster's
+    ``corral.io/servers`` extension (kubectl ignores it and uses ``server``)."""
 
 
 def load_kubeconfig(path: str, context: str | None = None) -> KubeConfig:
@@ -76,7 +79,26 @@ def parse_kubeconfig(doc: Any, *, context: str | None = None, base_dir: str = ".
         insecure=bool(cluster.get("insecure-skip-tls-verify", False)),
         namespace=ctx.get("namespace") or "default",
         context=name,
+        servers=_servers(cluster, cluster_name, server.rstrip("/")),
     )
+
+
+SERVERS_EXTENSION = "corral.io/servers"
+
+
+def _servers(cluster: dict[str, Any], cluster_name: str, server: str) -> tuple[str, ...]:
+    for entry in cluster.get("extensions") or []:
+        if not isinstance(entry, dict) or entry.get("name") != SERVERS_EXTENSION:
+            continue
+        field = f"clusters[{cluster_name}].cluster.extensions[{SERVERS_EXTENSION}].extension.servers"
+        urls = (entry.get("extension") or {}).get("servers")
+        if not isinstance(urls, list) or not all(
+            isinstance(u, str) and u.startswith(("https://", "http://")) for u in urls
+        ):
+            raise KubeconfigError(f"{field}: expected a list of http(s) URLs")
+        ordered = [server] + [u.rstrip("/") for u in urls if u.rstrip("/") != server]
+        return tuple(ordered)
+    return ()
 
 
 def _named(doc: dict[str, Any], section: str, inner: str, name: str) -> dict[str, Any]:
