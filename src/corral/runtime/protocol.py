@@ -172,6 +172,14 @@ class OptionalRuntime(Protocol):
     cgroup). Without them the agent runs exec on the host with the
     container's env and cwd, exposes volumes by env, and reads stats from
     the container's process tree in /proc.
+
+    How the agent reaches them through a RuntimeSet (agent/container_life.py,
+    agent/exec.py): ``exec_plan`` and ``stats`` on
+    ``runtimes[handle.runtime]``; ``mounts_supported`` on
+    ``runtimes[await handler_for(pod)]``, and when that says True the agent
+    calls ``RuntimeSet.start_container(..., mounts=[...])`` -- so
+    RuntimeSet.start_container must accept ``mounts`` and pass it on before a
+    runtime starts answering True.
     """
 
     def mounts_supported(self, pod: dict[str, Any]) -> bool: ...
