@@ -53,28 +53,67 @@ class _Components:
 
 
 class ControlPlane(_Components):
-    """Controllers and the scheduler, each with its own client to the server."""
+    """Controllers and the scheduler, each with its own client to the server.
 
-    def __init__(self, server: RunningServer) -> None:
+    With ``leader_elect`` they run only while this server holds the
+    controller-manager Lease (client/leaderelection.py): each term starts
+    them afresh, and they are cancelled and awaited before the Lease is
+    released or its renew deadline passes, so two servers never both act.
+    """
+
+    def __init__(self, server: RunningServer, *, leader_elect: bool = False,
+                 election: Any = None) -> None:
         super().__init__()
         self.server = server
+        self.leader_elect = leader_elect
+        self.election = election  # a LeaderElectionConfig; None = defaults
+        self.elector: Any = None
 
-    def _client(self, agent: str) -> Any:
+    def _client(self, agent: str, owner: _Components | None = None) -> Any:
         from corral.client.api import ApiClient
 
         client = ApiClient(self.server.url, token=self.server.token, ca_file=str(self.server.ca_file),
                            user_agent=agent)
-        self.closers.append(client.close)
+        (owner or self).closers.append(client.close)
         return client
 
-    async def __aenter__(self) -> ControlPlane:
+    def _start_components(self, owner: _Components) -> None:
         from corral.controllers.manager import ControllerManager
         from corral.scheduler.scheduler import Scheduler
 
-        manager = ControllerManager(self._client("corral-controller-manager"), clock=self.server.clock)
-        scheduler = Scheduler(self._client("corral-scheduler"), clock=self.server.clock)
-        self.tasks.append(_watch_task("controller-manager", manager.run()))
-        self.tasks.append(_watch_task("scheduler", scheduler.run()))
+        manager = ControllerManager(self._client("corral-controller-manager", owner), clock=self.server.clock)
+        scheduler = Scheduler(self._client("corral-scheduler", owner), clock=self.server.clock)
+        owner.tasks.append(_watch_task("controller-manager", manager.run()))
+        owner.tasks.append(_watch_task("scheduler", scheduler.run()))
+
+    async def _lead(self) -> None:
+        """One term as leader: until cancelled (or a component dies)."""
+        term = _Components()
+        try:
+            self._start_components(term)
+            await asyncio.gather(*term.tasks)
+        finally:
+            await asyncio.shield(term.stop())
+
+    async def __aenter__(self) -> ControlPlane:
+        from corral.api import readiness
+        from corral.client.leaderelection import (
+            LeaderElectionConfig,
+            LeaderElector,
+            default_identity,
+        )
+
+        assert self.server.runner is not None, "start the server first"
+        role = readiness.role_of(self.server.runner.app)
+        if not self.leader_elect:
+            role.standalone()
+            self._start_components(self)
+            return self
+        config = self.election or LeaderElectionConfig(identity=default_identity())
+        self.elector = LeaderElector(self._client("corral-leader-election"), config,
+                                     clock=self.server.clock, on_change=role.update)
+        role.update(False, "")
+        self.tasks.append(_watch_task("leader-election", self.elector.run(self._lead)))
         return self
 
     async def __aexit__(self, *exc: object) -> None:

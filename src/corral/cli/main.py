@@ -12,6 +12,7 @@ import click
 
 from corral import __version__
 from corral.api.bootstrap import RunningServer, ServerOptions, default_data_dir
+from corral.cli.store import store as store_commands
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -66,15 +67,21 @@ def main() -> None:
 
 @main.command()
 @server_options
-def server(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr: str, verbose: bool) -> None:
+@click.option("--leader-elect/--no-leader-elect", default=None,
+              help="Run the controllers and scheduler only while holding the leader Lease "
+                   "(default: on with an etcd:// store, off with SQLite).")
+def server(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr: str, verbose: bool,
+           leader_elect: bool | None) -> None:
     """Run the API server (with the controllers and the scheduler)."""
     _setup_logging(verbose)
     opts = _options(data_dir, host, port, store_url, service_cidr)
+    if leader_elect is None:
+        leader_elect = store_url.lower().startswith(("etcd://", "etcds://"))
 
     async def run(stop: asyncio.Event) -> None:
         from corral.cluster import ControlPlane
 
-        async with RunningServer(opts) as srv, ControlPlane(srv):
+        async with RunningServer(opts) as srv, ControlPlane(srv, leader_elect=leader_elect):
             _announce(srv)
             await stop.wait()
 
@@ -138,6 +145,8 @@ def _announce(srv: RunningServer) -> None:
     click.echo(f"  export KUBECONFIG={srv.kubeconfig}")
     click.echo("Then try: kubectl get nodes")
 
+
+main.add_command(store_commands)
 
 if __name__ == "__main__":
     main()
