@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from corral.api.admission import ServiceAllocator
+from corral.api.fanout import WatchFanout
 from corral.api.objects import ObjectStore
 from corral.clock import Clock
 from corral.resources.registry import Registry
@@ -40,7 +41,9 @@ class ServerContext:
     settings: ServerSettings
     objects: ObjectStore = field(init=False)
     services: ServiceAllocator = field(init=False)
+    watch_fanout: WatchFanout = field(init=False)
 
     def __post_init__(self) -> None:
+        self.watch_fanout = WatchFanout()
         self.objects = ObjectStore(self.store, self.clock)
         self.services = ServiceAllocator(self.settings.service_cidr)

@@ -18,6 +18,7 @@ import orjson
 
 from corral.api.codec import decode
 from corral.api.errors import BadRequest, Gone, ServiceUnavailable
+from corral.api.fanout import WatchFanout
 from corral.api.selectors import (
     FieldRequirement,
     Requirement,
@@ -155,9 +156,10 @@ class ApiEvent:
 
 
 def _classify(
-    rt: ResourceType, flt: Filter, kind: EventType, kv: KeyValue, prev: KeyValue | None, seen: set[str]
+    rt: ResourceType, flt: Filter, kind: EventType, kv: KeyValue, prev: KeyValue | None, seen: set[str],
+    fanout: WatchFanout,
 ) -> tuple[str, Obj] | None:
-    obj = decode(kv)
+    obj = fanout.decode(kv)
     now_match = flt.matches(rt, obj)
     if kind is EventType.DELETE:
         return ("DELETED", obj) if (now_match or kv.key in seen) else None
@@ -166,7 +168,7 @@ def _classify(
     if flt.empty:
         return ("MODIFIED", obj)
     if prev is not None:
-        was_match = flt.matches(rt, decode(prev))
+        was_match = flt.matches(rt, fanout.decode(prev))
     else:
         was_match = kv.key in seen
     if now_match:
@@ -182,6 +184,7 @@ async def watch_objects(
     *,
     resource_version: str | None,
     send_initial: bool,
+    fanout: WatchFanout,
 ) -> AsyncIterator[ApiEvent]:
     """Events after ``resource_version``; with ``send_initial`` (no version or
     "0"), first a synthetic ADDED for every current object, as Kubernetes does."""
@@ -198,7 +201,7 @@ async def watch_objects(
     watch = store.watch(prefix, start)
     try:
         async for event in watch:
-            classified = _classify(rt, flt, event.type, event.kv, event.prev, seen)
+            classified = _classify(rt, flt, event.type, event.kv, event.prev, seen, fanout)
             if classified is None:
                 continue
             etype, obj = classified

@@ -45,6 +45,8 @@ class _EventWriter:
 
     def encode(self, event: ApiEvent) -> bytes:
         obj: Any = event.object
+        if not self.as_table and event.type in ("ADDED", "MODIFIED", "DELETED"):
+            return self.ctx.watch_fanout.line(event.type, obj, event.revision)
         if self.as_table and event.type in ("ADDED", "MODIFIED", "DELETED"):
             # kubectl prints the headers from the first table it gets.
             obj = table(
@@ -103,7 +105,7 @@ async def serve_watch(ctx: ServerContext, request: web.Request, target: Target, 
 
         flt = Filter(flt.labels, flt.fields + [FieldRequirement("metadata.name", target.name, False)])
     events = watch_objects(ctx.store, target.rt, target.namespace, flt,
-                           resource_version=rv, send_initial=send_initial)
+                           resource_version=rv, send_initial=send_initial, fanout=ctx.watch_fanout)
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
     await response.prepare(request)
@@ -118,7 +120,9 @@ async def serve_watch(ctx: ServerContext, request: web.Request, target: Target, 
         while (remaining := deadline - loop.time()) > 0:
             wait = min(remaining, ctx.settings.watch_bookmark_interval) if bookmarks else remaining
             try:
-                item = await asyncio.wait_for(queue.get(), wait)
+                # A busy stream takes from the queue directly; only an idle
+                # one pays for a timer.
+                item = queue.get_nowait() if not queue.empty() else await asyncio.wait_for(queue.get(), wait)
             except TimeoutError:
                 if bookmarks and last_revision:
                     await response.write(writer.encode(_bookmark(target, last_revision)))
