@@ -13,6 +13,8 @@ with the host's network and file system.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -24,6 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from corral.runtime import cgroups, namespaces
+from corral.runtime.cgroups import Cgroup
+from corral.runtime.init import sandbox_pid, sandbox_spec
+from corral.runtime.limits import ContainerLimits, LimitError
 from corral.runtime.protocol import ContainerHandle, ContainerState, LogPaths, StartError
 from corral.runtime.shim import proc_start_ticks
 
@@ -38,11 +44,24 @@ POLL = 0.05
 class ProcessRuntime:
     handler = "process"
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, isolate: bool = True) -> None:
+        """``isolate=False`` runs plain processes even as root (a choice for
+        a node that must not use namespaces or cgroups)."""
         self.state_dir = Path(state_dir)
         self._root = self.state_dir / "containers"
+        self._pods = self.state_dir / "pods"
         self._root.mkdir(parents=True, exist_ok=True)
         self._shims: set[asyncio.Task[None]] = set()
+        why_not = namespaces.supported() if isolate else "disabled"
+        self.namespaces = why_not is None
+        self.cgroup_version = cgroups.detect() if isolate else None
+        parts = []
+        if self.namespaces:
+            parts.append("namespaces=pid,mount,uts,ipc")
+        if self.cgroup_version is not None:
+            parts.append(f"cgroup=v{self.cgroup_version}")
+        self.isolation = ",".join(parts) if parts else f"none ({why_not}): plain host processes"
+        """Said on the Node (annotation) so users know what limits hold here."""
 
     # -- start ---------------------------------------------------------------
 
@@ -59,6 +78,7 @@ class ProcessRuntime:
         meta = pod.get("metadata") or {}
         argv, cwd, full_env = _prepare(container, env)
         cid = secrets.token_hex(16)
+        self._check_user(pod, container)
         handle = ContainerHandle(
             id=cid,
             pod_uid=str(meta.get("uid", "")),
@@ -78,6 +98,7 @@ class ProcessRuntime:
             "cwd": cwd,
             "log_path": str(logs.path),
             "log_max_bytes": logs.max_bytes,
+            **self._isolation_spec(pod, container, cid),
         }
         (cdir / "spec.json").write_text(json.dumps(spec))
         _write_meta(cdir, handle)
@@ -86,6 +107,46 @@ class ProcessRuntime:
             shutil.rmtree(cdir, ignore_errors=True)
             raise StartError("RunContainerError", str(report.get("message", "start failed")))
         return handle
+
+    def _isolation_spec(
+        self, pod: dict[str, Any], container: dict[str, Any], cid: str
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        uid = str((pod.get("metadata") or {}).get("uid", "")) or "no-uid"
+        if self.namespaces:
+            sandbox = sandbox_spec(pod, self.state_dir.parent)
+            out["sandbox"] = {"dir": str(self._pods / uid), **sandbox}
+        if self.cgroup_version is not None:
+            try:
+                limits = ContainerLimits.from_container(container, pod)
+            except LimitError as exc:
+                raise StartError("CreateContainerConfigError", str(exc)) from exc
+            out["cgroup"] = {
+                "version": self.cgroup_version,
+                "name": f"{uid}/{cid}",
+                "limits": dataclasses.asdict(limits),
+            }
+        user = run_as(pod, container)
+        if user is not None:
+            out["user"] = user
+        return out
+
+    def _check_user(self, pod: dict[str, Any], container: dict[str, Any]) -> None:
+        user = run_as(pod, container)
+        if user is None or os.geteuid() == 0:
+            return
+        if user.get("uid") not in (None, os.geteuid()) or user.get("gid") not in (None, os.getegid()):
+            raise StartError(
+                "CreateContainerConfigError",
+                f"securityContext.runAsUser/runAsGroup {user}: this node's process runtime "
+                f"runs as uid {os.geteuid()} and cannot switch users without root",
+            )
+
+    def cgroup_of(self, handle: ContainerHandle) -> Cgroup | None:
+        """The container's cgroup (for statistics), if it has one."""
+        if self.cgroup_version is None:
+            return None
+        return Cgroup(self.cgroup_version, f"{handle.pod_uid or 'no-uid'}/{handle.id}")
 
     async def _spawn_shim(self, cdir: Path) -> dict[str, Any]:
         with open(cdir / "shim.log", "ab") as shim_log:
@@ -143,6 +204,7 @@ class ProcessRuntime:
                 exit_code=int(exit_info.get("exitCode", 0)),
                 signal=exit_info.get("signal"),
                 finished_at=_parse_time(exit_info.get("finishedAt")),
+                reason=exit_info.get("reason"),
             )
         if started and _alive(started.get("pid"), started.get("startTicks")):
             return ContainerState("running", started_at or datetime.now(UTC))
@@ -213,10 +275,32 @@ class ProcessRuntime:
         if not cdir.exists():
             return
         await self.stop_container(handle, 0)
+        cgroup = self.cgroup_of(handle)
+        if cgroup is not None:
+            await asyncio.to_thread(cgroup.remove)
         shutil.rmtree(cdir, ignore_errors=True)
+        if not any(h.pod_uid == handle.pod_uid for h in await self.list()):
+            # The pod's last container: its sandbox goes too, as a container's
+            # writable layer does on a restart (a new one costs a fork).
+            await self.remove_pod(handle.pod_uid)
 
     async def remove_pod(self, pod_uid: str) -> None:
-        """Nothing is shared between a pod's containers yet."""
+        """Kill the pod's init (the kernel then kills whatever is left in
+        its PID namespace) and drop its private /tmp."""
+        pod_dir = self._pods / (pod_uid or "no-uid")
+        if not pod_dir.exists():
+            return
+        pid = sandbox_pid(pod_dir)
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(pod_dir, ignore_errors=True)
+        if self.cgroup_version is not None:
+            for d in Cgroup(self.cgroup_version, pod_uid or "no-uid").dirs:
+                with contextlib.suppress(OSError):
+                    d.rmdir()
 
     def version(self) -> str:
         return "process://corral"
@@ -265,6 +349,17 @@ def _prepare(
     elif shutil.which(exe, path=full_env["PATH"]) is None:
         raise StartError("RunContainerError", f'exec: "{exe}": executable file not found in $PATH')
     return argv, cwd, full_env
+
+
+def run_as(pod: dict[str, Any], container: dict[str, Any]) -> dict[str, int] | None:
+    """securityContext.runAsUser/runAsGroup, the container's over the pod's."""
+    pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
+    sc = container.get("securityContext") or {}
+    uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
+    gid = sc.get("runAsGroup", pod_sc.get("runAsGroup"))
+    if uid is None and gid is None:
+        return None
+    return {"uid": uid, "gid": gid}
 
 
 def _alive(pid: Any, ticks: Any) -> bool:

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -165,18 +166,21 @@ def pump(proc: subprocess.Popen[bytes], writer: LogWriter) -> None:
 def run(cdir: Path) -> int:
     spec = json.loads((cdir / "spec.json").read_text())
     writer = LogWriter(Path(spec["log_path"]), int(spec["log_max_bytes"]))
+    cgroup = _cgroup(spec)
     try:
+        enter = _prepare_isolation(spec, cgroup)
         proc = subprocess.Popen(
             spec["argv"],
             env=spec["env"],
-            cwd=spec["cwd"],
+            cwd=None if enter is not None else spec["cwd"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
             close_fds=True,
+            preexec_fn=enter,
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
         report = {"error": "StartError", "message": str(exc), "finishedAt": rfc3339nano()}
         write_json_atomic(cdir / "exit.json", report)
         _tell_agent(report)
@@ -199,8 +203,58 @@ def run(cdir: Path) -> int:
             exit_info.update(exitCode=128 - code, signal=-code)
         else:
             exit_info.update(exitCode=code, signal=None)
+        if cgroup is not None and code == -signal.SIGKILL and cgroup.oom_kills() > 0:
+            exit_info["reason"] = "OOMKilled"
         write_json_atomic(cdir / "exit.json", exit_info)
     return 0
+
+
+def _cgroup(spec: dict[str, Any]) -> Any:
+    from corral.runtime.cgroups import Cgroup
+
+    info = spec.get("cgroup")
+    return Cgroup(int(info["version"]), str(info["name"])) if info else None
+
+
+def _prepare_isolation(spec: dict[str, Any], cgroup: Any) -> Callable[[], None] | None:
+    """Set up what the container runs in, and return what its child must do
+    between fork and exec (join the cgroup, enter the pod's namespaces,
+    change directory and user, in that order: after setuid none of it is
+    allowed). None: a plain process, nothing to do."""
+    from corral.runtime import namespaces as ns
+    from corral.runtime.init import ensure_sandbox
+    from corral.runtime.limits import ContainerLimits
+
+    if cgroup is not None:
+        cgroup.create(ContainerLimits(**spec["cgroup"]["limits"]))
+    sandbox, user = spec.get("sandbox"), spec.get("user")
+    if cgroup is None and sandbox is None and user is None:
+        return None
+    ns_fds: list[tuple[int, int]] = []
+    if sandbox is not None:
+        init_pid = ensure_sandbox(Path(sandbox["dir"]), sandbox["hostname"], sandbox["keep"])
+        for name in ("ipc", "uts", "mnt"):
+            fd = os.open(f"/proc/{init_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            ns_fds.append((fd, ns.NS_FILES[name]))
+        pid_fd = os.open(f"/proc/{init_pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        ns.setns(pid_fd, ns.CLONE_NEWPID)  # only our children are born there
+        os.close(pid_fd)
+    cwd = spec["cwd"]
+
+    def enter() -> None:
+        if cgroup is not None:
+            cgroup.join_self()
+        for fd, nstype in ns_fds:
+            ns.setns(fd, nstype)
+        os.chdir(cwd)
+        if user is not None:
+            if user.get("gid") is not None:
+                os.setgroups([])
+                os.setgid(int(user["gid"]))
+            if user.get("uid") is not None:
+                os.setuid(int(user["uid"]))
+
+    return enter
 
 
 def _tell_agent(report: dict[str, Any]) -> None:

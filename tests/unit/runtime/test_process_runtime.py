@@ -32,6 +32,29 @@ async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
         await asyncio.sleep(interval)
 
 
+def host_pid(pid: int, comm: str) -> int:
+    """The host's pid of a process a container reported: the same number
+    without isolation, else the process whose innermost NSpid it is."""
+    if not rt_isolated():
+        return pid
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        nspids = fields.get("NSpid", "").split()
+        if len(nspids) > 1 and int(nspids[-1]) == pid and fields["Name"].strip() == comm:
+            return int(entry)
+    raise AssertionError(f"no host process for pod pid {pid}")
+
+
+def rt_isolated() -> bool:
+    return os.geteuid() == 0
+
+
 async def exited(rt: ProcessRuntime, handle) -> ContainerState | None:
     state = await rt.container_state(handle)
     return state if state.status == "exited" else None
@@ -130,7 +153,7 @@ async def test_sigterm_reaches_children_and_ends_quickly(rt: ProcessRuntime, tmp
     script = "sleep 1000 & echo child=$!; wait"
     handle = await rt.start_container(POD, {"name": "c", "command": ["sh", "-c", script]}, logs, {})
     await wait_for(lambda: _async(logs.path.exists() and "child=" in logs.path.read_text()))
-    child = int(logs.path.read_text().split("child=")[1].split()[0])
+    child = host_pid(int(logs.path.read_text().split("child=")[1].split()[0]), "sleep")
     t0 = time.monotonic()
     await rt.stop_container(handle, grace_seconds=10.0)
     assert time.monotonic() - t0 < 5.0

@@ -1,0 +1,149 @@
+"""One cgroup per container of the process runtime, on cgroup v1 or v2.
+
+The limits are the ones :class:`~corral.runtime.limits.ContainerLimits`
+reads from the pod: CFS cpu quota, a hard memory limit without swap (so the
+kernel OOM-kills instead of swapping, and we can say ``OOMKilled``), and a
+pid limit. v1 keeps each controller in its own hierarchy
+(``/sys/fs/cgroup/{cpu,memory,pids}/corral/<id>``); v2 has one tree, in which
+``corral/`` must have the controllers enabled for its children.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from corral.runtime.limits import CFS_PERIOD_US, ContainerLimits
+
+ROOT = Path("/sys/fs/cgroup")
+V1_CONTROLLERS = ("cpu", "memory", "pids")
+PREFIX = "corral"
+
+
+def detect(root: Path = ROOT) -> int | None:
+    """2 on a unified hierarchy with the controllers we need, 1 on v1,
+    None when neither is usable (not root, no cgroupfs)."""
+    if os.geteuid() != 0:
+        return None
+    if (root / "cgroup.controllers").exists():
+        have = set((root / "cgroup.controllers").read_text().split())
+        return 2 if {"cpu", "memory", "pids"} <= have else None
+    if all((root / c / "cgroup.procs").exists() for c in V1_CONTROLLERS):
+        return 1
+    return None
+
+
+@dataclass(frozen=True)
+class Cgroup:
+    version: int
+    name: str
+    root: Path = ROOT
+
+    @property
+    def dirs(self) -> list[Path]:
+        if self.version == 2:
+            return [self.root / PREFIX / self.name]
+        return [self.root / c / PREFIX / self.name for c in V1_CONTROLLERS]
+
+    def _dir(self, controller: str) -> Path:
+        if self.version == 2:
+            return self.root / PREFIX / self.name
+        return self.root / controller / PREFIX / self.name
+
+    def create(self, limits: ContainerLimits) -> None:
+        if self.version == 2:
+            _enable_v2_controllers(self.root)
+        for d in self.dirs:
+            d.mkdir(parents=True, exist_ok=True)
+        if self.version == 2:
+            self._limit_v2(limits)
+        else:
+            self._limit_v1(limits)
+
+    def _limit_v1(self, limits: ContainerLimits) -> None:
+        cpu, mem, pids = self._dir("cpu"), self._dir("memory"), self._dir("pids")
+        if limits.cpu_quota_us is not None:
+            _write(cpu / "cpu.cfs_period_us", CFS_PERIOD_US)
+            _write(cpu / "cpu.cfs_quota_us", limits.cpu_quota_us)
+        if limits.memory_bytes is not None:
+            _write(mem / "memory.limit_in_bytes", limits.memory_bytes)
+            with contextlib.suppress(OSError):  # absent without swap accounting
+                _write(mem / "memory.memsw.limit_in_bytes", limits.memory_bytes)
+            with contextlib.suppress(OSError):
+                _write(mem / "memory.swappiness", 0)
+        if limits.pids is not None:
+            _write(pids / "pids.max", limits.pids)
+
+    def _limit_v2(self, limits: ContainerLimits) -> None:
+        d = self._dir("")
+        if limits.cpu_quota_us is not None:
+            _write(d / "cpu.max", f"{limits.cpu_quota_us} {CFS_PERIOD_US}")
+        if limits.memory_bytes is not None:
+            _write(d / "memory.max", limits.memory_bytes)
+            with contextlib.suppress(OSError):
+                _write(d / "memory.swap.max", 0)
+        if limits.pids is not None:
+            _write(d / "pids.max", limits.pids)
+
+    def join_self(self) -> None:
+        """Move the calling process in (``0`` means "me" in cgroup.procs);
+        called in the child between fork and exec, so the command's first
+        instruction already runs under the limits."""
+        for d in self.dirs:
+            with open(d / "cgroup.procs", "w") as f:
+                f.write("0")
+
+    def oom_kills(self) -> int:
+        """How many times the kernel OOM-killed a process of this cgroup."""
+        name = "memory.events" if self.version == 2 else "memory.oom_control"
+        try:
+            text = (self._dir("memory") / name).read_text()
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+        return 0
+
+    def cpu_stat(self) -> dict[str, int]:
+        try:
+            text = (self._dir("cpu") / "cpu.stat").read_text()
+        except OSError:
+            return {}
+        return {k: int(v) for k, _, v in (ln.partition(" ") for ln in text.splitlines()) if v}
+
+    def remove(self, timeout: float = 2.0) -> None:
+        """rmdir each directory; the kernel refuses while a process is still
+        in it, so retry briefly (killed processes take a moment to go)."""
+        deadline = time.monotonic() + timeout
+        for d in self.dirs:
+            while True:
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.02)
+
+
+def _enable_v2_controllers(root: Path) -> None:
+    base = root / PREFIX
+    base.mkdir(exist_ok=True)
+    want = {"cpu", "memory", "pids"}
+    for parent in (root, base):
+        have = set((parent / "cgroup.subtree_control").read_text().split())
+        missing = want - have
+        if missing:
+            _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in sorted(missing)))
+
+
+def _write(path: Path, value: object) -> None:
+    with open(path, "w") as f:
+        f.write(str(value))
