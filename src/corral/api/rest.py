@@ -229,6 +229,7 @@ class RestHandlers:
         if rt.kind == "Service" and rt.group == "":
             rt.defaulter(obj)
             await self.ctx.services.allocate(self.ctx.objects, rt, obj)
+        await admit(request, target, obj, None)
         if record:
             self.record_manager(request, rt, None, obj, "Update")
         return await self.ctx.objects.create(rt, ns, obj, dry_run=_dry_run(request))
