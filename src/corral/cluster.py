@@ -121,13 +121,15 @@ class ControlPlane(_Components):
 
 
 async def _make_agent(client: Any, node_name: str, data_dir: Path, address: str, port: int,
-                      agent_token: str | None, default_runtime: str = "auto") -> Any:
+                      agent_token: str | None, default_runtime: str = "auto", *,
+                      system_reserved: dict[str, str] | None = None) -> Any:
     from corral.agent.agent import Agent
     from corral.agent.runtimes import build_runtimes
 
     runtimes = await build_runtimes(data_dir, default_runtime, node_name=node_name)
     agent = Agent(client, node_name=node_name, data_dir=data_dir, runtime=runtimes,
-                  address=address, port=port, agent_token=agent_token)
+                  address=address, port=port, agent_token=agent_token,
+                  system_reserved=system_reserved)
     return agent
 
 
@@ -135,12 +137,13 @@ class LocalAgent(_Components):
     """The agent of the machine the server runs on (``corral up``)."""
 
     def __init__(self, server: RunningServer, node_name: str | None = None, port: int = 10250,
-                 default_runtime: str = "auto") -> None:
+                 default_runtime: str = "auto", system_reserved: dict[str, str] | None = None) -> None:
         super().__init__()
         self.server = server
         self.node_name = node_name or socket.gethostname().lower()
         self.port = port
         self.default_runtime = default_runtime
+        self.system_reserved = system_reserved
 
     async def __aenter__(self) -> LocalAgent:
         from corral.client.api import ApiClient
@@ -150,7 +153,7 @@ class LocalAgent(_Components):
         self.closers.append(client.close)
         agent = await _make_agent(client, self.node_name, self.server.options.data_dir / "agent",
                                   "127.0.0.1", self.port, self.server.token,
-                                  self.default_runtime)
+                                  self.default_runtime, system_reserved=self.system_reserved)
         self.tasks.append(_watch_task("agent", agent.run()))
         return self
 
@@ -160,13 +163,14 @@ class LocalAgent(_Components):
 
 async def run_agent(server_url: str, token: str, *, ca_file: str | None, insecure: bool,
                     node_name: str | None, data_dir: Path, address: str, port: int,
-                    stop: asyncio.Event, default_runtime: str = "auto") -> None:
+                    stop: asyncio.Event, default_runtime: str = "auto",
+                    system_reserved: dict[str, str] | None = None) -> None:
     from corral.client.api import ApiClient
 
     async with ApiClient(server_url, token=token, ca_file=ca_file, insecure=insecure,
                          user_agent="corral-agent") as client:
         agent = await _make_agent(client, node_name or socket.gethostname().lower(), data_dir,
-                                  address, port, token, default_runtime)
+                                  address, port, token, default_runtime, system_reserved=system_reserved)
         task = _watch_task("agent", agent.run())
         await stop.wait()
         task.cancel()

@@ -94,8 +94,10 @@ def server(data_dir: Path | None, host: str, port: int, store_url: str, service_
 @click.option("--default-runtime", type=click.Choice(["auto", "process", "docker"]), default="auto",
               show_default=True,
               help="Runtime for pods without runtimeClassName (auto: docker if an engine answers).")
+@click.option("--system-reserved", default="", callback=lambda c, p, v: _reserved(v),
+              help="Resources kept for the system, e.g. cpu=100m,memory=256Mi (allocatable = capacity - this).")
 def up(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr: str, verbose: bool,
-       node_name: str | None, default_runtime: str) -> None:
+       node_name: str | None, default_runtime: str, system_reserved: dict[str, str]) -> None:
     """Run a one-machine cluster: API server, controllers, scheduler and an agent."""
     _setup_logging(verbose)
     opts = _options(data_dir, host, port, store_url, service_cidr)
@@ -104,7 +106,8 @@ def up(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr
         from corral.cluster import ControlPlane, LocalAgent
 
         async with RunningServer(opts) as srv, ControlPlane(srv), LocalAgent(srv, node_name,
-                                                                   default_runtime=default_runtime):
+                                                                   default_runtime=default_runtime,
+                                                                   system_reserved=system_reserved):
             _announce(srv)
             await stop.wait()
 
@@ -123,9 +126,12 @@ def up(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr
 @click.option("--default-runtime", type=click.Choice(["auto", "process", "docker"]), default="auto",
               show_default=True,
               help="Runtime for pods without runtimeClassName (auto: docker if an engine answers).")
+@click.option("--system-reserved", default="", callback=lambda c, p, v: _reserved(v),
+              help="Resources kept for the system, e.g. cpu=100m,memory=256Mi (allocatable = capacity - this).")
 @click.option("-v", "--verbose", is_flag=True)
 def agent(server_url: str, token: str, ca_file: str | None, insecure: bool, node_name: str | None,
-          data_dir: Path | None, address: str, port: int, default_runtime: str, verbose: bool) -> None:
+          data_dir: Path | None, address: str, port: int, default_runtime: str,
+          system_reserved: dict[str, str], verbose: bool) -> None:
     """Run a node agent that joins an existing cluster."""
     _setup_logging(verbose)
 
@@ -134,9 +140,19 @@ def agent(server_url: str, token: str, ca_file: str | None, insecure: bool, node
 
         await run_agent(server_url, token, ca_file=ca_file, insecure=insecure, node_name=node_name,
                         data_dir=data_dir or default_data_dir() / "agent", address=address, port=port,
-                        stop=stop, default_runtime=default_runtime)
+                        stop=stop, default_runtime=default_runtime,
+                        system_reserved=system_reserved)
 
     run_until_signalled(run)
+
+
+def _reserved(value: str) -> dict[str, str]:
+    from corral.agent.node import parse_reserved
+
+    try:
+        return parse_reserved(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 def _announce(srv: RunningServer) -> None:
