@@ -46,7 +46,7 @@ class Cgroup:
     def dirs(self) -> list[Path]:
         if self.version == 2:
             return [self.root / PREFIX / self.name]
-        return [self.root / c / PREFIX / self.name for c in V1_CONTROLLERS]
+        return [self.root / c / PREFIX / self.name for c in _v1_hierarchies(self.root)]
 
     def _dir(self, controller: str) -> Path:
         if self.version == 2:
@@ -109,6 +109,23 @@ class Cgroup:
                 return int(value)
         return 0
 
+    def cpu_usage_ns(self) -> int | None:
+        """CPU time used by the container so far (for statistics)."""
+        try:
+            if self.version == 2:
+                stat = self.cpu_stat()
+                return stat["usage_usec"] * 1000 if "usage_usec" in stat else None
+            return int((self._dir("cpuacct") / "cpuacct.usage").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def memory_bytes(self) -> int | None:
+        name = "memory.current" if self.version == 2 else "memory.usage_in_bytes"
+        try:
+            return int((self._dir("memory") / name).read_text())
+        except (OSError, ValueError):
+            return None
+
     def cpu_stat(self) -> dict[str, int]:
         try:
             text = (self._dir("cpu") / "cpu.stat").read_text()
@@ -131,6 +148,16 @@ class Cgroup:
                     if time.monotonic() > deadline:
                         break
                     time.sleep(0.02)
+
+
+def _v1_hierarchies(root: Path) -> list[str]:
+    """cpu, memory, pids, and cpuacct where it is a hierarchy of its own
+    (where it is co-mounted with cpu, the cpu directory already counts)."""
+    out = list(V1_CONTROLLERS)
+    acct = root / "cpuacct"
+    if (acct / "cpuacct.usage").exists() and acct.resolve() != (root / "cpu").resolve():
+        out.append("cpuacct")
+    return out
 
 
 def _enable_v2_controllers(root: Path) -> None:
