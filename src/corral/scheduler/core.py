@@ -40,7 +40,7 @@ class Decision:
 
 @dataclass
 class RoundPlan:
-    keys: list[str] | None  # topology keys a round may not repeat; None: one pod per round
+    keys: dict[str, str] | None  # topology key -> "one" or "spread"; None: one pod per round
     binpack: bool
 
 
@@ -49,10 +49,12 @@ def round_plan(cls: PodClass, strategy: str) -> RoundPlan:
     req_aff, pref_aff, req_anti, pref_anti = class_terms(cls)
     if req_aff:
         return RoundPlan(None, False)
-    keys = {t.topology_key for t in (*pref_aff, *req_anti, *pref_anti)}
-    keys |= {c.term.topology_key for c in class_constraints(cls)}
+    keys = {c.term.topology_key: "spread" if c.hard else "one" for c in class_constraints(cls)}
+    keys.update({t.topology_key: "one" for t in (*pref_aff, *req_anti, *pref_anti)})
+    if cls.host_ports:
+        keys.setdefault("kubernetes.io/hostname", "one")
     interfering = bool(keys) or bool(cls.host_ports)
-    return RoundPlan(sorted(keys), strategy == "binpack" and not interfering)
+    return RoundPlan(keys, strategy == "binpack" and not interfering)
 
 
 @dataclass

@@ -169,36 +169,50 @@ class Framework:
             mask &= m
         return Diagnosis(int(alive.sum()), reasons, np.flatnonzero(resolvable), unresolvable)
 
-    def place(self, cycle: Cycle, keys: list[str], *, round_keys: list[str] | None,
+    def place(self, cycle: Cycle, keys: list[str], *, round_keys: dict[str, str] | None,
               binpack: bool) -> Placement:
         """Choose nodes for the pods ``keys`` (all of ``cycle.cls``) and
         assume each on its node in the state, in order.
 
-        ``round_keys`` are the topology keys a round must not repeat a domain
-        of (None: one pod per round); ``binpack`` fills the best node before
+        ``round_keys`` maps the topology keys a round must respect to "one"
+        (one pod per domain) or "spread" (as many as maxSkew allows); None
+        means one pod per round. ``binpack`` fills the best node before
         the next (most-allocated strategy on a class with no inter-pod rules).
         """
         out: list[int] = []
         result = Placement(out)
         count = len(keys)
+        batch_spread = round_keys is not None and "spread" in round_keys.values()
+        relax = batch_spread
         while len(out) < count:
             cycle.scratch.clear()
+            # A spread round checks skew with its own allowances (see
+            # PodTopologySpread.round_allowance), so the filter's per-pod
+            # skew check is relaxed; if that yields nothing, retry strictly.
+            cycle.scratch["relax_spread"] = relax
             idxs = np.flatnonzero(self.feasible(cycle))
-            if len(idxs) == 0:
+            want = count - len(out)
+            chosen = idxs[:0]
+            if len(idxs):
+                scores = self.score(cycle, idxs)
+                if round_keys is None or (want == 1 and not relax):
+                    chosen = idxs[[int(np.argmax(scores))]]
+                elif binpack and not round_keys:
+                    chosen = self._fill(cycle, idxs, scores, want)
+                else:
+                    chosen = self._spread_round(cycle, idxs, scores, want, round_keys, strict=not relax)
+            if len(chosen) == 0:
+                if relax:
+                    relax = False
+                    continue
+                cycle.scratch.clear()
                 result.diagnosis = self.diagnose(cycle)
                 break
-            scores = self.score(cycle, idxs)
-            want = count - len(out)
-            if round_keys is None or want == 1:
-                chosen = idxs[[int(np.argmax(scores))]]
-            elif binpack and not round_keys:
-                chosen = self._fill(cycle, idxs, scores, want)
-            else:
-                chosen = self._spread_round(cycle, idxs, scores, want, round_keys)
             cycle.state.place_many(cycle.cls, keys[len(out): len(out) + len(chosen)], chosen)
             out.extend(chosen.tolist())
             result.rounds += 1
             result.round_ends.append(len(out))
+            relax = batch_spread
         return result
 
     def _fill(self, cycle: Cycle, idxs: np.ndarray, scores: np.ndarray, want: int) -> np.ndarray:
@@ -214,32 +228,63 @@ class Framework:
         counts[-1] -= int(cum[last]) - want
         return np.repeat(idxs[order[: last + 1]], counts)
 
+    def _ranked(self, idxs: np.ndarray, scores: np.ndarray, want: int) -> np.ndarray:
+        """Candidates best first; only the top few when they surely suffice."""
+        top = min(len(idxs), 4 * want + 64)
+        if top < len(idxs):
+            part = np.argpartition(-scores, top - 1)[:top]
+            return idxs[part[np.argsort(-scores[part], kind="stable")]]
+        return idxs[np.argsort(-scores, kind="stable")]
+
+    def _allowance(self, cycle: Cycle, key: str, mode: str, want: int) -> np.ndarray | None:
+        """Pods a round may put in each domain of ``key``: one, or for a hard
+        spread key as many as keep every domain within maxSkew."""
+        if mode != "spread":
+            return None
+        for plugin in self.filters:
+            fill = getattr(plugin, "round_allowance", None)
+            if fill is not None:
+                return fill(cycle, key, want)
+        return None
+
     def _spread_round(self, cycle: Cycle, idxs: np.ndarray, scores: np.ndarray, want: int,
-                      keys: list[str]) -> np.ndarray:
+                      keys: dict[str, str], *, strict: bool = True) -> np.ndarray:
         m = min(want, len(idxs))
         if not keys:
             top = np.argpartition(-scores, m - 1)[:m] if m < len(idxs) else np.arange(len(idxs))
             return idxs[top]
-        order = np.argsort(-scores, kind="stable")
-        ranked = idxs[order]
-        if len(keys) == 1:
-            dom = cycle.state.labels.domains(keys[0], cycle.n)[ranked]
-            keyed = dom >= 0
-            _, first = np.unique(dom[keyed], return_index=True)
-            picks = np.concatenate([np.flatnonzero(keyed)[first], np.flatnonzero(~keyed)])
-            picks.sort()
-            return ranked[picks[:m]]
-        doms = [cycle.state.labels.domains(k, cycle.n) for k in keys]
-        used: list[set[int]] = [set() for _ in keys]
-        chosen = []
-        for idx in ranked.tolist():
-            ds = [int(d[idx]) for d in doms]
-            if any(v >= 0 and v in u for v, u in zip(ds, used, strict=True)):
-                continue
-            for v, u in zip(ds, used, strict=True):
-                if v >= 0:
-                    u.add(v)
-            chosen.append(idx)
-            if len(chosen) == m:
-                break
-        return np.array(chosen, dtype=np.int64)
+        # A spread round fills several domains: rank them all, or the top
+        # few could all sit in one domain.
+        ranked = self._ranked(idxs, scores, len(idxs) if "spread" in keys.values() else want)
+        accept = np.ones(len(ranked), dtype=bool)
+        for key, mode in keys.items():
+            dom = cycle.state.labels.domains(key, cycle.n)[ranked]
+            allowance = self._allowance(cycle, key, mode, want)
+            occ = _occurrence(dom)
+            if allowance is None:
+                accept &= (occ < 1) | (dom < 0)
+            else:
+                accept &= (dom >= 0) & (occ < allowance[np.where(dom >= 0, dom, 0)])
+        picked = ranked[accept][:m]
+        for key, mode in keys.items():
+            if mode == "spread":
+                for plugin in self.filters:
+                    trim = getattr(plugin, "trim_round", None)
+                    if trim is not None:
+                        picked = trim(cycle, key, picked)
+        if len(picked) == 0 and strict:  # nothing batches: the best alone is feasible
+            picked = ranked[:1]
+        return picked
+
+
+def _occurrence(dom: np.ndarray) -> np.ndarray:
+    """For each position, how many earlier positions share its domain."""
+    order = np.argsort(dom, kind="stable")
+    sd = dom[order]
+    n = len(sd)
+    starts = np.flatnonzero(np.r_[True, sd[1:] != sd[:-1]]) if n else np.array([], dtype=np.int64)
+    lengths = np.diff(np.r_[starts, n])
+    occ_sorted = np.arange(n) - np.repeat(starts, lengths)
+    occ = np.empty(n, dtype=np.int64)
+    occ[order] = occ_sorted
+    return occ

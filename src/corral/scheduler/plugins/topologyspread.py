@@ -133,9 +133,72 @@ class PodTopologySpread:
                 dom, load, least = self._domain_load(cycle, c, eligible)
                 missing |= dom < 0
                 skewed |= (dom >= 0) & (load + int(c.self_match) - least > c.max_skew)
+            if cycle.scratch.get("relax_spread"):
+                skewed[:] = False  # the round's allowances enforce skew
             found = [(MISSING, missing), (SKEW, skewed & ~missing)]
         cycle.scratch["spread"] = found
         return found
+
+    def round_allowance(self, cycle: Cycle, key: str, want: int) -> np.ndarray | None:
+        """Per domain of ``key``, how many of ``want`` identical pods may go
+        there in one round. Filling the emptiest domains first to levels
+        within maxSkew of the final least load is a valid one-by-one order,
+        so each pod passes this filter as if placed alone."""
+        found = self._round_counts(cycle, key)
+        if found is None:
+            return None
+        c, totals, present = found
+        counts = totals[present]
+        lo, hi = int(counts.min()), int(counts.min()) + want + 1
+        while lo < hi:  # the lowest level that absorbs every pod
+            mid = (lo + hi) // 2
+            if np.maximum(0, mid - counts).sum() >= want:
+                hi = mid
+            else:
+                lo = mid + 1
+        add = np.maximum(0, lo - counts)
+        floor = 0 if present.sum() < c.min_domains else int((counts + add).min())
+        add = np.minimum(add, np.maximum(0, floor + c.max_skew - counts))
+        out = np.zeros(len(totals), dtype=np.int64)
+        out[present] = add
+        return out
+
+    def _round_counts(self, cycle: Cycle, key: str) -> tuple[Constraint, np.ndarray, np.ndarray] | None:
+        """(the one hard self-matching constraint on key, pods per domain,
+        which domains are eligible), or None if a round must not batch."""
+        cons = [c for c in constraints(cycle) if c.hard and c.term.topology_key == key]
+        if len(cons) != 1 or not cons[0].self_match:
+            return None
+        c = cons[0]
+        eligible = self._eligible(cycle, constraints(cycle))
+        dom = cycle.state.labels.domains(key, cycle.n)
+        per_node = np.where(eligible, cycle.state.counts(c.term), 0)
+        size = int(dom.max()) + 1 if len(dom) and dom.max() >= 0 else 1
+        totals = np.bincount(dom[eligible], weights=per_node[eligible], minlength=size).astype(np.int64)
+        present = np.zeros(size, dtype=bool)
+        present[dom[eligible]] = True
+        return (c, totals, present) if present.any() else None
+
+    def trim_round(self, cycle: Cycle, key: str, picked: np.ndarray) -> np.ndarray:
+        """Drop the picks (worst first) that would leave a domain more than
+        maxSkew above the least-loaded one once the round is placed: a
+        domain may have received fewer pods than it was allowed."""
+        found = self._round_counts(cycle, key)
+        if found is None or not len(picked):
+            return picked
+        c, totals, present = found
+        dom = cycle.state.labels.domains(key, cycle.n)[picked]
+        got = np.bincount(dom[dom >= 0], minlength=len(totals))[: len(totals)]
+        final = totals + got
+        floor = 0 if present.sum() < c.min_domains else int(final[present].min())
+        cap = np.maximum(0, floor + c.max_skew - totals)
+        occ = np.zeros(len(picked), dtype=np.int64)
+        seen: dict[int, int] = {}
+        for i, d in enumerate(dom.tolist()):
+            occ[i] = seen.get(d, 0)
+            seen[d] = occ[i] + 1
+        keep = (dom >= 0) & (occ < cap[np.where(dom >= 0, dom, 0)])
+        return picked[keep]
 
     def filter(self, cycle: Cycle) -> np.ndarray | None:
         if not cycle.cls.spec.get("topologySpreadConstraints"):
