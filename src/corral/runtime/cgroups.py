@@ -150,6 +150,27 @@ class Cgroup:
                     time.sleep(0.02)
 
 
+def prune_empty(version: int, min_age: float = 60.0, root: Path = ROOT) -> None:
+    """Remove pod and container cgroups under corral/ that hold no process
+    and are older than ``min_age`` (a fresh one may be about to be joined).
+    Leftovers come from agents whose data was deleted under running pods;
+    the kernel refuses to remove a cgroup that is still in use."""
+    bases = [root / PREFIX] if version == 2 else [root / c / PREFIX for c in _v1_hierarchies(root)]
+    now = time.time()
+    for base in bases:
+        try:
+            pods = list(base.iterdir())
+        except OSError:
+            continue
+        for pod in (p for p in pods if p.is_dir()):
+            for d in [*(c for c in pod.iterdir() if c.is_dir()), pod]:
+                try:
+                    if now - d.stat().st_mtime > min_age:
+                        d.rmdir()
+                except OSError:
+                    continue
+
+
 def _v1_hierarchies(root: Path) -> list[str]:
     """cpu, memory, pids, and cpuacct where it is a hierarchy of its own
     (where it is co-mounted with cpu, the cpu directory already counts)."""

@@ -226,6 +226,8 @@ class ProcessRuntime:
         )
 
     async def list(self) -> list[ContainerHandle]:
+        if self.cgroup_version is not None:
+            await asyncio.to_thread(cgroups.prune_empty, self.cgroup_version)
         handles = []
         for cdir in sorted(self._root.iterdir()) if self._root.exists() else []:
             meta = _read_json(cdir / "meta.json")
