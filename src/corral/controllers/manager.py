@@ -9,11 +9,17 @@ from corral.client.api import ApiClient
 from corral.client.events import EventRecorder
 from corral.clock import Clock, RealClock
 from corral.controllers.base import Controller
+from corral.controllers.cronjob import CronJobController
+from corral.controllers.daemonset import DaemonSetController
 from corral.controllers.deployment import DeploymentController
 from corral.controllers.garbagecollector import GarbageCollector
+from corral.controllers.hpa import HorizontalPodAutoscalerController
 from corral.controllers.informers import SharedInformers
+from corral.controllers.job import JobController
 from corral.controllers.namespace import NamespaceController
+from corral.controllers.pdb import DisruptionController
 from corral.controllers.replicaset import ReplicaSetController
+from corral.controllers.statefulset import StatefulSetController
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +32,9 @@ class ControllerManager:
         self.recorders = {
             "replicaset": EventRecorder(client, "replicaset-controller", clock=self.clock),
             "deployment": EventRecorder(client, "deployment-controller", clock=self.clock),
+            **{name: EventRecorder(client, f"{name}-controller", clock=self.clock)
+               for name in ("daemonset", "statefulset", "job", "cronjob")},
+            "hpa": EventRecorder(client, "horizontal-pod-autoscaler", clock=self.clock),
         }
         # Controllers register handlers and indexes before any informer runs.
         self.controllers: list[Controller] = [
@@ -33,6 +42,12 @@ class ControllerManager:
             DeploymentController(client, self.informers, self.recorders["deployment"], clock=self.clock),
             GarbageCollector(client, self.informers, clock=self.clock),
             NamespaceController(client, self.informers, clock=self.clock),
+            DaemonSetController(client, self.informers, self.recorders["daemonset"], clock=self.clock),
+            StatefulSetController(client, self.informers, self.recorders["statefulset"], clock=self.clock),
+            JobController(client, self.informers, self.recorders["job"], clock=self.clock),
+            CronJobController(client, self.informers, self.recorders["cronjob"], clock=self.clock),
+            HorizontalPodAutoscalerController(client, self.informers, self.recorders["hpa"], clock=self.clock),
+            DisruptionController(client, self.informers, clock=self.clock),
         ]
 
     async def run(self) -> None:
