@@ -52,7 +52,7 @@ class LeaderElectionConfig:
     """How long a candidate waits after last seeing the record change."""
     renew_deadline: float = 2.0
     """How long the holder keeps leading without a successful renewal."""
-    retry_period: float = 0.5
+    retry_period: float = 0.25
     """Pause between attempts to acquire or renew."""
     release_on_cancel: bool = True
 
