@@ -27,6 +27,16 @@ async def admit(request: web.Request, target: Target, obj: Obj, old: Obj | None)
             namespace = target.namespace or (obj.get("metadata") or {}).get("namespace") or ""
             check_rbac_write(authz, user, rt.plural, namespace if rt.namespaced else "", obj)
         return
+    if rt.group == "" and rt.kind == "Pod" and old is None:
+        from corral.api.server import CONTEXT_KEY
+        from corral.resources.priorityclasses import admit_pod_priority
+
+        await admit_pod_priority(request.app[CONTEXT_KEY], obj)
+    elif rt.group == "scheduling.k8s.io" and rt.kind == "PriorityClass":
+        from corral.api.server import CONTEXT_KEY
+        from corral.resources.priorityclasses import check_single_default
+
+        await check_single_default(request.app[CONTEXT_KEY], obj)
     policies = request.app.get(POLICY_KEY)
     if policies is not None:
         await policies.admit(request, target, obj, old)

@@ -17,6 +17,7 @@ from corral.resources.nodes import node_type
 from corral.resources.pods import pod_type
 from corral.resources.rbac import cluster_role_binding_type, cluster_role_type, role_binding_type, role_type
 from corral.resources.policy import pdb_type
+from corral.resources.priorityclasses import priorityclass_type
 from corral.resources.registry import Registry
 from corral.resources.reviews import (
     self_subject_access_review_type,
@@ -60,6 +61,7 @@ BUILTIN_KINDS = (
     (("authorization.k8s.io", "v1", "SelfSubjectRulesReview"), self_subject_rules_review_type),
     (("authorization.k8s.io", "v1", "SubjectAccessReview"), subject_access_review_type),
     (("authentication.k8s.io", "v1", "SelfSubjectReview"), self_subject_review_type),
+    (("scheduling.k8s.io", "v1", "PriorityClass"), priorityclass_type),
 )
 
 

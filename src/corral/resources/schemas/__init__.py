@@ -23,6 +23,7 @@ from corral.resources.schemas import (
     policy_pdb,
     policy_v1,
     rbac_v1,
+    scheduling_v1,
 )
 
 GVK = tuple[str, str, str]
@@ -47,6 +48,7 @@ def all_kind_schemas() -> dict[GVK, Schema]:
         ("coordination.k8s.io", "v1", "Lease"): coordination_v1.LEASE,
         ("node.k8s.io", "v1", "RuntimeClass"): node_v1.RUNTIME_CLASS,
         ("policy", "v1", "Eviction"): policy_v1.EVICTION,
+        ("scheduling.k8s.io", "v1", "PriorityClass"): scheduling_v1.PRIORITY_CLASS,
         ("autoscaling", "v1", "Scale"): autoscaling_v1.SCALE,
         ("apps", "v1", "DaemonSet"): apps_workloads.DAEMON_SET,
         ("apps", "v1", "StatefulSet"): apps_workloads.STATEFUL_SET,
