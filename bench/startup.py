@@ -1,0 +1,224 @@
+"""Pod start latency per runtime, and 100 Docker replicas: corral vs Swarm.
+
+    .venv/bin/python bench/startup.py [--pods 100] [--replicas 100]
+        [--runtimes process,docker] [--no-swarm] [--timeout 300] [--keep]
+
+A real ``corral up`` child runs with both runtimes (the Docker engine is
+the one at DOCKER_HOST / the standard socket, else a dockerd started here
+with its data under a temporary directory, as the tests do; the image is a
+local busybox made with ``docker import``: there is no registry).
+
+1. For each runtime, a burst of N pods created at once (concurrent POSTs,
+   ``runtimeClassName`` set): each pod's latency is from just before its
+   create request to the moment a watch shows it ``Running``. Prints
+   ``start_p50_ms``/``start_p99_ms`` (and max) with a ``runtime`` field.
+2. A Deployment of M replicas on ``docker``: time from create until all
+   are Running (``replicas_running_s``, runtime corral), then the same with
+   Docker Swarm mode on the same engine (``docker swarm init``, a service
+   with M replicas of the same image; swarm is left afterwards), and
+   ``swarm_time_ratio`` = corral time / Swarm time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT.parent / "tests"))
+from _common import corral_child, emit, percentile  # noqa: E402
+
+from corral.client.api import ApiClient  # noqa: E402
+from corral.client.resources import DEPLOYMENTS, NODES, PODS  # noqa: E402
+from fixtures.dockerd import Dockerd, answers, ensure_image, start_dockerd  # noqa: E402
+
+BENCH = "startup"
+NS = "default"
+
+
+def pod_body(name: str, runtime: str, image: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"bench": "startup"}},
+        "spec": {
+            "runtimeClassName": runtime,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "main", "image": image, "command": ["sleep", "3600"],
+                            "imagePullPolicy": "IfNotPresent"}],
+        },
+    }
+
+
+async def watch_running(client: ApiClient, want: set[str], seen: dict[str, float],
+                        selector: str) -> None:
+    """Record when each pod in ``want`` is first seen Running."""
+    async for _type, obj in client.watch(PODS, NS, label_selector=selector):
+        if _type == "BOOKMARK":
+            continue
+        name = obj["metadata"]["name"]
+        if (obj.get("status") or {}).get("phase") == "Running" and name not in seen:
+            seen[name] = time.monotonic()
+            if want <= seen.keys():
+                return
+
+
+async def burst(client: ApiClient, runtime: str, n: int, image: str, timeout: float) -> None:
+    names = [f"s-{runtime}-{i}" for i in range(n)]
+    seen: dict[str, float] = {}
+    watcher = asyncio.create_task(watch_running(client, set(names), seen, "bench=startup"))
+    await asyncio.sleep(0.3)  # let the watch establish before the burst
+    sent: dict[str, float] = {}
+
+    async def create(name: str) -> None:
+        sent[name] = time.monotonic()
+        await client.create(PODS, pod_body(name, runtime, image), NS)
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(create(name) for name in names))
+    try:
+        await asyncio.wait_for(watcher, timeout)
+    except TimeoutError:
+        print(f"# {runtime}: only {len(seen)}/{n} Running after {timeout}s", file=sys.stderr)
+    lat = [(seen[x] - sent[x]) * 1000 for x in names if x in seen]
+    params = {"runtime": runtime, "pods": n, "running": len(lat)}
+    if lat:
+        emit(BENCH, "start_p50_ms", percentile(lat, 50), "ms", **params)
+        emit(BENCH, "start_p99_ms", percentile(lat, 99), "ms", **params)
+        emit(BENCH, "start_max_ms", max(lat), "ms", **params)
+        emit(BENCH, "burst_all_running_s", max(seen.values()) - t0, "s", **params)
+    await delete_all(client, "bench=startup", timeout)
+
+
+async def delete_all(client: ApiClient, selector: str, timeout: float) -> None:
+    pods = (await client.list(PODS, NS, label_selector=selector))["items"]
+    await asyncio.gather(*(client.delete(PODS, p["metadata"]["name"], NS) for p in pods),
+                         return_exceptions=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not (await client.list(PODS, NS, label_selector=selector))["items"]:
+            return
+        await asyncio.sleep(0.5)
+
+
+async def corral_replicas(client: ApiClient, replicas: int, image: str, timeout: float) -> float:
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "swarm-match"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "swarm-match"}},
+            "template": {
+                "metadata": {"labels": {"app": "swarm-match"}},
+                "spec": {**pod_body("x", "docker", image)["spec"]},
+            },
+        },
+    }
+    t0 = time.monotonic()
+    await client.create(DEPLOYMENTS, body, NS)
+    deadline = t0 + timeout
+    elapsed = float("nan")
+    while time.monotonic() < deadline:
+        pods = (await client.list(PODS, NS, label_selector="app=swarm-match"))["items"]
+        if sum((p.get("status") or {}).get("phase") == "Running" for p in pods) >= replicas:
+            elapsed = time.monotonic() - t0
+            break
+        await asyncio.sleep(0.2)
+    await client.delete(DEPLOYMENTS, "swarm-match", NS)
+    await delete_all(client, "app=swarm-match", timeout)
+    return elapsed
+
+
+def swarm_replicas(engine: Dockerd, replicas: int, timeout: float) -> float:
+    client = engine.client()
+    client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+    try:
+        t0 = time.monotonic()
+        service = client.services.create(engine.image, ["sleep", "3600"], name="corral-bench",
+                                         mode={"Replicated": {"Replicas": replicas}})
+        deadline = t0 + timeout
+        while time.monotonic() < deadline:
+            tasks = service.tasks(filters={"desired-state": "running"})
+            if sum(t["Status"]["State"] == "running" for t in tasks) >= replicas:
+                return time.monotonic() - t0
+            time.sleep(0.2)
+        return float("nan")
+    finally:
+        client.swarm.leave(force=True)
+        client.close()
+
+
+def remove_leftovers(data_dir: Path) -> None:
+    """Containers outlive corral by design; a benchmark leaves none behind."""
+    from corral.agent.runtimes import build_runtimes
+
+    async def clean() -> None:
+        runtimes = await build_runtimes(data_dir / "agent", "process")
+        handles = await runtimes.list()
+        for handle in handles:
+            await runtimes.remove_container(handle)
+        for uid in {h.pod_uid for h in handles}:
+            await runtimes.remove_pod(uid)
+        await runtimes.close()
+
+    asyncio.run(clean())
+
+
+def engine_for_bench() -> Dockerd:
+    existing = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    engine = Dockerd(existing) if answers(existing) else start_dockerd()
+    ensure_image(engine)
+    return engine
+
+
+async def corral_part(child: Any, args: argparse.Namespace, image: str) -> float | None:
+    async with ApiClient(child.url, token=child.token(), ca_file=str(child.ca_file)) as client:
+        deadline = time.monotonic() + 60
+        while not (await client.list(NODES))["items"]:
+            if time.monotonic() > deadline:
+                raise TimeoutError("no node registered")
+            await asyncio.sleep(0.2)
+        for runtime in args.runtimes.split(","):
+            await burst(client, runtime, args.pods, image, args.timeout)
+        if args.replicas and "docker" in args.runtimes:
+            took = await corral_replicas(client, args.replicas, image, args.timeout)
+            emit(BENCH, "replicas_running_s", took, "s", runtime="docker", system="corral",
+                 replicas=args.replicas)
+            return took
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pods", type=int, default=100)
+    parser.add_argument("--replicas", type=int, default=100)
+    parser.add_argument("--runtimes", default="process,docker")
+    parser.add_argument("--no-swarm", action="store_true")
+    parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    engine = engine_for_bench()
+    os.environ["DOCKER_HOST"] = engine.base_url  # the corral child finds the engine here
+    try:
+        with corral_child("up", "--default-runtime", "process", keep=args.keep,
+                          after_stop=remove_leftovers) as child:
+            corral_s = asyncio.run(corral_part(child, args, engine.image))
+        if corral_s is not None and not args.no_swarm:
+            swarm_s = swarm_replicas(engine, args.replicas, args.timeout)
+            emit(BENCH, "replicas_running_s", swarm_s, "s", runtime="docker", system="swarm",
+                 replicas=args.replicas)
+            emit(BENCH, "swarm_time_ratio", corral_s / swarm_s, "ratio", replicas=args.replicas,
+                 corral_s=round(corral_s, 3), swarm_s=round(swarm_s, 3))
+    finally:
+        engine.stop()
+
+
+if __name__ == "__main__":
+    main()
