@@ -19,6 +19,7 @@ from aiohttp import web
 
 from corral.api.auth import TokenAuthenticator, ensure_token_file
 from corral.api.context import ServerContext, ServerSettings
+from corral.api.encryption import encrypt_secrets, reencrypt
 from corral.api.security import start_security
 from corral.api.server import build_app, ensure_default_namespaces, make_context, token_file
 from corral.api.tls import ensure_serving_files, server_ssl_context
@@ -88,8 +89,9 @@ class RunningServer:
 
         opts = self.options
         opts.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        store = open_store(opts.store_url or str(opts.data_dir / "state.db"))
+        store = encrypt_secrets(open_store(opts.store_url or str(opts.data_dir / "state.db")), opts.data_dir)
         await store.start()
+        await reencrypt(store)
         self.token = ensure_token_file(token_file(opts.data_dir))
         settings = ServerSettings(service_cidr=opts.service_cidr, agent_token=self.token)
         self.ctx = make_context(store, clock=self.clock, settings=settings)
