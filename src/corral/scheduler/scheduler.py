@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.client.api import ApiClient
-from corral.client.errors import ApiError, ConflictError, NotFoundError
+from corral.client.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
 from corral.client.events import EventRecorder
 from corral.client.informer import Informer
 from corral.client.resources import NAMESPACES, NODES, PODS, Resource
@@ -42,6 +42,7 @@ Obj = dict[str, Any]
 MAX_CONCURRENT_WRITES = 64
 BATCH = 256
 PDBS = Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True)
+PRIORITY_CLASSES = Resource("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False)
 CONFIG_ENV = "CORRAL_SCHEDULER_CONFIG"
 
 
@@ -177,7 +178,21 @@ class Scheduler:
 
     # -- the loop -------------------------------------------------------------
 
+    async def ensure_priority_classes(self) -> None:
+        """The system classes exist from the start, as Kubernetes' API server
+        creates them; whoever comes first creates them."""
+        from corral.resources.priorityclasses import BUILTIN_CLASSES
+
+        for cls in BUILTIN_CLASSES:
+            try:
+                await self.client.create(PRIORITY_CLASSES, dict(cls))
+            except AlreadyExistsError:
+                pass
+            except ApiError as exc:
+                log.info("%s: cannot create PriorityClass %s: %s", self.name, cls["metadata"]["name"], exc)
+
     async def run(self) -> None:
+        await self.ensure_priority_classes()
         informers = [self.namespaces, self.nodes, self.pods]
         if await self._pdbs_served():
             self.pdbs = Informer(self.client, PDBS, clock=self.clock)
