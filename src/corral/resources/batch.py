@@ -286,7 +286,7 @@ CRONJOB_COLUMNS = (
     Column("Timezone", "string",
            lambda o, n: str(get_path(o, "spec", "timeZone") or "<none>"),
            "The time zone name for the given schedule."),
-    Column("Suspend", "boolean", lambda o, n: bool(get_path(o, "spec", "suspend")),
+    Column("Suspend", "boolean", lambda o, n: str(bool(get_path(o, "spec", "suspend"))),
            "This flag tells the controller to suspend subsequent executions."),
     Column("Active", "integer", lambda o, n: len(as_list(get_path(o, "status", "active"))),
            "A list of pointers to currently running jobs."),

@@ -27,7 +27,17 @@ FACTS: dict[tuple[str, str], tuple[str, bool, tuple[str, ...], tuple[str, ...], 
     ("apps", "deployments"): ("Deployment", True, ("deploy",), ("all",), {"status", "scale"}),
     ("apps", "replicasets"): ("ReplicaSet", True, ("rs",), ("all",), {"status", "scale"}),
     ("coordination.k8s.io", "leases"): ("Lease", True, (), (), set()),
+    ("apps", "daemonsets"): ("DaemonSet", True, ("ds",), ("all",), {"status"}),
+    ("apps", "statefulsets"): ("StatefulSet", True, ("sts",), ("all",), {"status", "scale"}),
+    ("apps", "controllerrevisions"): ("ControllerRevision", True, (), (), set()),
+    ("batch", "jobs"): ("Job", True, (), ("all",), {"status"}),
+    ("batch", "cronjobs"): ("CronJob", True, ("cj",), ("all",), {"status"}),
+    ("autoscaling", "horizontalpodautoscalers"): ("HorizontalPodAutoscaler", True, ("hpa",), ("all",),
+                                                  {"status"}),
+    ("policy", "poddisruptionbudgets"): ("PodDisruptionBudget", True, ("pdb",), (), {"status"}),
 }
+# The preferred version where a group's kinds are not served as v1.
+VERSIONS = {"autoscaling": "v2"}
 
 
 def test_exactly_the_built_in_kinds() -> None:
@@ -37,7 +47,8 @@ def test_exactly_the_built_in_kinds() -> None:
 @pytest.mark.parametrize("key", sorted(FACTS), ids=lambda k: k[1])
 def test_facts(key: tuple[str, str]) -> None:
     kind, namespaced, short, categories, subresources = FACTS[key]
-    rt = REGISTRY.lookup(key[0], "v1", key[1])
+    version = VERSIONS.get(key[0], "v1")
+    rt = REGISTRY.lookup(key[0], version, key[1])
     assert rt is not None
     assert (rt.kind, rt.namespaced, rt.short_names, rt.categories) == (
         kind, namespaced, short, categories)
@@ -46,7 +57,7 @@ def test_facts(key: tuple[str, str]) -> None:
     assert (rt.scale is not None) == ("scale" in subresources)
     assert rt.singular == kind.lower()
     assert REGISTRY.by_kind(key[0], kind) is rt
-    assert rt.schema is kind_schema(key[0], "v1", kind)
+    assert rt.schema is kind_schema(key[0], version, kind)
     assert rt.columns, "every kind prints a proper table"
 
 

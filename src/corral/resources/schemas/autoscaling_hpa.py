@@ -117,8 +117,8 @@ SCALING_RULES = obj(
 
 HPA_CONDITION = obj(
     "One aspect of the autoscaler's state: AbleToScale, ScalingActive, ScalingLimited.",
-    {"lastTransitionTime": time(), "message": string(), "reason": string(),
-     "status": string(), "type": string()},
+    {"lastTransitionTime": time(), "message": string(), "observedGeneration": int64(),
+     "reason": string(), "status": string(), "type": string()},
     required=("type", "status"),
     ref=f"{V2}.HorizontalPodAutoscalerCondition",
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from corral.resources.schemas.dsl import (
     arr,
     boolean,
+    free_form,
     int64,
     integer,
     kind_object,
@@ -82,6 +83,7 @@ JOB_SPEC = obj(
             ref=f"{BATCH}.PodFailurePolicy",
         ),
         "podReplacementPolicy": string("TerminatingOrFailed or Failed."),
+        "scheduling": free_form("Scheduling constraints of the job's pods as a group (kept as sent)."),
         "selector": LABEL_SELECTOR,
         "successPolicy": obj(
             "When the job is declared succeeded before all completions.",
