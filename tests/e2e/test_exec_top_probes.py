@@ -4,6 +4,9 @@ the README shows them (scheduler, agent and process runtime all real)."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 from tests.conftest import CorralProcess, Kubectl, wait_for
@@ -49,8 +52,10 @@ def _ready(kc: Kubectl) -> str:
     return conds.get("Ready", "")
 
 
-def test_exec_top_and_readiness(kc: Kubectl, tmp_path):
-    flag = tmp_path / "ready"
+def test_exec_top_and_readiness(kc: Kubectl):
+    # Not under /tmp: the process runtime gives each pod a private /tmp.
+    shared = Path(tempfile.mkdtemp(prefix="corral-e2e-", dir="/var/tmp"))
+    flag = shared / "ready"
     kc("apply", "-f", "-", input=MANIFEST.replace("READY_PATH", str(flag)))
     wait_for(lambda: json.loads(kc("get", "pod", "probed", "-o", "json"))["status"].get("phase") == "Running",
              timeout=30, message="pod Running")
@@ -76,3 +81,4 @@ def test_exec_top_and_readiness(kc: Kubectl, tmp_path):
     node = kc("top", "node", "--no-headers").split()
     assert node[0] == "exec-node" and node[1].endswith("m") and node[2].endswith("%")
     kc("delete", "pod", "probed", "--wait=true", timeout=60)
+    shutil.rmtree(shared, ignore_errors=True)

@@ -4,11 +4,15 @@ real Agent with the process runtime, on loopback."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from corral.agent.agent import Agent
 from corral.client.api import ApiClient
@@ -17,6 +21,15 @@ from corral.runtime.process import ProcessRuntime
 from corral.testing import running_server
 
 NODE = "node-1"
+
+
+@pytest.fixture
+def shared() -> Any:
+    """A directory the test and its containers both see: the process runtime
+    gives each pod a private /tmp (where pytest's tmp_path lives)."""
+    path = Path(tempfile.mkdtemp(prefix="corral-test-", dir="/var/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 async def eventually(
@@ -90,8 +103,8 @@ async def _events(client: Any, name: str) -> list[dict[str, Any]]:
     return events["items"]
 
 
-async def test_liveness_failure_restarts_with_events(tmp_path: Path):
-    flag = tmp_path / "alive"
+async def test_liveness_failure_restarts_with_events(tmp_path: Path, shared: Path):
+    flag = shared / "alive"
     async with cluster(tmp_path) as (_, client, _agent):
         probe = {"exec": {"command": ["cat", str(flag)]}, "periodSeconds": 1, "failureThreshold": 2}
         spec = pod("live", ["sh", "-c", f"echo ok > {flag}; exec sleep 1000"])
@@ -102,6 +115,7 @@ async def test_liveness_failure_restarts_with_events(tmp_path: Path):
             return "running" in container_status(await _get(client, "live")).get("state", {})
 
         await eventually(running, what="container running")
+        await eventually(lambda: _async(flag.exists()), what="the container to write its flag")
         flag.unlink()  # the probe fails from now on, until the restart writes it again
 
         async def restarted() -> bool:
@@ -115,8 +129,8 @@ async def test_liveness_failure_restarts_with_events(tmp_path: Path):
         assert any("failed liveness probe, will be restarted" in e["message"] for e in killing)
 
 
-async def test_readiness_flips_ready_and_back(tmp_path: Path):
-    flag = tmp_path / "ready"
+async def test_readiness_flips_ready_and_back(tmp_path: Path, shared: Path):
+    flag = shared / "ready"
     async with cluster(tmp_path) as (_, client, _agent):
         spec = pod("ready", ["sleep", "1000"])
         spec["spec"]["containers"][0]["readinessProbe"] = {
@@ -241,8 +255,8 @@ async def _async(value: Any) -> Any:
     return value
 
 
-async def test_prestop_runs_before_sigterm(tmp_path: Path):
-    record = tmp_path / "order"
+async def test_prestop_runs_before_sigterm(tmp_path: Path, shared: Path):
+    record = shared / "order"
     async with cluster(tmp_path) as (_, client, _agent):
         script = f"trap 'echo term >> {record}; exit 0' TERM; while :; do sleep 0.1; done"
         spec = pod("hooked", ["sh", "-c", script])
@@ -266,7 +280,10 @@ async def test_prestop_runs_before_sigterm(tmp_path: Path):
             return False
 
         await eventually(gone, what="pod deleted")
-        await eventually(lambda: _async(record.exists() and "term" in record.read_text()))
+        await eventually(
+            lambda: _async(record.exists() and "term" in record.read_text()),
+            what=f"SIGTERM recorded (so far: {record.read_text() if record.exists() else None!r})",
+        )
         assert record.read_text().split() == ["poststart", "prestop", "term"]
 
 
