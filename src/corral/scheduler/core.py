@@ -41,20 +41,22 @@ class Decision:
 @dataclass
 class RoundPlan:
     keys: dict[str, str] | None  # topology key -> "one" or "spread"; None: one pod per round
-    binpack: bool
+    fill: str  # binpack | level | top (see Framework.place)
 
 
 def round_plan(cls: PodClass, strategy: str) -> RoundPlan:
     """How many pods of one class may be placed per filter pass, safely."""
     req_aff, pref_aff, req_anti, pref_anti = class_terms(cls)
     if req_aff:
-        return RoundPlan(None, False)
+        return RoundPlan(None, "top")
     keys = {c.term.topology_key: "spread" if c.hard else "one" for c in class_constraints(cls)}
     keys.update({t.topology_key: "one" for t in (*pref_aff, *req_anti, *pref_anti)})
     if cls.host_ports:
         keys.setdefault("kubernetes.io/hostname", "one")
     interfering = bool(keys) or bool(cls.host_ports)
-    return RoundPlan(keys, strategy == "binpack" and not interfering)
+    if interfering:
+        return RoundPlan(keys, "top")
+    return RoundPlan(keys, {"binpack": "binpack", "spread": "level"}.get(strategy, "top"))
 
 
 @dataclass
@@ -110,7 +112,7 @@ class SchedulingCore:
         cycle = Cycle(self.state, cls, self.rng, self._extra(cls, set(keys)))
         try:
             plan = round_plan(cls, profile.strategy)
-            placement = framework.place(cycle, keys, round_keys=plan.keys, binpack=plan.binpack)
+            placement = framework.place(cycle, keys, round_keys=plan.keys, fill=plan.fill)
         except ValueError as exc:
             for d in group:
                 d.message = f"invalid pod: {exc}"

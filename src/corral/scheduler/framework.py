@@ -170,14 +170,16 @@ class Framework:
         return Diagnosis(int(alive.sum()), reasons, np.flatnonzero(resolvable), unresolvable)
 
     def place(self, cycle: Cycle, keys: list[str], *, round_keys: dict[str, str] | None,
-              binpack: bool) -> Placement:
+              fill: str = "top") -> Placement:
         """Choose nodes for the pods ``keys`` (all of ``cycle.cls``) and
         assume each on its node in the state, in order.
 
         ``round_keys`` maps the topology keys a round must respect to "one"
         (one pod per domain) or "spread" (as many as maxSkew allows); None
-        means one pod per round. ``binpack`` fills the best node before
-        the next (most-allocated strategy on a class with no inter-pod rules).
+        means one pod per round. ``fill`` says how a class with no
+        inter-pod rules shares a round out: "binpack" fills the best node
+        before the next, "level" gives each node as many pods as one-by-one
+        least-allocated placement would, "top" one pod to each of the best.
         """
         out: list[int] = []
         result = Placement(out)
@@ -197,8 +199,10 @@ class Framework:
                 scores = self.score(cycle, idxs)
                 if round_keys is None or (want == 1 and not relax):
                     chosen = idxs[[int(np.argmax(scores))]]
-                elif binpack and not round_keys:
+                elif fill == "binpack" and not round_keys:
                     chosen = self._fill(cycle, idxs, scores, want)
+                elif fill == "level" and not round_keys:
+                    chosen = self._level(cycle, idxs, scores, want)
                 else:
                     chosen = self._spread_round(cycle, idxs, scores, want, round_keys, strict=not relax)
             if len(chosen) == 0:
@@ -227,6 +231,38 @@ class Framework:
         counts = cap[: last + 1].copy()
         counts[-1] -= int(cum[last]) - want
         return np.repeat(idxs[order[: last + 1]], counts)
+
+    def _level(self, cycle: Cycle, idxs: np.ndarray, scores: np.ndarray, want: int) -> np.ndarray:
+        """One-by-one greedy placement in one step: under least-allocated
+        scoring a node's score drops by the same step with every pod it takes
+        (other scores of a class without inter-pod rules do not change), so
+        the pods go to the ``want`` best (node, j-th pod) pairs: every pair
+        scoring above a common level."""
+        from corral.scheduler.plugins.resources import capacity_for, spread_step
+
+        weight = next((w for p, w in self.scores if getattr(p, "strategy", None) == "spread"), 0.0)
+        if want < len(idxs):  # a node below the want-th best first pod gets nothing
+            top = np.argpartition(-scores, want - 1)[:want]
+            idxs, scores = idxs[top], scores[top]
+        cap = capacity_for(cycle, idxs)
+        step = np.maximum(spread_step(cycle, idxs) * weight, 1e-9)
+        lo, hi = float((scores - (cap - 1) * step).min()) - 1.0, float(scores.max())
+
+        def taken(level: float) -> np.ndarray:
+            return np.clip(np.floor((scores - level) / step) + 1, 0, cap).astype(np.int64)
+
+        for _ in range(40):  # the highest level at which enough pairs score above it
+            mid = (lo + hi) / 2
+            if taken(mid).sum() >= want:
+                lo = mid
+            else:
+                hi = mid
+        counts = taken(lo)
+        extra = int(counts.sum()) - want
+        if extra > 0:  # give back the worst last pods (ties at the level)
+            last = np.where(counts > 0, scores - (counts - 1) * step, np.inf)
+            counts[np.argsort(last, kind="stable")[:extra]] -= 1
+        return np.repeat(idxs, counts)
 
     def _ranked(self, idxs: np.ndarray, scores: np.ndarray, want: int) -> np.ndarray:
         """Candidates best first; only the top few when they surely suffice."""

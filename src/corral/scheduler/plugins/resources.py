@@ -62,6 +62,14 @@ def capacity_for(cycle: Cycle, idxs: np.ndarray) -> np.ndarray:
     return np.maximum(cap, 0)
 
 
+def spread_step(cycle: Cycle, idxs: np.ndarray) -> np.ndarray:
+    """How much one more pod of this class lowers each node's spread score."""
+    (_, alloc_cpu), (_, alloc_mem) = _fractions(cycle, idxs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = 50.0 * (cycle.cls.score_cpu / alloc_cpu + cycle.cls.score_memory / alloc_mem)
+    return np.where(np.isfinite(step), step, 100.0)
+
+
 def _fractions(cycle: Cycle, idxs: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """(used after placing the pod, allocatable) for cpu and memory, counting
     request-less pods at Kubernetes' non-zero defaults."""
