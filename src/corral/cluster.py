@@ -136,7 +136,7 @@ async def _make_agent(client: Any, node_name: str, data_dir: Path, address: str,
 class LocalAgent(_Components):
     """The agent of the machine the server runs on (``corral up``)."""
 
-    def __init__(self, server: RunningServer, node_name: str | None = None, port: int = 10250,
+    def __init__(self, server: RunningServer, node_name: str | None = None, port: int = 0,
                  default_runtime: str = "auto", system_reserved: dict[str, str] | None = None) -> None:
         super().__init__()
         self.server = server
