@@ -122,14 +122,17 @@ class ControlPlane(_Components):
 
 async def _make_agent(client: Any, node_name: str, data_dir: Path, address: str, port: int,
                       agent_token: str | None, default_runtime: str = "auto", *,
+                      fence: bool = False,
                       system_reserved: dict[str, str] | None = None) -> Any:
     from corral.agent.agent import Agent
+    from corral.agent.fencing import FenceOptions
     from corral.agent.runtimes import build_runtimes
 
     runtimes = await build_runtimes(data_dir, default_runtime, node_name=node_name)
+    fencing = FenceOptions(watchdog_containers=data_dir / "runtime" / "containers") if fence else None
     agent = Agent(client, node_name=node_name, data_dir=data_dir, runtime=runtimes,
                   address=address, port=port, agent_token=agent_token,
-                  system_reserved=system_reserved)
+                  system_reserved=system_reserved, fencing=fencing)
     return agent
 
 
@@ -165,12 +168,14 @@ async def run_agent(server_url: str, token: str, *, ca_file: str | None, insecur
                     node_name: str | None, data_dir: Path, address: str, port: int,
                     stop: asyncio.Event, default_runtime: str = "auto",
                     system_reserved: dict[str, str] | None = None) -> None:
+    from corral.agent.join import pick_server
     from corral.client.api import ApiClient
 
+    server_url = await pick_server(server_url, ca_file=ca_file, insecure=insecure, stop=stop)
     async with ApiClient(server_url, token=token, ca_file=ca_file, insecure=insecure,
                          user_agent="corral-agent") as client:
         agent = await _make_agent(client, node_name or socket.gethostname().lower(), data_dir,
-                                  address, port, token, default_runtime, system_reserved=system_reserved)
+                                  address, port, token, default_runtime, fence=True, system_reserved=system_reserved)
         task = _watch_task("agent", agent.run())
         await stop.wait()
         task.cancel()

@@ -20,6 +20,7 @@ from typing import Any
 from corral.agent.backoff import RestartBackoff
 from corral.agent.env import EnvBuilder
 from corral.agent.exec import ExecOptions, concrete_runtime
+from corral.agent.fencing import FenceOptions, attach_fence, fence_annotations
 from corral.agent.logs import LogStore
 from corral.agent.node import NodeStatusManager
 from corral.agent.pod_worker import PodWorker, WorkerContext
@@ -55,6 +56,7 @@ class Agent:
         port: int = 10250,
         agent_token: str | None = None,
         system_reserved: dict[str, str] | None = None,
+        fencing: FenceOptions | None = None,
     ) -> None:
         self.client = client
         self.node_name = node_name
@@ -100,6 +102,8 @@ class Agent:
         self._adopted: dict[str, list[ContainerHandle]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.node: NodeStatusManager | None = None
+        self.fencing = fencing
+        self.fence = attach_fence(self, fencing) if fencing is not None else None
 
     async def run(self) -> None:
         """Run until cancelled."""
@@ -117,6 +121,10 @@ class Agent:
                 annotations=self.runtime.annotations(),
                 system_reserved=self.system_reserved,
             )
+            if self.fence is not None and self.fencing is not None:
+                self.node.annotations.update(fence_annotations(self.fencing))
+                self.node.on_renewed = self.fence.renewed
+                self._spawn(self.fence.run(), "fence")
             self._spawn(self.recorder.run(), "event recorder")
             await self._register()
             self.allocatable.update(self.node.allocatable)

@@ -21,13 +21,17 @@ from corral.resources.tables import (
 )
 from corral.resources.types import Column, FieldCause, Obj, ResourceType
 
-# What the DefaultTolerationSeconds admission plugin adds, so that pods ride
-# out a short node outage before the node lifecycle controller evicts them.
+# What the DefaultTolerationSeconds admission plugin adds. Kubernetes waits
+# 300 s because its node may come back with the pods still running; a corral
+# node that is declared unreachable has already fenced (killed) its pods, so
+# waiting would only lengthen the outage: corral's default is 0. A pod that
+# should wait sets its own tolerationSeconds (docs/failover.md).
+DEFAULT_TOLERATION_SECONDS = 0
 DEFAULT_TOLERATIONS = (
     {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
-     "tolerationSeconds": 300},
+     "tolerationSeconds": DEFAULT_TOLERATION_SECONDS},
     {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
-     "tolerationSeconds": 300},
+     "tolerationSeconds": DEFAULT_TOLERATION_SECONDS},
 )
 
 UPDATE_FORBIDDEN = (

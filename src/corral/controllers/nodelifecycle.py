@@ -1,0 +1,369 @@
+"""The node lifecycle controller: notices dead nodes and moves their pods.
+
+Heartbeats are Lease renewals in ``kube-node-lease``. The arrival of each is
+timed on this controller's own monotonic clock (see failure_detector.py).
+A node silent for longer than its detector allows becomes unreachable: its
+conditions go Unknown, it gets ``node.kubernetes.io/unreachable`` taints,
+NoSchedule at once and NoExecute as the disruption policy admits
+(zone_disruption.py), and the NoExecute taint evicts each pod that does not
+tolerate it (tolerationSeconds counted from when the eviction became due).
+
+Eviction of a pod on a node that fences itself (it announces its fence
+timeout, and the grace we waited covers it: failover.py) is a forced
+deletion: its containers are provably gone, so the replacement may start at
+once and the pod object does not hang in Terminating waiting for an agent
+that will not come back. A node that does not fence gets an ordinary
+graceful deletion, as in Kubernetes.
+
+Deleting a Node object evicts the pods still bound to it; a node that
+registers again under the same name is simply a healthy node again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass, field
+
+from corral.client.api import ApiClient
+from corral.client.errors import ConflictError, NotFoundError
+from corral.client.events import EventRecorder
+from corral.client.informer import Informer
+from corral.client.resources import LEASES, NODES, PODS
+from corral.clock import Clock, format_timestamp
+from corral.controllers.base import Controller
+from corral.controllers.failure_detector import FailureDetector, make_detector
+from corral.controllers.informers import SharedInformers
+from corral.controllers.objects import Obj, meta
+from corral.controllers.taints import (
+    NOT_READY,
+    UNREACHABLE,
+    UNSCHEDULABLE,
+    eviction_delay,
+    noexecute_taints,
+    same_taints,
+    taint,
+    with_managed,
+)
+from corral.controllers.zone_disruption import (
+    FULL,
+    NORMAL,
+    DisruptionPolicy,
+    TokenBucket,
+    rate_for,
+    zone_of,
+    zone_states,
+)
+from corral.failover import DEFAULT_TIMING, FENCE_ANNOTATION, safe_grace
+
+log = logging.getLogger(__name__)
+
+LEASE_NAMESPACE = "kube-node-lease"
+POD_NODE_INDEX = "spec.nodeName"
+STATUS_UNKNOWN_MESSAGE = "Kubelet stopped posting node status."
+
+
+@dataclass(frozen=True)
+class NodeLifecycleConfig:
+    grace: float = DEFAULT_TIMING.grace  # the detector's floor
+    max_grace: float = 10.0  # the most an irregular node's timeout may stretch
+    detector: str = "phi"
+    tick: float = 0.1  # how often silence is checked
+    observer_lag: float = 0.5  # a tick later than this means we were not looking
+    missing_node_quarantine: float = 2.0  # pods on an unknown node wait this long
+    disruption: DisruptionPolicy = field(default_factory=DisruptionPolicy)
+
+
+def _pod_node(pod: Obj) -> list[str]:
+    node = (pod.get("spec") or {}).get("nodeName")
+    return [node] if node else []
+
+
+def _fence_timeout(node: Obj) -> float | None:
+    try:
+        return float((meta(node).get("annotations") or {})[FENCE_ANNOTATION])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _ready(node: Obj) -> str:
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return str(cond.get("status") or "Unknown")
+    return "Unknown"
+
+
+class NodeLifecycleController(Controller):
+    name = "node-lifecycle-controller"
+
+    def __init__(
+        self,
+        client: ApiClient,
+        informers: SharedInformers,
+        recorder: EventRecorder,
+        *,
+        config: NodeLifecycleConfig | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(clock=clock, workers=2)
+        self.client = client
+        self.recorder = recorder
+        self.config = config or NodeLifecycleConfig()
+        self.detector: FailureDetector = make_detector(
+            self.config.detector, self.config.grace, self.config.max_grace
+        )
+        self.nodes = informers.get(NODES)
+        self.pods = informers.index(PODS, POD_NODE_INDEX, _pod_node)
+        self.leases = Informer(client, LEASES, namespace=LEASE_NAMESPACE, clock=self.clock)
+        self.watches(self.nodes, self.pods)
+        self.nodes.add_handler(
+            lambda n: self.queue.add(meta(n).get("name", "")),
+            lambda o, n: self.queue.add(meta(n).get("name", "")),
+            lambda n: self.queue.add(meta(n).get("name", "")),
+        )
+        self.pods.add_handler(self._pod_event, lambda o, n: self._pod_event(n), None)
+        self.leases.add_handler(self._lease_added, self._lease_updated, None)
+        self._unreachable: set[str] = set()  # as of the last monitor pass
+        self._admitted: set[str] = set()  # unreachable nodes whose NoExecute taint is due
+        self._buckets: dict[str, TokenBucket] = {}
+        self._zone_state: dict[str, str] = {}
+        self._due_since: dict[str, float] = {}  # pod uid -> when its eviction clock started
+        self._missing_since: dict[str, float] = {}
+
+    # -- heartbeats ----------------------------------------------------------
+
+    def _lease_added(self, lease: Obj) -> None:
+        self.detector.heartbeat(meta(lease).get("name", ""), self.clock.monotonic())
+
+    def _lease_updated(self, old: Obj, new: Obj) -> None:
+        if meta(old).get("resourceVersion") != meta(new).get("resourceVersion"):
+            self.detector.heartbeat(meta(new).get("name", ""), self.clock.monotonic())
+
+    def _pod_event(self, pod: Obj) -> None:
+        for node_name in _pod_node(pod):
+            node = self.nodes.cache.get(node_name)
+            if node is None or noexecute_taints(node):
+                self.queue.add(node_name)
+
+    # -- the monitor ---------------------------------------------------------
+
+    async def run(self) -> None:
+        lease_task = asyncio.create_task(self.leases.run(), name="node-lease-informer")
+        monitor = asyncio.create_task(self._monitor(), name="node-monitor")
+        try:
+            await self.leases.wait_synced()
+            await super().run()
+        finally:
+            for task in (lease_task, monitor):
+                task.cancel()
+            await asyncio.gather(lease_task, monitor, return_exceptions=True)
+
+    async def _monitor(self) -> None:
+        await self.leases.wait_synced()
+        await self.nodes.wait_synced()
+        expected = self.clock.monotonic() + self.config.tick
+        while True:
+            await self.clock.sleep(max(0.0, expected - self.clock.monotonic()))
+            now = self.clock.monotonic()
+            lag = now - expected
+            if lag > self.config.observer_lag:
+                log.warning("node monitor ran %.2fs late; not counting that against nodes", lag)
+                self.detector.shift(lag)
+            expected = now + self.config.tick
+            try:
+                self.monitor_once(now)
+            except Exception:
+                log.exception("node monitor pass failed")
+
+    def unreachable(self, node: Obj, now: float) -> bool:
+        name = meta(node).get("name", "")
+        if name not in self.detector.nodes():
+            return False  # never heard from: no heartbeat contract to break
+        silence = self.detector.silence(name, now) or 0.0
+        fence = _fence_timeout(node)
+        floor = safe_grace(fence) if fence is not None else 0.0
+        return self.detector.expired(name, now) and silence > floor
+
+    def monitor_once(self, now: float) -> None:
+        """One pass: who is silent, what each zone's state is, and which
+        silent nodes the eviction rate admits now."""
+        counts: dict[str, list[int]] = {}
+        zones: dict[str, str] = {}
+        unreachable: set[str] = set()
+        for node in self.nodes.cache.list():
+            name = meta(node).get("name", "")
+            zone = zone_of(meta(node).get("labels"))
+            zones[name] = zone
+            entry = counts.setdefault(zone, [0, 0])
+            entry[0] += 1
+            if self.unreachable(node, now) or _ready(node) == "False":
+                unreachable.add(name)
+                entry[1] += 1
+        for name in unreachable ^ self._unreachable:
+            self.queue.add(name)
+        self._unreachable = unreachable
+        self._admitted &= unreachable
+        states = zone_states({z: (t, u) for z, (t, u) in counts.items()}, self.config.disruption)
+        self._note_zone_changes(states, zones)
+        for name in sorted(unreachable - self._admitted):
+            zone = zones[name]
+            bucket = self._buckets.setdefault(zone, TokenBucket(now))
+            if bucket.take(rate_for(states.get(zone, NORMAL), self.config.disruption), now):
+                self._admitted.add(name)
+                self.queue.add(name)
+
+    def _note_zone_changes(self, states: dict[str, str], zones: dict[str, str]) -> None:
+        for zone, state in states.items():
+            before = self._zone_state.get(zone, NORMAL)
+            if state == before:
+                continue
+            self._zone_state[zone] = state
+            label = f'zone "{zone}"' if zone else "the cluster"
+            if state == NORMAL:
+                message = f"{label} is healthy again: evictions at the normal rate"
+                kind = "Normal"
+            elif state == FULL:
+                message = (f"every node in {label} stopped renewing its lease at once: evictions "
+                           f"paused (the control plane's own network may be at fault)")
+                kind = "Warning"
+            else:
+                rate = self.config.disruption.secondary_rate
+                message = (f"most nodes in {label} stopped renewing their leases: evictions "
+                           f"slowed to {rate:g} node/s (the control plane's own network may "
+                           f"be at fault)")
+                kind = "Warning"
+            log.warning("%s", message)
+            for name, node_zone in zones.items():
+                node = self.nodes.cache.get(name)
+                if node_zone == zone and node is not None:
+                    self.recorder.record(node, kind, f"Zone{state}", message)
+
+    # -- reconcile -----------------------------------------------------------
+
+    async def reconcile(self, key: str) -> float | None:
+        node = self.nodes.cache.get(key)
+        now = self.clock.monotonic()
+        if node is None:
+            return await self._node_gone(key, now)
+        self._missing_since.pop(key, None)
+        silent = self.unreachable(node, now)
+        if silent:
+            node = await self._mark_unknown(node)
+        wanted = self._wanted_taints(node, silent)
+        current = (node.get("spec") or {}).get("taints") or []
+        new = with_managed(current, wanted)
+        if not same_taints(current, new):
+            node = await self._set_taints(node, new)
+        taints = noexecute_taints(node)
+        if not taints:
+            self._forget_pods(key)
+            return None
+        return await self._evict_pods(node, taints, force=silent and _fence_timeout(node) is not None,
+                                      now=now)
+
+    def _wanted_taints(self, node: Obj, silent: bool) -> list[Obj]:
+        name = meta(node).get("name", "")
+        stamp = format_timestamp(self.clock.now())
+        wanted = []
+        if (node.get("spec") or {}).get("unschedulable"):
+            wanted.append(taint(UNSCHEDULABLE, "NoSchedule"))
+        if silent:
+            wanted.append(taint(UNREACHABLE, "NoSchedule"))
+            if name in self._admitted:
+                wanted.append(taint(UNREACHABLE, "NoExecute", stamp))
+        elif _ready(node) == "False":
+            wanted.append(taint(NOT_READY, "NoSchedule"))
+            if name in self._admitted:
+                wanted.append(taint(NOT_READY, "NoExecute", stamp))
+        return wanted
+
+    async def _mark_unknown(self, node: Obj) -> Obj:
+        conds = (node.get("status") or {}).get("conditions") or []
+        stamp = format_timestamp(self.clock.now())
+        changed = False
+        new = []
+        for cond in conds:
+            if cond.get("type") in ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure") \
+                    and cond.get("status") != "Unknown":
+                cond = {**cond, "status": "Unknown", "reason": "NodeStatusUnknown",
+                        "message": STATUS_UNKNOWN_MESSAGE, "lastTransitionTime": stamp}
+                changed = True
+            new.append(cond)
+        if not changed:
+            return node
+        name = meta(node)["name"]
+        log.warning("node %s stopped renewing its lease: marking it unreachable", name)
+        self.recorder.record(node, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady")
+        patch = {"metadata": {"resourceVersion": meta(node).get("resourceVersion")},
+                 "status": {"conditions": new}}
+        return await self.client.patch(NODES, name, patch, subresource="status")
+
+    async def _set_taints(self, node: Obj, taints: list[Obj]) -> Obj:
+        patch = {"metadata": {"resourceVersion": meta(node).get("resourceVersion")},
+                 "spec": {"taints": taints}}
+        return await self.client.patch(NODES, meta(node)["name"], patch)
+
+    # -- evictions -----------------------------------------------------------
+
+    async def _evict_pods(self, node: Obj, taints: list[Obj], *, force: bool, now: float
+                          ) -> float | None:
+        name = meta(node)["name"]
+        wake = math.inf
+        for pod in self.pods.cache.by_index(POD_NODE_INDEX, name):
+            if meta(pod).get("deletionTimestamp") and not force:
+                continue
+            delay = eviction_delay(pod, taints)
+            if delay == math.inf:
+                continue
+            uid = meta(pod).get("uid", "")
+            started = self._due_since.setdefault(uid, now)
+            remaining = started + delay - now
+            if remaining > 0:
+                wake = min(wake, remaining)
+                continue
+            await self._evict(pod, force=force, why=f"node {name} is tainted "
+                              + ", ".join(f"{t['key']}:{t['effect']}" for t in taints))
+        return None if wake == math.inf else wake
+
+    async def _evict(self, pod: Obj, *, force: bool, why: str) -> None:
+        md = meta(pod)
+        ns, name, uid = md.get("namespace", ""), md.get("name", ""), md.get("uid", "")
+        log.info("evicting pod %s/%s (%s%s)", ns, name, why, "; node fenced, forced" if force else "")
+        if not md.get("deletionTimestamp"):
+            self.recorder.record(pod, "Normal", "TaintManagerEviction",
+                                 f"Marking for deletion Pod {ns}/{name}")
+        try:
+            await self.client.delete(PODS, name, ns, grace_period_seconds=0 if force else None,
+                                     preconditions={"uid": uid})
+        except (NotFoundError, ConflictError):
+            pass
+        self._due_since.pop(uid, None)
+
+    def _forget_pods(self, node_name: str) -> None:
+        for pod in self.pods.cache.by_index(POD_NODE_INDEX, node_name):
+            self._due_since.pop(meta(pod).get("uid", ""), None)
+
+    async def _node_gone(self, name: str, now: float) -> float | None:
+        """Pods bound to a node that no longer exists. A short quarantine
+        covers a node the informer has not seen yet."""
+        pods = self.pods.cache.by_index(POD_NODE_INDEX, name)
+        if not pods:
+            self._missing_since.pop(name, None)
+            self.detector.forget(name)
+            return None
+        since = self._missing_since.setdefault(name, now)
+        remaining = since + self.config.missing_node_quarantine - now
+        if remaining > 0:
+            return remaining
+        # The agent may still be alive (someone deleted a healthy node): then
+        # it stops the pods itself. If it has been silent past the grace, its
+        # fence (if any) has fired, or nothing will ever confirm the deletion.
+        silence = self.detector.silence(name, now)
+        force = silence is None or silence > max(self.detector.timeout(name),
+                                                 safe_grace(DEFAULT_TIMING.fence_timeout))
+        for pod in pods:
+            if meta(pod).get("deletionTimestamp") and not force:
+                continue
+            await self._evict(pod, force=force, why=f"node {name} was deleted")
+        return self.config.missing_node_quarantine
