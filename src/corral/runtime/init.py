@@ -123,6 +123,9 @@ def _read_report(fd: int) -> str:
 
 def _init_main(report_fd: int, hostname: str, tmp_source: str, keep: list[str]) -> None:
     """PID 1 of the pod (never returns)."""
+    from corral.runtime.launcher import set_cmdline
+
+    set_cmdline(["corral-pod-init", os.path.dirname(tmp_source)])
     try:
         pod_dir = os.open(os.path.dirname(tmp_source), os.O_PATH)
         _setup(hostname, tmp_source, keep)

@@ -29,6 +29,8 @@ from typing import Any
 from corral.runtime import cgroups, namespaces
 from corral.runtime.cgroups import Cgroup
 from corral.runtime.init import sandbox_pid, sandbox_spec
+from corral.runtime.launcher import CMDLINE_ROOM
+from corral.runtime.launcher import address as launcher_address
 from corral.runtime.limits import ContainerLimits, LimitError
 from corral.runtime.protocol import ContainerHandle, ContainerState, LogPaths, StartError
 from corral.runtime.shim import proc_start_ticks
@@ -52,6 +54,8 @@ class ProcessRuntime:
         self._pods = self.state_dir / "pods"
         self._root.mkdir(parents=True, exist_ok=True)
         self._shims: set[asyncio.Task[None]] = set()
+        self._launcher: asyncio.subprocess.Process | None = None
+        self._launcher_lock = asyncio.Lock()
         why_not = namespaces.supported() if isolate else "disabled"
         self.namespaces = why_not is None
         self.cgroup_version = cgroups.detect() if isolate else None
@@ -149,6 +153,53 @@ class ProcessRuntime:
         return Cgroup(self.cgroup_version, f"{handle.pod_uid or 'no-uid'}/{handle.id}")
 
     async def _spawn_shim(self, cdir: Path) -> dict[str, Any]:
+        """Start the container's supervisor: forked by the warm launcher
+        (milliseconds), or as a new interpreter if the launcher fails."""
+        try:
+            report = await self._launch(cdir)
+        except (OSError, TimeoutError, ValueError) as exc:
+            log.warning("shim launcher unavailable (%s); starting the supervisor directly", exc)
+            return await self._spawn_shim_directly(cdir)
+        if not report:
+            err = (cdir / "shim.log").read_text(errors="replace")[-500:] if (
+                cdir / "shim.log").exists() else ""
+            return {"error": "StartError", "message": f"the container supervisor failed: {err}"}
+        return report
+
+    async def _launch(self, cdir: Path) -> dict[str, Any]:
+        name = launcher_address(self.state_dir)
+        try:
+            reader, writer = await asyncio.open_unix_connection(name)
+        except (ConnectionRefusedError, FileNotFoundError):
+            await self._start_launcher()
+            reader, writer = await asyncio.open_unix_connection(name)
+        try:
+            writer.write(f"{cdir}\n".encode())
+            await writer.drain()
+            line = await asyncio.wait_for(reader.readline(), START_TIMEOUT)
+        finally:
+            writer.close()
+        return json.loads(line) if line.strip() else {}
+
+    async def _start_launcher(self) -> None:
+        async with self._launcher_lock:
+            if self._launcher is not None and self._launcher.returncode is None:
+                return
+            with open(self.state_dir / "launcher.log", "ab") as errors:
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "corral.runtime.launcher", str(self.state_dir),
+                    "." * CMDLINE_ROOM,
+                    stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                    stderr=errors, start_new_session=True,
+                )
+            assert proc.stdout is not None
+            first = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)
+            if first.strip() == b"ready":
+                self._launcher = proc
+            else:
+                await proc.wait()  # "busy": a launcher of an earlier agent serves us
+
+    async def _spawn_shim_directly(self, cdir: Path) -> dict[str, Any]:
         with open(cdir / "shim.log", "ab") as shim_log:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -312,6 +363,10 @@ class ProcessRuntime:
         keep running (the agent is crash-only and re-adopts them)."""
         for task in list(self._shims):
             task.cancel()
+        if self._launcher is not None and self._launcher.returncode is None:
+            self._launcher.terminate()
+            await self._launcher.wait()
+        self._launcher = None
 
 
 async def _reap(proc: asyncio.subprocess.Process) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -32,16 +33,20 @@ async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
         await asyncio.sleep(interval)
 
 
-def host_pid(pid: int, comm: str) -> int:
+def host_pid(pid: int, comm: str, same_ns_as: int) -> int:
     """The host's pid of a process a container reported: the same number
-    without isolation, else the process whose innermost NSpid it is."""
+    without isolation, else the process of that pod's PID namespace whose
+    innermost NSpid it is."""
     if not rt_isolated():
         return pid
+    pod_ns = os.readlink(f"/proc/{same_ns_as}/ns/pid")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             status = Path(f"/proc/{entry}/status").read_text()
+            if os.readlink(f"/proc/{entry}/ns/pid") != pod_ns:
+                continue
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
@@ -153,7 +158,9 @@ async def test_sigterm_reaches_children_and_ends_quickly(rt: ProcessRuntime, tmp
     script = "sleep 1000 & echo child=$!; wait"
     handle = await rt.start_container(POD, {"name": "c", "command": ["sh", "-c", script]}, logs, {})
     await wait_for(lambda: _async(logs.path.exists() and "child=" in logs.path.read_text()))
-    child = host_pid(int(logs.path.read_text().split("child=")[1].split()[0]), "sleep")
+    main = json.loads((rt.state_dir / "containers" / handle.id / "started.json").read_text())
+    child_in_pod = int(logs.path.read_text().split("child=")[1].split()[0])
+    child = host_pid(child_in_pod, "sleep", same_ns_as=main["pid"])
     t0 = time.monotonic()
     await rt.stop_container(handle, grace_seconds=10.0)
     assert time.monotonic() - t0 < 5.0
