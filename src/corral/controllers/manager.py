@@ -17,6 +17,7 @@ from corral.controllers.hpa import HorizontalPodAutoscalerController
 from corral.controllers.informers import SharedInformers
 from corral.controllers.job import JobController
 from corral.controllers.namespace import NamespaceController
+from corral.controllers.nodelifecycle import NodeLifecycleConfig, NodeLifecycleController
 from corral.controllers.pdb import DisruptionController
 from corral.controllers.replicaset import ReplicaSetController
 from corral.controllers.statefulset import StatefulSetController
@@ -25,13 +26,15 @@ log = logging.getLogger(__name__)
 
 
 class ControllerManager:
-    def __init__(self, client: ApiClient, *, clock: Clock | None = None) -> None:
+    def __init__(self, client: ApiClient, *, clock: Clock | None = None,
+                 node_lifecycle: NodeLifecycleConfig | None = None) -> None:
         self.client = client
         self.clock: Clock = clock or RealClock()
         self.informers = SharedInformers(client, clock=self.clock)
         self.recorders = {
             "replicaset": EventRecorder(client, "replicaset-controller", clock=self.clock),
             "deployment": EventRecorder(client, "deployment-controller", clock=self.clock),
+            "node-lifecycle": EventRecorder(client, "node-controller", clock=self.clock),
             **{name: EventRecorder(client, f"{name}-controller", clock=self.clock)
                for name in ("daemonset", "statefulset", "job", "cronjob")},
             "hpa": EventRecorder(client, "horizontal-pod-autoscaler", clock=self.clock),
@@ -42,6 +45,8 @@ class ControllerManager:
             DeploymentController(client, self.informers, self.recorders["deployment"], clock=self.clock),
             GarbageCollector(client, self.informers, clock=self.clock),
             NamespaceController(client, self.informers, clock=self.clock),
+            NodeLifecycleController(client, self.informers, self.recorders["node-lifecycle"],
+                                    config=node_lifecycle, clock=self.clock),
             DaemonSetController(client, self.informers, self.recorders["daemonset"], clock=self.clock),
             StatefulSetController(client, self.informers, self.recorders["statefulset"], clock=self.clock),
             JobController(client, self.informers, self.recorders["job"], clock=self.clock),
