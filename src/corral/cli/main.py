@@ -13,6 +13,7 @@ import click
 from corral import __version__
 from corral.api.bootstrap import RunningServer, ServerOptions, default_data_dir
 from corral.cli.store import store as store_commands
+from corral.cli.token import token as token_command
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -115,7 +116,8 @@ def up(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr
 
 
 @main.command()
-@click.option("--server", "server_url", required=True, help="API server URL, e.g. https://10.0.0.1:6443.")
+@click.option("--server", "server_url", required=True, callback=lambda c, p, v: _servers(v),
+              help="API server URL, e.g. https://10.0.0.1:6443; several, comma-separated, for HA.")
 @click.option("--token", required=True, help="Bearer token for the API server.")
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--insecure-skip-tls-verify", "insecure", is_flag=True)
@@ -162,7 +164,17 @@ def _announce(srv: RunningServer) -> None:
     click.echo("Then try: kubectl get nodes")
 
 
+def _servers(value: str) -> str:
+    from corral.agent.join import parse_servers
+
+    try:
+        return ",".join(parse_servers(value))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 main.add_command(store_commands)
+main.add_command(token_command)
 
 if __name__ == "__main__":
     main()
