@@ -20,6 +20,7 @@ from corral.controllers.namespace import NamespaceController
 from corral.controllers.nodelifecycle import NodeLifecycleConfig, NodeLifecycleController
 from corral.controllers.pdb import DisruptionController
 from corral.controllers.replicaset import ReplicaSetController
+from corral.controllers.serviceaccount import ServiceAccountController
 from corral.controllers.statefulset import StatefulSetController
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,10 @@ class ControllerManager:
         self.recorders = {
             "replicaset": EventRecorder(client, "replicaset-controller", clock=self.clock),
             "deployment": EventRecorder(client, "deployment-controller", clock=self.clock),
-            "node-lifecycle": EventRecorder(client, "node-controller", clock=self.clock),
             **{name: EventRecorder(client, f"{name}-controller", clock=self.clock)
                for name in ("daemonset", "statefulset", "job", "cronjob")},
             "hpa": EventRecorder(client, "horizontal-pod-autoscaler", clock=self.clock),
+            "node-lifecycle": EventRecorder(client, "node-controller", clock=self.clock),
         }
         # Controllers register handlers and indexes before any informer runs.
         self.controllers: list[Controller] = [
@@ -45,14 +46,15 @@ class ControllerManager:
             DeploymentController(client, self.informers, self.recorders["deployment"], clock=self.clock),
             GarbageCollector(client, self.informers, clock=self.clock),
             NamespaceController(client, self.informers, clock=self.clock),
-            NodeLifecycleController(client, self.informers, self.recorders["node-lifecycle"],
-                                    config=node_lifecycle, clock=self.clock),
+            ServiceAccountController(client, self.informers, clock=self.clock),
             DaemonSetController(client, self.informers, self.recorders["daemonset"], clock=self.clock),
             StatefulSetController(client, self.informers, self.recorders["statefulset"], clock=self.clock),
             JobController(client, self.informers, self.recorders["job"], clock=self.clock),
             CronJobController(client, self.informers, self.recorders["cronjob"], clock=self.clock),
             HorizontalPodAutoscalerController(client, self.informers, self.recorders["hpa"], clock=self.clock),
             DisruptionController(client, self.informers, clock=self.clock),
+            NodeLifecycleController(client, self.informers, self.recorders["node-lifecycle"],
+                                    config=node_lifecycle, clock=self.clock),
         ]
 
     async def run(self) -> None:
