@@ -39,8 +39,8 @@ FENCE_ANNOTATION = "corral.dev/fence-timeout-seconds"
 @dataclass(frozen=True)
 class FailoverTiming:
     renew_interval: float = 0.5
-    fence_timeout: float = 2.0
-    grace: float = 3.0
+    fence_timeout: float = 1.8
+    grace: float = 2.5
 
     def __post_init__(self) -> None:
         if not 0 < self.renew_interval < self.fence_timeout:

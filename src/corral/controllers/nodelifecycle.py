@@ -68,7 +68,7 @@ STATUS_UNKNOWN_MESSAGE = "Kubelet stopped posting node status."
 class NodeLifecycleConfig:
     grace: float = DEFAULT_TIMING.grace  # the detector's floor
     max_grace: float = 10.0  # the most an irregular node's timeout may stretch
-    detector: str = "phi"
+    detector: str = "fixed"  # see failure_detector.py and docs/failover.md
     tick: float = 0.1  # how often silence is checked
     observer_lag: float = 0.5  # a tick later than this means we were not looking
     missing_node_quarantine: float = 2.0  # pods on an unknown node wait this long
@@ -310,20 +310,22 @@ class NodeLifecycleController(Controller):
                           ) -> float | None:
         name = meta(node)["name"]
         wake = math.inf
+        due = []
         for pod in self.pods.cache.by_index(POD_NODE_INDEX, name):
             if meta(pod).get("deletionTimestamp") and not force:
                 continue
             delay = eviction_delay(pod, taints)
             if delay == math.inf:
                 continue
-            uid = meta(pod).get("uid", "")
-            started = self._due_since.setdefault(uid, now)
+            started = self._due_since.setdefault(meta(pod).get("uid", ""), now)
             remaining = started + delay - now
             if remaining > 0:
                 wake = min(wake, remaining)
-                continue
-            await self._evict(pod, force=force, why=f"node {name} is tainted "
-                              + ", ".join(f"{t['key']}:{t['effect']}" for t in taints))
+            else:
+                due.append(pod)
+        why = f"node {name} is tainted " + ", ".join(f"{t['key']}:{t['effect']}" for t in taints)
+        # Together: every second spent here is a second of the outage.
+        await asyncio.gather(*(self._evict(pod, force=force, why=why) for pod in due))
         return None if wake == math.inf else wake
 
     async def _evict(self, pod: Obj, *, force: bool, why: str) -> None:
@@ -362,8 +364,7 @@ class NodeLifecycleController(Controller):
         silence = self.detector.silence(name, now)
         force = silence is None or silence > max(self.detector.timeout(name),
                                                  safe_grace(DEFAULT_TIMING.fence_timeout))
-        for pod in pods:
-            if meta(pod).get("deletionTimestamp") and not force:
-                continue
-            await self._evict(pod, force=force, why=f"node {name} was deleted")
+        await asyncio.gather(*(
+            self._evict(pod, force=force, why=f"node {name} was deleted")
+            for pod in pods if force or not meta(pod).get("deletionTimestamp")))
         return self.config.missing_node_quarantine
