@@ -125,8 +125,13 @@ async def corral_replicas(client: ApiClient, replicas: int, image: str, timeout:
     await client.create(DEPLOYMENTS, body, NS)
     deadline = t0 + timeout
     elapsed = float("nan")
+    created: float | None = None
     while time.monotonic() < deadline:
         pods = (await client.list(PODS, NS, label_selector="app=swarm-match"))["items"]
+        if created is None and len(pods) >= replicas:
+            created = time.monotonic() - t0
+            emit(BENCH, "replicas_created_s", created, "s", runtime="docker", system="corral",
+                 replicas=replicas)
         if sum((p.get("status") or {}).get("phase") == "Running" for p in pods) >= replicas:
             elapsed = time.monotonic() - t0
             break
@@ -185,7 +190,7 @@ async def corral_part(child: Any, args: argparse.Namespace, image: str) -> float
             if time.monotonic() > deadline:
                 raise TimeoutError("no node registered")
             await asyncio.sleep(0.2)
-        for runtime in args.runtimes.split(","):
+        for runtime in args.runtimes.split(",") if args.pods else []:
             await burst(client, runtime, args.pods, image, args.timeout)
         if args.replicas and "docker" in args.runtimes:
             took = await corral_replicas(client, args.replicas, image, args.timeout)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
@@ -49,6 +50,7 @@ LOG_MAX = "corral.dev/log-max-bytes"
 PULL_TIMEOUT = 30.0
 SNAPSHOT_TTL = 0.5
 THREADS = 16
+IMAGE_CACHE_TTL = 10.0
 
 
 def default_pull_policy(image: str) -> str:
@@ -76,6 +78,7 @@ class DockerRuntime:
         self._snapshot_at = float("-inf")
         self._snapshot_lock = asyncio.Lock()
         self._pull_failures: dict[tuple[str, str], int] = {}
+        self._images_seen: dict[str, float] = {}
         self._engine_version = str(client.version().get("Version", "unknown"))
 
     @classmethod
@@ -178,16 +181,16 @@ class DockerRuntime:
         import docker
 
         try:
-            # A leftover of a failed earlier try with the same attempt number.
-            await self._call(self._api.remove_container, cname, force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            raise StartError("CreateContainerError", _explain(exc)) from exc
-        try:
             created = await self._call(self._api.create_container, name=cname, **config)
         except docker.errors.APIError as exc:
-            raise StartError("CreateContainerError", _explain(exc)) from exc
+            if exc.status_code != 409:
+                raise StartError("CreateContainerError", _explain(exc)) from exc
+            # A leftover of a failed earlier try with the same attempt number.
+            await self._forget(cname)
+            try:
+                created = await self._call(self._api.create_container, name=cname, **config)
+            except docker.errors.APIError as again:
+                raise StartError("CreateContainerError", _explain(again)) from again
         cid = str(created["Id"])
         try:
             await self._call(self._api.start, cid)
@@ -206,8 +209,12 @@ class DockerRuntime:
             raise StartError("InvalidImageName", "image: a container needs an image to run on docker")
         policy = container.get("imagePullPolicy") or default_pull_policy(image)
         if policy != "Always":
+            seen = self._images_seen.get(image)
+            if seen is not None and time.monotonic() - seen < IMAGE_CACHE_TTL:
+                return  # present a moment ago: spare the engine a lookup per pod
             try:
                 await self._call(self._api.inspect_image, image)
+                self._images_seen[image] = time.monotonic()
                 return
             except docker.errors.ImageNotFound:
                 pass

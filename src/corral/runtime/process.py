@@ -22,6 +22,7 @@ import secrets
 import shutil
 import signal
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NO_COMMAND = "the process runtime runs command, not images: set command"
 START_TIMEOUT = 20.0
 POLL = 0.05
+PRUNE_EVERY = 60.0
 
 
 class ProcessRuntime:
@@ -56,6 +58,7 @@ class ProcessRuntime:
         self._shims: set[asyncio.Task[None]] = set()
         self._launcher: asyncio.subprocess.Process | None = None
         self._launcher_lock = asyncio.Lock()
+        self._pruned_at = float("-inf")
         why_not = namespaces.supported() if isolate else "disabled"
         self.namespaces = why_not is None
         self.cgroup_version = cgroups.detect() if isolate else None
@@ -277,7 +280,9 @@ class ProcessRuntime:
         )
 
     async def list(self) -> list[ContainerHandle]:
-        if self.cgroup_version is not None:
+        now = time.monotonic()
+        if self.cgroup_version is not None and now - self._pruned_at > PRUNE_EVERY:
+            self._pruned_at = now
             await asyncio.to_thread(cgroups.prune_empty, self.cgroup_version)
         handles = []
         for cdir in sorted(self._root.iterdir()) if self._root.exists() else []:
