@@ -10,8 +10,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from corral.scheduler.plugins.unschedulable import tolerates
-
 Obj = dict[str, Any]
 
 UNREACHABLE = "node.kubernetes.io/unreachable"
@@ -49,6 +47,16 @@ def noexecute_taints(node: Obj) -> list[Obj]:
     return [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("effect") == "NoExecute"]
 
 
+def tolerates(tol: Obj, tnt: Obj) -> bool:
+    """Kubernetes' ToleratesTaint: an empty effect matches every effect; an
+    Exists toleration with no key matches every taint."""
+    if tol.get("effect") and tol.get("effect") != tnt.get("effect"):
+        return False
+    if (tol.get("operator") or "Equal") == "Exists":
+        return not tol.get("key") or tol.get("key") == tnt.get("key")
+    return tol.get("key") == tnt.get("key") and (tol.get("value") or "") == (tnt.get("value") or "")
+
+
 def eviction_delay(pod: Obj, taints: list[Obj]) -> float:
     """Seconds a pod may stay on a node with these NoExecute taints: 0 if
     some taint is not tolerated, ``inf`` if every one is tolerated forever,
@@ -56,7 +64,7 @@ def eviction_delay(pod: Obj, taints: list[Obj]) -> float:
     tolerations = [t for t in (pod.get("spec") or {}).get("tolerations") or [] if isinstance(t, dict)]
     delay = math.inf
     for tnt in taints:
-        matching = [tol for tol in tolerations if tolerates([tol], tnt)]
+        matching = [tol for tol in tolerations if tolerates(tol, tnt)]
         if not matching:
             return 0.0
         for tol in matching:
