@@ -19,11 +19,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from corral.api.admit import POLICY_KEY
 from corral.api.audit import AuditLog
 from corral.api.auth import Authenticator, TokenAuthenticator
 from corral.api.authz.keys import AUTHZ_KEY, SIGNER_KEY, USER_KEY
 from corral.api.authz.setup import AuthorizationRuntime, start_authorization
 from corral.api.context import ServerContext
+from corral.api.quota import NamespacePolicies, QuotaRecalculator
 from corral.api.ratelimit import LimitSettings, RequestLimiter, is_long_running, read_body_within
 from corral.api.satoken import TokenSigner, ensure_signing_key
 
@@ -38,6 +40,8 @@ class SecurityOptions:
     audit_level: str = "Metadata"
     audit_max_bytes: int = 100 * 1024 * 1024
     limits: LimitSettings = field(default_factory=LimitSettings)
+    quota_interval: float = 3.0
+    """Seconds between ResourceQuota usage recounts."""
 
 
 @dataclass
@@ -47,14 +51,18 @@ class Security:
     limiter: RequestLimiter
     audit: AuditLog
     signer: TokenSigner
+    policies: NamespacePolicies
+    quota_recalculator: QuotaRecalculator
 
     async def stop(self) -> None:
+        await self.quota_recalculator.stop()
         await self.authorization.stop()
         self.audit.close()
 
     def install(self, app: web.Application) -> None:
         app[AUTHZ_KEY] = self.authorization.authorizer
         app[SIGNER_KEY] = self.signer
+        app[POLICY_KEY] = self.policies
 
     def middlewares(self, error_middleware: Any) -> list[Any]:
         return [self._audit, error_middleware, self._authenticate, self._limit, self._authorize]
@@ -153,4 +161,7 @@ async def start_security(ctx: ServerContext, data_dir: Path, tokens: TokenAuthen
     authenticator = Authenticator(tokens, signer, await _uid_lookup(ctx))
     authorization = await start_authorization(ctx, *deciders)
     audit = AuditLog(data_dir / "audit.log", opts.audit_level, opts.audit_max_bytes)
-    return Security(authenticator, authorization, RequestLimiter(opts.limits), audit, signer)
+    policies = NamespacePolicies(ctx)
+    recalculator = QuotaRecalculator(ctx, policies, opts.quota_interval)
+    recalculator.start()
+    return Security(authenticator, authorization, RequestLimiter(opts.limits), audit, signer, policies, recalculator)

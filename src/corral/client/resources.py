@@ -76,6 +76,10 @@ CRONJOBS = Resource("batch", "v1", "cronjobs", "CronJob", True)
 HPAS = Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True)
 PDBS = Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True)
 RUNTIMECLASSES = Resource("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", False)
+ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", True)
+ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True)
+RESOURCEQUOTAS = Resource("", "v1", "resourcequotas", "ResourceQuota", True)
+LIMITRANGES = Resource("", "v1", "limitranges", "LimitRange", True)
 
 ALL: tuple[Resource, ...] = (
     PODS,
@@ -91,6 +95,10 @@ ALL: tuple[Resource, ...] = (
     DEPLOYMENTS,
     REPLICASETS,
     RUNTIMECLASSES,
+    ROLES,
+    ROLEBINDINGS,
+    RESOURCEQUOTAS,
+    LIMITRANGES,
 )
 
 

@@ -15,6 +15,7 @@ from corral.resources.events import event_type
 from corral.resources.namespaces import namespace_type
 from corral.resources.nodes import node_type
 from corral.resources.pods import pod_type
+from corral.resources.quota import limit_range_type, resource_quota_type
 from corral.resources.rbac import cluster_role_binding_type, cluster_role_type, role_binding_type, role_type
 from corral.resources.policy import pdb_type
 from corral.resources.priorityclasses import priorityclass_type
@@ -41,6 +42,8 @@ BUILTIN_KINDS = (
     (("", "v1", "Secret"), secret_type),
     (("", "v1", "Event"), event_type),
     (("", "v1", "ServiceAccount"), serviceaccount_type),
+    (("", "v1", "ResourceQuota"), resource_quota_type),
+    (("", "v1", "LimitRange"), limit_range_type),
     (("apps", "v1", "Deployment"), deployment_type),
     (("apps", "v1", "ReplicaSet"), replicaset_type),
     (("apps", "v1", "DaemonSet"), daemonset_type),

@@ -22,6 +22,7 @@ from corral.resources.schemas import (
     pod_status,
     policy_pdb,
     policy_v1,
+    quota_v1,
     rbac_v1,
     scheduling_v1,
 )
@@ -67,6 +68,8 @@ def all_kind_schemas() -> dict[GVK, Schema]:
         ("authorization.k8s.io", "v1", "SelfSubjectRulesReview"): authorization_v1.SELF_SUBJECT_RULES_REVIEW,
         ("authentication.k8s.io", "v1", "TokenRequest"): authorization_v1.TOKEN_REQUEST,
         ("authentication.k8s.io", "v1", "SelfSubjectReview"): authorization_v1.SELF_SUBJECT_REVIEW,
+        ("", "v1", "ResourceQuota"): quota_v1.RESOURCE_QUOTA,
+        ("", "v1", "LimitRange"): quota_v1.LIMIT_RANGE,
     }
 
 
