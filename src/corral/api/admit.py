@@ -19,6 +19,11 @@ RBAC_GROUP = "rbac.authorization.k8s.io"
 
 async def admit(request: web.Request, target: Target, obj: Obj, old: Obj | None) -> None:
     rt = target.rt
+    user = request.get(USER_KEY)
+    if isinstance(user, User) and "system:nodes" in user.groups:
+        from corral.api.authz.node import check_node_write
+
+        check_node_write(user, rt.plural, rt.group, obj)
     if rt.group == RBAC_GROUP:
         user, authz = request.get(USER_KEY), request.app.get(AUTHZ_KEY)
         if isinstance(user, User) and authz is not None:

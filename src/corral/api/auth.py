@@ -108,11 +108,14 @@ class Authenticator:
     """Certificates, static tokens and ServiceAccount tokens, in that order."""
 
     def __init__(self, tokens: TokenAuthenticator, signer: Any = None,
-                 lookup_uid: UidLookup | None = None, audiences: tuple[str, ...] = ()) -> None:
+                 lookup_uid: UidLookup | None = None, audiences: tuple[str, ...] = (),
+                 bootstrap_secret: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None) -> None:
         self.tokens = tokens
         self.signer = signer
         self.lookup_uid = lookup_uid
         self.audiences = audiences
+        self.bootstrap_secret = bootstrap_secret
+        """token id → the kube-system bootstrap-token Secret, or None."""
         self._sa_cache: OrderedDict[str, tuple[User, float, int]] = OrderedDict()
 
     async def authenticate(self, authorization: str | None, path: str, peercert: Any = None) -> User | None:
@@ -127,6 +130,8 @@ class Authenticator:
         user = self.tokens.lookup(token)
         if user is None and self.signer is not None and token.count(".") == 2:
             user = await self._service_account(token)
+        if user is None and self.bootstrap_secret is not None and token.count(".") == 1:
+            user = await self._bootstrap(token)
         if user is None:
             raise Unauthorized("Unauthorized")
         return user
@@ -154,6 +159,22 @@ class Authenticator:
         if len(self._sa_cache) > MAX_CACHED_TOKENS:
             self._sa_cache.popitem(last=False)
         return user
+
+    async def _bootstrap(self, token: str) -> User | None:
+        """A join token: lets a new agent ask for its node certificate."""
+        from datetime import UTC, datetime
+
+        from corral.api.certs import BOOTSTRAP_GROUP, TOKEN_RE, check_bootstrap_secret
+
+        match = TOKEN_RE.match(token)
+        if match is None or self.bootstrap_secret is None:
+            return None
+        token_id, token_secret = match.groups()
+        secret = await self.bootstrap_secret(token_id)
+        if secret is None or not check_bootstrap_secret(secret, token_secret, datetime.now(UTC)):
+            return None
+        return User(f"system:bootstrap:{token_id}", "",
+                    (BOOTSTRAP_GROUP, f"{BOOTSTRAP_GROUP}:corral:default-node-token")).with_authenticated()
 
     async def _still_bound(self, claims: Any) -> bool:
         """A token dies with its ServiceAccount (and its Pod, when bound to one)."""

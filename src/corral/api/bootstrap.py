@@ -18,6 +18,7 @@ import yaml
 from aiohttp import web
 
 from corral.api.auth import TokenAuthenticator, ensure_token_file
+from corral.api.certs import accept_client_certs
 from corral.api.context import ServerContext, ServerSettings
 from corral.api.encryption import encrypt_secrets, reencrypt
 from corral.api.security import start_security
@@ -104,7 +105,8 @@ class RunningServer:
         self.runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
                                     shutdown_timeout=2.0)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, opts.host, opts.port, ssl_context=server_ssl_context(files),
+        tls = accept_client_certs(server_ssl_context(files), files.ca_cert)
+        site = web.TCPSite(self.runner, opts.host, opts.port, ssl_context=tls,
                            backlog=1024, reuse_address=True)
         await site.start()
         if opts.port == 0:

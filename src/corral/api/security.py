@@ -25,6 +25,7 @@ from corral.api.auth import Authenticator, TokenAuthenticator
 from corral.api.authz.keys import AUTHZ_KEY, SIGNER_KEY, USER_KEY
 from corral.api.authz.setup import AuthorizationRuntime, start_authorization
 from corral.api.context import ServerContext
+from corral.api.csr import PKI_KEY
 from corral.api.quota import NamespacePolicies, QuotaRecalculator
 from corral.api.ratelimit import LimitSettings, RequestLimiter, is_long_running, read_body_within
 from corral.api.satoken import TokenSigner, ensure_signing_key
@@ -53,6 +54,7 @@ class Security:
     signer: TokenSigner
     policies: NamespacePolicies
     quota_recalculator: QuotaRecalculator
+    pki: Path
 
     async def stop(self) -> None:
         await self.quota_recalculator.stop()
@@ -63,6 +65,7 @@ class Security:
         app[AUTHZ_KEY] = self.authorization.authorizer
         app[SIGNER_KEY] = self.signer
         app[POLICY_KEY] = self.policies
+        app[PKI_KEY] = self.pki
 
     def middlewares(self, error_middleware: Any) -> list[Any]:
         return [self._audit, error_middleware, self._authenticate, self._limit, self._authorize]
@@ -154,14 +157,26 @@ async def _uid_lookup(ctx: ServerContext) -> Callable[[str, str, str], Awaitable
     return lookup
 
 
+def _bootstrap_lookup(ctx: ServerContext) -> Callable[[str], Awaitable[dict[str, Any] | None]]:
+    async def lookup(token_id: str) -> dict[str, Any] | None:
+        rt = ctx.registry.lookup("", "v1", "secrets")
+        if rt is None:
+            return None
+        kv = await ctx.store.get(rt.key("kube-system", f"bootstrap-token-{token_id}"))
+        return None if kv is None else orjson.loads(kv.value)
+    return lookup
+
+
 async def start_security(ctx: ServerContext, data_dir: Path, tokens: TokenAuthenticator,
                          options: SecurityOptions | None = None, *deciders: Any) -> Security:
     opts = options or SecurityOptions()
     signer = TokenSigner(ensure_signing_key(data_dir / "pki" / "sa.key"))
-    authenticator = Authenticator(tokens, signer, await _uid_lookup(ctx))
+    authenticator = Authenticator(tokens, signer, await _uid_lookup(ctx),
+                                  bootstrap_secret=_bootstrap_lookup(ctx))
     authorization = await start_authorization(ctx, *deciders)
     audit = AuditLog(data_dir / "audit.log", opts.audit_level, opts.audit_max_bytes)
     policies = NamespacePolicies(ctx)
     recalculator = QuotaRecalculator(ctx, policies, opts.quota_interval)
     recalculator.start()
-    return Security(authenticator, authorization, RequestLimiter(opts.limits), audit, signer, policies, recalculator)
+    return Security(authenticator, authorization, RequestLimiter(opts.limits), audit, signer, policies, recalculator,
+                    data_dir / "pki")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from corral.resources.apps import deployment_type, replicaset_type
 from corral.resources.autoscaling import hpa_type, hpa_v1_type
 from corral.resources.batch import cronjob_type, job_type
+from corral.resources.certificates import csr_type
 from corral.resources.configs import configmap_type, secret_type
 from corral.resources.coordination import lease_type
 from corral.resources.events import event_type
@@ -64,6 +65,7 @@ BUILTIN_KINDS = (
     (("authorization.k8s.io", "v1", "SelfSubjectRulesReview"), self_subject_rules_review_type),
     (("authorization.k8s.io", "v1", "SubjectAccessReview"), subject_access_review_type),
     (("authentication.k8s.io", "v1", "SelfSubjectReview"), self_subject_review_type),
+    (("certificates.k8s.io", "v1", "CertificateSigningRequest"), csr_type),
     (("scheduling.k8s.io", "v1", "PriorityClass"), priorityclass_type),
 )
 

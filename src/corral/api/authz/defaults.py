@@ -119,6 +119,9 @@ def default_cluster_roles() -> list[Obj]:
         _role("system:aggregate-to-view", _view_rules(), labels={f"{AGG}view": "true"}),
         _role("system:discovery", [_url_rule(_DISCOVERY_URLS, ["get"])]),
         _role("system:public-info-viewer", [_url_rule(["/healthz", "/livez", "/readyz", "/version", "/version/"], ["get"])]),
+        _role("system:node-bootstrapper", [
+            _rule(["certificates.k8s.io"], ["certificatesigningrequests"], ["create", "get", "list", "watch"]),
+        ]),
         _role("system:basic-user", [
             _rule(["authorization.k8s.io"], ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], ["create"]),
             _rule(["authentication.k8s.io"], ["selfsubjectreviews"], ["create"]),
@@ -131,6 +134,7 @@ def default_cluster_role_bindings() -> list[Obj]:
         _binding("cluster-admin", "cluster-admin", ["system:masters"]),
         _binding("system:discovery", "system:discovery", ["system:authenticated"]),
         _binding("system:basic-user", "system:basic-user", ["system:authenticated"]),
+        _binding("system:node-bootstrapper", "system:node-bootstrapper", ["system:bootstrappers"]),
         _binding("system:public-info-viewer", "system:public-info-viewer",
                  ["system:authenticated", "system:unauthenticated"]),
     ]

@@ -17,6 +17,7 @@ Handler = Callable[[Any, Any, Any], Awaitable[Any]]
 @functools.cache
 def _table() -> dict[tuple[str, str, str | None, str], Handler]:
     from corral.api.authz import reviews
+    from corral.api.csr import create_csr
     from corral.api.tokenrequest import create_token
 
     return {
@@ -25,6 +26,7 @@ def _table() -> dict[tuple[str, str, str | None, str], Handler]:
         ("authorization.k8s.io", "selfsubjectrulesreviews", None, "POST"): reviews.self_subject_rules_review,
         ("authentication.k8s.io", "selfsubjectreviews", None, "POST"): reviews.self_subject_review,
         ("", "serviceaccounts", "token", "POST"): create_token,
+        ("certificates.k8s.io", "certificatesigningrequests", None, "POST"): create_csr,
     }
 
 

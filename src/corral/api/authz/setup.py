@@ -121,15 +121,22 @@ class AuthorizationRuntime:
     async def stop(self) -> None:
         await self.aggregation.stop()
         await self.rbac.stop()
+        for extra in self.extra:
+            await extra.stop()
 
 
 async def start_authorization(ctx: ServerContext, *deciders: Any) -> AuthorizationRuntime:
-    """Default policy in the store, the RBAC cache loaded and following it.
-    ``deciders`` (e.g. the node authorizer) are asked before RBAC."""
+    """Default policy in the store, the node graph and the RBAC cache loaded
+    and following the store. ``deciders`` are asked after the node authorizer
+    and before RBAC."""
+    from corral.api.authz.node import NodeAuthorizer
+
     await ensure_default_policy(ctx)
+    node = NodeAuthorizer(ctx.store)
+    await node.start()
     rbac = RbacAuthorizer(ctx.store)
     aggregation = AggregationWriter(ctx)
     rbac.on_change(aggregation.changed)
     await rbac.start()
     aggregation.start()
-    return AuthorizationRuntime(Authorizer(*deciders, rbac), rbac, aggregation)
+    return AuthorizationRuntime(Authorizer(node, *deciders, rbac), rbac, aggregation, [node])

@@ -14,6 +14,7 @@ from corral.resources.schemas import (
     authorization_v1,
     autoscaling_hpa,
     autoscaling_v1,
+    certificates_v1,
     batch_v1,
     coordination_v1,
     core_v1,
@@ -70,6 +71,7 @@ def all_kind_schemas() -> dict[GVK, Schema]:
         ("authentication.k8s.io", "v1", "SelfSubjectReview"): authorization_v1.SELF_SUBJECT_REVIEW,
         ("", "v1", "ResourceQuota"): quota_v1.RESOURCE_QUOTA,
         ("", "v1", "LimitRange"): quota_v1.LIMIT_RANGE,
+        ("certificates.k8s.io", "v1", "CertificateSigningRequest"): certificates_v1.CERTIFICATE_SIGNING_REQUEST,
     }
 
 

@@ -1,0 +1,210 @@
+"""The node authorizer: an agent, known by its certificate as
+``system:node:<name>`` in ``system:nodes``, may touch its own Node and Lease,
+the pods bound to it, and read only the Secrets, ConfigMaps, volume claims
+and ServiceAccounts those pods use.
+
+As in Kubernetes, the relationships come from a graph kept in memory: one
+list and one watch of pods (in-process on the store) map each pod to its
+node and each node to the objects its pods reference. A decision is a few
+dictionary look-ups. Requests the authorizer has no rule for are left to
+RBAC, where nodes have no bindings by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from typing import Any
+
+import orjson
+
+from corral.api.auth import User
+from corral.api.authz.attributes import Attributes
+from corral.api.certs import NODE_GROUP, NODE_PREFIX
+from corral.api.errors import Forbidden
+from corral.store.protocol import CompactedError, EventType, Store
+
+log = logging.getLogger(__name__)
+PODS = "/registry/core/pods/"
+READ = frozenset({"get", "list", "watch"})
+Ref = tuple[str, str, str]  # (resource, namespace, name)
+
+
+def node_name(user: User) -> str | None:
+    if NODE_GROUP in user.groups and user.name.startswith(NODE_PREFIX):
+        return user.name[len(NODE_PREFIX):]
+    return None
+
+
+def pod_refs(pod: dict[str, Any]) -> set[Ref]:
+    """Everything a pod's agent must read to run it."""
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    ns = str(meta.get("namespace") or "")
+    refs: set[Ref] = {("serviceaccounts", ns, str(spec.get("serviceAccountName") or "default"))}
+    for s in spec.get("imagePullSecrets") or []:
+        if isinstance(s, dict) and s.get("name"):
+            refs.add(("secrets", ns, str(s["name"])))
+    for vol in spec.get("volumes") or []:
+        if not isinstance(vol, dict):
+            continue
+        if isinstance(vol.get("secret"), dict):
+            refs.add(("secrets", ns, str(vol["secret"].get("secretName"))))
+        if isinstance(vol.get("configMap"), dict):
+            refs.add(("configmaps", ns, str(vol["configMap"].get("name"))))
+        if isinstance(vol.get("persistentVolumeClaim"), dict):
+            refs.add(("persistentvolumeclaims", ns, str(vol["persistentVolumeClaim"].get("claimName"))))
+        for src in (vol.get("projected") or {}).get("sources") or []:
+            if isinstance(src, dict):
+                for key, res in (("secret", "secrets"), ("configMap", "configmaps")):
+                    if isinstance(src.get(key), dict):
+                        refs.add((res, ns, str(src[key].get("name"))))
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for c in spec.get(key) or []:
+            if isinstance(c, dict):
+                refs |= _container_refs(c, ns)
+    return refs
+
+
+def _container_refs(c: dict[str, Any], ns: str) -> set[Ref]:
+    refs: set[Ref] = set()
+    for env in c.get("env") or []:
+        source = (env or {}).get("valueFrom") or {} if isinstance(env, dict) else {}
+        if isinstance(source.get("secretKeyRef"), dict):
+            refs.add(("secrets", ns, str(source["secretKeyRef"].get("name"))))
+        if isinstance(source.get("configMapKeyRef"), dict):
+            refs.add(("configmaps", ns, str(source["configMapKeyRef"].get("name"))))
+    for src in c.get("envFrom") or []:
+        if isinstance(src, dict):
+            if isinstance(src.get("secretRef"), dict):
+                refs.add(("secrets", ns, str(src["secretRef"].get("name"))))
+            if isinstance(src.get("configMapRef"), dict):
+                refs.add(("configmaps", ns, str(src["configMapRef"].get("name"))))
+    return refs
+
+
+class NodeGraph:
+    """pod → node and node → referenced objects."""
+
+    def __init__(self) -> None:
+        self.pod_node: dict[tuple[str, str], str] = {}
+        self._pod_refs: dict[tuple[str, str], set[Ref]] = {}
+        self.node_refs: dict[str, Counter[Ref]] = {}
+
+    def put(self, pod: dict[str, Any]) -> None:
+        meta = pod.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        self.remove(key)
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node:
+            return
+        refs = pod_refs(pod)
+        self.pod_node[key] = node
+        self._pod_refs[key] = refs
+        self.node_refs.setdefault(node, Counter()).update(refs)
+
+    def remove(self, key: tuple[str, str]) -> None:
+        node = self.pod_node.pop(key, None)
+        refs = self._pod_refs.pop(key, set())
+        if node is not None:
+            counts = self.node_refs.get(node)
+            if counts is not None:
+                counts.subtract(refs)
+                for ref in [r for r, n in counts.items() if n <= 0]:
+                    del counts[ref]
+
+    def node_uses(self, node: str, ref: Ref) -> bool:
+        return ref in self.node_refs.get(node, ())
+
+
+class NodeAuthorizer:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.graph = NodeGraph()
+        self.revision = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._relist()
+        self._task = asyncio.create_task(self._follow(), name="node-authorizer-graph")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+
+    async def _relist(self) -> None:
+        result = await self.store.list(PODS)
+        graph = NodeGraph()
+        for kv in result.items:
+            graph.put(orjson.loads(kv.value))
+        self.graph, self.revision = graph, result.revision
+
+    async def _follow(self) -> None:
+        while True:
+            watch = self.store.watch(PODS, self.revision)
+            try:
+                async for event in watch:
+                    if event.type is EventType.DELETE:
+                        parts = event.kv.key[len(PODS):].split("/", 1)
+                        self.graph.remove((parts[0], parts[-1]))
+                    else:
+                        self.graph.put(orjson.loads(event.kv.value))
+                    self.revision = event.kv.mod_revision
+                await asyncio.sleep(0.5)
+            except CompactedError:
+                await self._relist()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("node authorizer: pod watch failed; re-listing in 1s")
+                await asyncio.sleep(1.0)
+                with contextlib.suppress(Exception):
+                    await self._relist()
+            finally:
+                await watch.close()
+
+    def authorize(self, attrs: Attributes) -> tuple[bool, str]:
+        node = node_name(attrs.user)
+        if node is None or not attrs.resource_request:
+            return False, ""
+        allowed = self._decide(node, attrs)
+        if allowed:
+            return True, f'node "{node}" may {attrs.verb} its own {attrs.resource}'
+        return False, f'node "{node}" has no relationship to this object'
+
+    def _decide(self, node: str, a: Attributes) -> bool:
+        res, verb, g = a.resource, a.verb, a.api_group
+        if g == "" and res == "nodes":
+            return verb in READ or a.name == node or (verb == "create" and not a.name)
+        if g == "coordination.k8s.io" and res == "leases":
+            return a.namespace == "kube-node-lease" and (a.name == node or (verb == "create" and not a.name))
+        if g == "" and res == "pods":
+            if verb in ("list", "watch") and not a.subresource:
+                return True
+            return bool(a.name) and self.graph.pod_node.get((a.namespace, a.name)) == node and \
+                (verb in ("get", "delete") or a.subresource == "status")
+        if g in ("", "events.k8s.io") and res == "events":
+            return verb in ("create", "patch", "update")
+        if g == "" and res in ("secrets", "configmaps", "persistentvolumeclaims", "serviceaccounts"):
+            if res == "serviceaccounts" and a.subresource == "token":
+                return verb == "create" and self.graph.node_uses(node, (res, a.namespace, a.name))
+            return verb in READ and bool(a.name) and self.graph.node_uses(node, (res, a.namespace, a.name))
+        if res in ("services", "endpoints", "endpointslices", "runtimeclasses"):
+            return verb in READ
+        if g == "certificates.k8s.io" and res == "certificatesigningrequests":
+            return verb in ("create", "get", "list", "watch")
+        return False
+
+
+def check_node_write(user: User, plural: str, group: str, obj: dict[str, Any]) -> None:
+    """NodeRestriction: a node may create only the Node and Lease named after it."""
+    node = node_name(user)
+    if node is None:
+        return
+    name = (obj.get("metadata") or {}).get("name")
+    if (group, plural) in (("", "nodes"), ("coordination.k8s.io", "leases")) and name != node:
+        raise Forbidden(f'{plural} "{name}" is forbidden: node "{node}" may only write its own {plural}',
+                        kind=plural, name=str(name or ""), group=group)
