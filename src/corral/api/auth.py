@@ -28,6 +28,7 @@ PUBLIC_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
 AUTHENTICATED = "system:authenticated"
 SA_RECHECK_SECONDS = 10.0
 MAX_CACHED_TOKENS = 10000
+RELOAD_SECONDS = 1.0
 
 UidLookup = Callable[[str, str, str], Awaitable[str | None]]
 """(plural, namespace, name) → the object's uid, or None if it does not exist."""
@@ -53,23 +54,36 @@ class TokenAuthenticator:
     """Static bearer tokens. Looked up by SHA-256 so the time a look-up takes
     says nothing about how close a guess came."""
 
-    def __init__(self, tokens: dict[str, User]) -> None:
+    def __init__(self, tokens: dict[str, User], path: Path | None = None) -> None:
         self._tokens = {_digest(t): u.with_authenticated() for t, u in tokens.items()}
+        self._path = path
+        self._mtime = path.stat().st_mtime_ns if path is not None and path.exists() else 0
+        self._checked = time.monotonic()
 
     @classmethod
     def from_file(cls, path: Path) -> TokenAuthenticator:
-        tokens: dict[str, User] = {}
-        for row in csv.reader(io.StringIO(path.read_text())):
-            if not row or row[0].startswith("#"):
-                continue
-            if len(row) < 2:
-                raise ValueError(f"{path}: each line needs at least token,user")
-            groups = tuple(g.strip() for g in row[3].split(",")) if len(row) > 3 and row[3] else ()
-            tokens[row[0].strip()] = User(row[1].strip(), row[2].strip() if len(row) > 2 else "", groups)
-        return cls(tokens)
+        return cls(read_token_file(path), path)
 
     def lookup(self, token: str) -> User | None:
+        self._maybe_reload()
         return self._tokens.get(_digest(token))
+
+    def _maybe_reload(self) -> None:
+        """Pick up tokens added to (or removed from) the file while the server
+        runs (``corral token create``); looked at no more than once a second."""
+        now = time.monotonic()
+        if self._path is None or now - self._checked < RELOAD_SECONDS:
+            return
+        self._checked = now
+        try:
+            mtime = self._path.stat().st_mtime_ns
+            if mtime == self._mtime:
+                return
+            tokens = read_token_file(self._path)
+        except (OSError, ValueError):
+            return  # keep serving with the tokens we have; a half-written file is retried
+        self._tokens = {_digest(t): u.with_authenticated() for t, u in tokens.items()}
+        self._mtime = mtime
 
     def authenticate(self, authorization: str | None, path: str) -> User | None:
         """The user, or None for an anonymous request to a public path."""
@@ -82,6 +96,18 @@ class TokenAuthenticator:
         if path in PUBLIC_PATHS:
             return None
         raise Unauthorized("Unauthorized")
+
+
+def read_token_file(path: Path) -> dict[str, User]:
+    tokens: dict[str, User] = {}
+    for row in csv.reader(io.StringIO(path.read_text())):
+        if not row or row[0].startswith("#"):
+            continue
+        if len(row) < 2:
+            raise ValueError(f"{path}: each line needs at least token,user")
+        groups = tuple(g.strip() for g in row[3].split(",")) if len(row) > 3 and row[3] else ()
+        tokens[row[0].strip()] = User(row[1].strip(), row[2].strip() if len(row) > 2 else "", groups)
+    return tokens
 
 
 def bearer_token(authorization: str | None) -> str | None:
