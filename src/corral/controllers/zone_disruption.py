@@ -90,6 +90,8 @@ class TokenBucket:
     def take(self, rate: float, now: float) -> bool:
         if rate == math.inf:
             return True
+        if rate <= 0:
+            return False  # paused: not even the burst
         self._tokens = min(1.0, self._tokens + max(0.0, now - self._at) * rate)
         self._at = now
         if self._tokens >= 1.0:

@@ -56,10 +56,11 @@ def default_pod(obj: Obj) -> None:
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
     tolerations = spec.setdefault("tolerations", [])
     if isinstance(tolerations, list):
-        keys = {t.get("key") for t in dicts(tolerations)
-                if isinstance(t.get("key"), str) and t.get("effect") in (None, "", "NoExecute")}
+        # An empty key tolerates every taint already (Kubernetes counts it too).
+        keys = {t.get("key") or "" for t in dicts(tolerations)
+                if isinstance(t.get("key") or "", str) and t.get("effect") in (None, "", "NoExecute")}
         for tol in DEFAULT_TOLERATIONS:
-            if tol["key"] not in keys:
+            if tol["key"] not in keys and "" not in keys:
                 tolerations.append(dict(tol))
     status = obj.setdefault("status", {})
     if isinstance(status, dict):
