@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from corral.runtime.protocol import (
     ContainerHandle,
     ContainerState,
     LogPaths,
+    Mount,
     Runtime,
     StartError,
 )
@@ -142,10 +143,12 @@ class RuntimeSet:
         *,
         attempt: int = 0,
         init: bool = False,
+        mounts: Sequence[Mount] = (),
     ) -> ContainerHandle:
         runtime = self.runtimes[await self.handler_for(pod)]
+        extra: dict[str, Any] = {"mounts": mounts} if mounts else {}
         return await runtime.start_container(
-            pod, container, logs, env, attempt=attempt, init=init
+            pod, container, logs, env, attempt=attempt, init=init, **extra
         )
 
     async def stop_container(self, handle: ContainerHandle, grace_seconds: float) -> None:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -30,7 +32,14 @@ from typing import Any, TypeVar
 
 from corral.runtime.dockerlogs import DockerEndpoint, LogFollowers
 from corral.runtime.limits import ContainerLimits, LimitError
-from corral.runtime.protocol import ContainerHandle, ContainerState, LogPaths, StartError
+from corral.runtime.protocol import (
+    ContainerHandle,
+    ContainerState,
+    ContainerStats,
+    ExecPlan,
+    LogPaths,
+    StartError,
+)
 from corral.runtime.shim import parse_rfc3339nano
 
 log = logging.getLogger(__name__)
@@ -79,6 +88,8 @@ class DockerRuntime:
         self._snapshot_lock = asyncio.Lock()
         self._pull_failures: dict[tuple[str, str], int] = {}
         self._images_seen: dict[str, float] = {}
+        self._pids: dict[str, int] = {}
+        self.base_url = base_url
         self._engine_version = str(client.version().get("Version", "unknown"))
 
     @classmethod
@@ -304,6 +315,37 @@ class DockerRuntime:
                 self._logs.follow(handle.id, handle.log_path, int(labels.get(LOG_MAX, 10 << 20)))
         return handles
 
+    async def exec_plan(
+        self, handle: ContainerHandle, command: list[str], *, tty: bool
+    ) -> ExecPlan | None:
+        """``docker exec`` against this runtime's engine (the CLI speaks
+        the exec stream protocol; the agent pipes it to kubectl)."""
+        cli = shutil.which("docker")
+        if cli is None:
+            return None
+        flags = ["-i", "-t"] if tty else ["-i"]
+        return ExecPlan(argv=[cli, "-H", self.base_url, "exec", *flags, handle.id, *command],
+                        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, cwd="/")
+
+    async def stats(self, handle: ContainerHandle) -> ContainerStats | None:
+        """From the container's cgroup (found through its main process);
+        Docker's own stats call takes a second per container."""
+        pid = self._pids.get(handle.id)
+        if pid is None:
+            try:
+                info = await self._call(self._api.inspect_container, handle.id)
+            except Exception:
+                return None
+            pid = int((info.get("State") or {}).get("Pid") or 0)
+            if pid <= 0:
+                return None
+            self._pids[handle.id] = pid
+        cpu, mem = cgroup_usage(pid)
+        if cpu is None or mem is None:
+            self._pids.pop(handle.id, None)
+            return None
+        return ContainerStats(cpu, mem, datetime.now(UTC))
+
     # -- stop ----------------------------------------------------------------
 
     async def stop_container(self, handle: ContainerHandle, grace_seconds: float) -> None:
@@ -333,6 +375,7 @@ class DockerRuntime:
             log.warning("removing container %s: %s", cid[:12], _explain(exc))
         self._final.pop(cid, None)
         self._started.pop(cid, None)
+        self._pids.pop(cid, None)
 
     async def remove_pod(self, pod_uid: str) -> None:
         for key in [k for k in self._pull_failures if k[0] == pod_uid]:
@@ -365,6 +408,34 @@ def state_from_inspect(state: dict[str, Any]) -> ContainerState:
         reason="OOMKilled" if oom else None,
         message=str(state.get("Error") or "") or None,
     )
+
+
+def cgroup_usage(pid: int) -> tuple[int | None, int | None]:
+    """CPU time (ns) and memory in use of the cgroup ``pid`` is in, v1 or v2."""
+    root = Path("/sys/fs/cgroup")
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None, None
+    paths = {}
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        for c in controllers.split(",") if controllers else [""]:
+            paths[c] = path.lstrip("/")
+    cpu = mem = None
+    try:
+        if "cpuacct" in paths:
+            base = next(root / d for d in ("cpuacct", "cpu,cpuacct") if (root / d).exists())
+            cpu = int((base / paths["cpuacct"] / "cpuacct.usage").read_text())
+            mem = int((root / "memory" / paths["memory"] / "memory.usage_in_bytes").read_text())
+        elif "" in paths:
+            d = root / paths[""]
+            stat = dict(ln.split() for ln in (d / "cpu.stat").read_text().splitlines())
+            cpu = int(stat["usage_usec"]) * 1000
+            mem = int((d / "memory.current").read_text())
+    except (OSError, ValueError, KeyError, StopIteration):
+        return None, None
+    return cpu, mem
 
 
 def _time(text: Any) -> datetime | None:

@@ -33,7 +33,14 @@ from corral.runtime.init import sandbox_pid, sandbox_spec
 from corral.runtime.launcher import CMDLINE_ROOM
 from corral.runtime.launcher import address as launcher_address
 from corral.runtime.limits import ContainerLimits, LimitError
-from corral.runtime.protocol import ContainerHandle, ContainerState, LogPaths, StartError
+from corral.runtime.protocol import (
+    ContainerHandle,
+    ContainerState,
+    ContainerStats,
+    ExecPlan,
+    LogPaths,
+    StartError,
+)
 from corral.runtime.shim import proc_start_ticks
 
 log = logging.getLogger(__name__)
@@ -148,6 +155,47 @@ class ProcessRuntime:
                 f"securityContext.runAsUser/runAsGroup {user}: this node's process runtime "
                 f"runs as uid {os.geteuid()} and cannot switch users without root",
             )
+
+    async def exec_plan(
+        self, handle: ContainerHandle, command: list[str], *, tty: bool
+    ) -> ExecPlan | None:
+        """Into the container's pod namespaces with nsenter, as its user,
+        in its working directory and environment; None without isolation
+        (the agent then runs the command on the host)."""
+        cdir = self._root / handle.id
+        spec, started = _read_json(cdir / "spec.json"), _read_json(cdir / "started.json")
+        nsenter = shutil.which("nsenter")
+        if not (self.namespaces and spec and started and nsenter and "sandbox" in spec):
+            return None
+        pid = started.get("pid")
+        if not _alive(pid, started.get("startTicks")) or not command:
+            return None
+        if not _found_in(pid, command[0], spec["env"].get("PATH", DEFAULT_PATH), spec["cwd"]):
+            # The agent's host fallback then reports the missing executable
+            # as Kubernetes words it ("executable file not found in $PATH").
+            return None
+        argv = [nsenter, "-t", str(pid), "-p", "-m", "-u", "-i", f"--wd={spec['cwd']}"]
+        user = spec.get("user") or {}
+        if user.get("gid") is not None:
+            argv.append(f"--setgid={int(user['gid'])}")
+        if user.get("uid") is not None:
+            argv.append(f"--setuid={int(user['uid'])}")
+        return ExecPlan(argv=[*argv, "--", *command], env=dict(spec["env"]), cwd="/")
+
+    async def stats(self, handle: ContainerHandle) -> ContainerStats | None:
+        cgroup = self.cgroup_of(handle)
+        if cgroup is None:
+            return None
+        cpu, mem = cgroup.cpu_usage_ns(), cgroup.memory_bytes()
+        if cpu is None or mem is None:
+            return None
+        return ContainerStats(cpu, mem, datetime.now(UTC))
+
+    def mounts_supported(self, pod: dict[str, Any]) -> bool:
+        """Not yet: binding a volume at an arbitrary path needs a root file
+        system of the container's own (the agent tells the container where
+        its volumes are through the environment instead)."""
+        return False
 
     def cgroup_of(self, handle: ContainerHandle) -> Cgroup | None:
         """The container's cgroup (for statistics), if it has one."""
@@ -411,6 +459,16 @@ def _prepare(
     elif shutil.which(exe, path=full_env["PATH"]) is None:
         raise StartError("RunContainerError", f'exec: "{exe}": executable file not found in $PATH')
     return argv, cwd, full_env
+
+
+def _found_in(pid: int, exe: str, path: str, cwd: str) -> bool:
+    """Is ``exe`` an executable as the container sees its files?"""
+    root = f"/proc/{pid}/root"
+    if "/" in exe:
+        full = exe if os.path.isabs(exe) else os.path.join(cwd, exe)
+        return os.access(root + full, os.X_OK) and os.path.isfile(root + full)
+    dirs = os.pathsep.join(root + d for d in path.split(os.pathsep) if d.startswith("/"))
+    return shutil.which(exe, path=dirs) is not None
 
 
 def run_as(pod: dict[str, Any], container: dict[str, Any]) -> dict[str, int] | None:

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,22 @@ async def test_node_advertises_runtimes(tmp_path: Path, dockerd: Dockerd, runtim
         assert status["containerID"].startswith(f"{runtime}://")
         body = await n.client.request_bytes("GET", PODS.path("default", "hello", "log"))
         assert body == b"hi\n"
+        handle = next(iter(n.agent.workers.values())).handles["main"]
+        rt: Any = n.agent.runtime.runtimes[runtime]
+        plan = await rt.exec_plan(handle, ["sh", "-c", "hostname; echo $$"], tty=False)
+        if runtime == "process" and not rt.namespaces:
+            assert plan is None
+        else:
+            done = subprocess.run(plan.argv, env=plan.env, cwd=plan.cwd, capture_output=True,
+                                  text=True, timeout=30)
+            assert done.returncode == 0, done.stderr
+            # In the pod's namespaces: its hostname (process) and a pod-local pid.
+            if runtime == "process":
+                assert done.stdout.split()[0] == "hello"
+            assert int(done.stdout.split()[1]) < 100
+        stats = await rt.stats(handle)
+        if os.geteuid() == 0:
+            assert stats is not None and stats.memory_bytes > 0 and stats.cpu_usage_ns >= 0
 
 
 @needs_root
