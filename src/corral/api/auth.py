@@ -54,11 +54,12 @@ class TokenAuthenticator:
     """Static bearer tokens. Looked up by SHA-256 so the time a look-up takes
     says nothing about how close a guess came."""
 
-    def __init__(self, tokens: dict[str, User], path: Path | None = None) -> None:
+    def __init__(self, tokens: dict[str, User], path: Path | None = None, reload_seconds: float = RELOAD_SECONDS) -> None:
         self._tokens = {_digest(t): u.with_authenticated() for t, u in tokens.items()}
         self._path = path
         self._mtime = path.stat().st_mtime_ns if path is not None and path.exists() else 0
         self._checked = time.monotonic()
+        self.reload_seconds = reload_seconds
 
     @classmethod
     def from_file(cls, path: Path) -> TokenAuthenticator:
@@ -72,7 +73,7 @@ class TokenAuthenticator:
         """Pick up tokens added to (or removed from) the file while the server
         runs (``corral token create``); looked at no more than once a second."""
         now = time.monotonic()
-        if self._path is None or now - self._checked < RELOAD_SECONDS:
+        if self._path is None or now - self._checked < self.reload_seconds:
             return
         self._checked = now
         try:
@@ -135,12 +136,14 @@ class Authenticator:
 
     def __init__(self, tokens: TokenAuthenticator, signer: Any = None,
                  lookup_uid: UidLookup | None = None, audiences: tuple[str, ...] = (),
-                 bootstrap_secret: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None) -> None:
+                 bootstrap_secret: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None,
+                 recheck_seconds: float = SA_RECHECK_SECONDS) -> None:
         self.tokens = tokens
         self.signer = signer
         self.lookup_uid = lookup_uid
         self.audiences = audiences
         self.bootstrap_secret = bootstrap_secret
+        self.recheck_seconds = recheck_seconds
         """token id → the kube-system bootstrap-token Secret, or None."""
         self._sa_cache: OrderedDict[str, tuple[User, float, int]] = OrderedDict()
 
@@ -181,7 +184,7 @@ class Authenticator:
             return None
         groups = ("system:serviceaccounts", f"system:serviceaccounts:{claims.namespace}")
         user = User(claims.username, claims.uid, groups).with_authenticated()
-        self._sa_cache[token] = (user, now + SA_RECHECK_SECONDS, claims.expires)
+        self._sa_cache[token] = (user, now + self.recheck_seconds, claims.expires)
         if len(self._sa_cache) > MAX_CACHED_TOKENS:
             self._sa_cache.popitem(last=False)
         return user

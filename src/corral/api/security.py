@@ -42,6 +42,9 @@ class SecurityOptions:
     audit_max_bytes: int = 100 * 1024 * 1024
     limits: LimitSettings = field(default_factory=LimitSettings)
     quota_interval: float = 3.0
+    token_recheck_seconds: float = 10.0
+    """How long a verified ServiceAccount token is trusted before its
+    ServiceAccount (and Pod) are looked up again."""
     """Seconds between ResourceQuota usage recounts."""
 
 
@@ -172,7 +175,7 @@ async def start_security(ctx: ServerContext, data_dir: Path, tokens: TokenAuthen
     opts = options or SecurityOptions()
     signer = TokenSigner(ensure_signing_key(data_dir / "pki" / "sa.key"))
     authenticator = Authenticator(tokens, signer, await _uid_lookup(ctx),
-                                  bootstrap_secret=_bootstrap_lookup(ctx))
+                                  bootstrap_secret=_bootstrap_lookup(ctx), recheck_seconds=opts.token_recheck_seconds)
     authorization = await start_authorization(ctx, *deciders)
     audit = AuditLog(data_dir / "audit.log", opts.audit_level, opts.audit_max_bytes)
     policies = NamespacePolicies(ctx)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from corral.api.security import SecurityOptions
 from corral.testing import TestServer, running_server
 
 USERS = {"alice": "alice-token-0123456789", "bob": "bob-token-0123456789"}
@@ -43,5 +44,5 @@ async def secure(tmp_path: Path) -> AsyncIterator[Users]:
     lines = ['admin-token-0123456789,admin,admin,"system:masters"']
     lines += [f"{token},{name},{name}-uid" for name, token in USERS.items()]
     (data / "tokens.csv").write_text("\n".join(lines) + "\n")
-    async with running_server(tmp_path) as server:
+    async with running_server(tmp_path, security=SecurityOptions(token_recheck_seconds=0.5)) as server:
         yield Users(server, tmp_path)

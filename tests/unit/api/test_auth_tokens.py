@@ -15,16 +15,15 @@ from corral.api.tls import ensure_serving_files
 from corral.cli.certs import certs
 
 
-def test_token_file_reload(tmp_path: Path, monkeypatch) -> None:
+def test_token_file_reload(tmp_path: Path) -> None:
     path = tmp_path / "tokens.csv"
     path.write_text('t1,admin,admin,"system:masters"\n')
-    tokens = TokenAuthenticator.from_file(path)
+    tokens = TokenAuthenticator(auth.read_token_file(path), path, reload_seconds=0.0)
     user = tokens.lookup("t1")
     assert user is not None and user.groups == ("system:masters", "system:authenticated")
     assert tokens.lookup("t2") is None
     path.write_text('t1,admin,admin,"system:masters"\nt2,bob,bob\n')
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
-    monkeypatch.setattr(auth, "RELOAD_SECONDS", 0.0)
     bob = tokens.lookup("t2")
     assert bob is not None and bob.name == "bob"
 

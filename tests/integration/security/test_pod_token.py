@@ -1,0 +1,49 @@
+"""The function agents call to project a ServiceAccount token into a pod."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+
+from corral.api.security import SecurityOptions
+from corral.client.podtoken import projected_files, request_pod_token
+from corral.client.resources import PODS, SERVICEACCOUNTS
+from corral.testing import running_server
+
+
+async def _status(url: str, token: str, ca: Path) -> int:
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(ca))
+    async with aiohttp.ClientSession() as s, s.post(
+        f"{url}/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        headers={"Authorization": f"Bearer {token}"}, ssl=ctx) as r:
+        return r.status
+
+
+async def test_pod_bound_token(tmp_path: Path) -> None:
+    options = SecurityOptions(token_recheck_seconds=0.5)
+    async with running_server(tmp_path, security=options) as server, server.client() as client:
+        await client.create(SERVICEACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount",
+                                              "metadata": {"name": "app", "namespace": "default"}})
+        pod = await client.create(PODS, {"apiVersion": "v1", "kind": "Pod",
+                                         "metadata": {"name": "web", "namespace": "default"},
+                                         "spec": {"serviceAccountName": "app",
+                                                  "containers": [{"name": "c", "image": "x"}]}})
+        now = datetime.now(UTC)
+        token = await request_pod_token(client, pod, now)
+        assert timedelta(minutes=59) < token.expires - now < timedelta(minutes=62)
+        assert not token.needs_refresh(now) and token.needs_refresh(now + timedelta(minutes=49))
+        files = projected_files(token, server.ca_file.read_bytes(), "default")
+        assert set(files) == {"token", "ca.crt", "namespace"} and files["namespace"] == b"default"
+        assert await _status(server.url, token.token, server.ca_file) == 201
+        await client.delete(PODS, "web", "default")
+        deadline = time.monotonic() + 15  # the authenticator re-checks bindings every few seconds
+        while await _status(server.url, token.token, server.ca_file) != 401:
+            assert time.monotonic() < deadline, "the token outlived its pod"
+            await asyncio.sleep(0.3)
