@@ -213,3 +213,51 @@ async def test_bad_specs_get_reasons_and_events(tmp_path: Path, dockerd: Dockerd
             await n.client.create(PODS, pod(f"ok-{runtime}", runtime, ["sleep", "30"],
                                             dockerd.image))
             await running(n, f"ok-{runtime}")
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+async def test_containers_of_a_pod_deleted_while_the_agent_was_down_are_removed(
+    tmp_path: Path, dockerd: Dockerd, runtime: str
+) -> None:
+    async with node(tmp_path, dockerd.base_url) as n:
+        await n.client.create(PODS, pod("gone", runtime, ["sleep", "300"], dockerd.image))
+        await running(n, "gone")
+        await n.stop()
+        await n.client.delete(PODS, "gone", "default", grace_period_seconds=0)
+        agent = await n.start()
+
+        async def removed() -> bool:
+            return not [h for h in await agent.runtime.list() if h.pod_name == "gone"]
+
+        await eventually(removed, what="orphaned container removed")
+
+
+@needs_root
+async def test_containers_of_a_process_pod_share_its_namespaces(
+    tmp_path: Path, dockerd: Dockerd
+) -> None:
+    async with node(tmp_path, dockerd.base_url) as n:
+        # $$$$: the agent expands $(VAR) in commands and turns $$ into $.
+        both = pod("duo", "process", ["sh", "-c", "echo $$$$ > /tmp/a.pid; sleep 300"], "none")
+        both["spec"]["containers"].append({
+            "name": "side", "image": "none",
+            "command": ["sh", "-c", "sleep 1; hostname; cat /tmp/a.pid; ps -o pid,args; "
+                        "sleep 300"],
+        })
+        await n.client.create(PODS, both)
+        await running(n, "duo")
+
+        async def side_log() -> str | None:
+            body = await n.client.request_bytes(
+                "GET", PODS.path("default", "duo", "log") + "?container=side")
+            text = body.decode()
+            return text if "sleep 300" in text else None
+
+        lines = (await eventually(side_log, what="side container's view")).splitlines()
+        assert lines[0] == "duo"  # the pod's hostname
+        main_pid = lines[1].strip()  # main's pid, read from the pod's shared private /tmp
+        table = {ln.split(None, 1)[0]: ln for ln in lines[3:] if ln.strip()}
+        assert main_pid in table and "sh -c echo" in table[main_pid]
+        assert "1" in table  # the pod's init, and nothing of the host
+        assert len(table) < 10
+        assert not Path("/tmp/a.pid").exists() or Path("/tmp/a.pid").read_text().strip() != main_pid

@@ -106,3 +106,12 @@ def test_node_annotations_and_version() -> None:
     assert rs.version() == "docker://1.0"
     with pytest.raises(ValueError, match="not available"):
         RuntimeSet({"process": FakeRuntime("process")}, "docker")
+
+
+def test_process_runtime_says_when_it_cannot_isolate(tmp_path: Path) -> None:
+    from corral.runtime.process import ProcessRuntime
+
+    plain = ProcessRuntime(tmp_path / "rt", isolate=False)
+    notes = RuntimeSet.of(plain).annotations()
+    assert notes[ISOLATION_ANNOTATION].startswith("none (disabled)")
+    assert notes[RUNTIMES_ANNOTATION] == "process"
