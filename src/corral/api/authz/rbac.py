@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/registry/rbac.authorization.k8s.io/"
 MAX_CACHED_USERS = 4096
+MAX_CACHED_DECISIONS = 65536
 Obj = dict[str, Any]
 
 
@@ -62,6 +63,7 @@ class RbacPolicy:
         self.objects: dict[str, Obj] = {}
         self._cluster_roles: dict[str, tuple[Rule, ...]] | None = None
         self._users: OrderedDict[tuple[str, tuple[str, ...]], UserRules] = OrderedDict()
+        self._decisions: dict[tuple[Any, ...], bool] = {}
         self.generation = 0
 
     # -- updates -----------------------------------------------------------
@@ -81,6 +83,7 @@ class RbacPolicy:
     def _changed(self) -> None:
         self._cluster_roles = None
         self._users.clear()
+        self._decisions.clear()
         self.generation += 1
 
     # -- role resolution -----------------------------------------------------
@@ -172,8 +175,20 @@ class RbacPolicy:
         return compiled
 
     def allows(self, attrs: Attributes) -> bool:
-        rules = self.rules_of(attrs.user)
-        return any(r.allows(attrs) for r in rules.rules_for(attrs.namespace))
+        """Decisions are remembered until the next RBAC change: the same user
+        asking the same thing (an informer's re-list, a controller's updates)
+        costs one dictionary look-up."""
+        u = attrs.user
+        key = (u.name, u.groups, attrs.verb, attrs.namespace, attrs.api_group, attrs.resource,
+               attrs.subresource, attrs.name, attrs.path if not attrs.resource_request else "")
+        decision = self._decisions.get(key)
+        if decision is None:
+            rules = self.rules_of(u)
+            decision = any(r.allows(attrs) for r in rules.rules_for(attrs.namespace))
+            if len(self._decisions) >= MAX_CACHED_DECISIONS:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
 
 
 class RbacAuthorizer:
