@@ -89,7 +89,7 @@ def violations(core: SchedulingCore) -> int:
 
 
 def algorithm(args: argparse.Namespace) -> None:
-    workload = pods(args.pods)
+    workload = pods(args.pods, nodes=args.nodes)
     core = make_core(args.nodes, "spread")
     seconds, lat, failed = run_algorithm(core, workload)
     params = {"mode": "algorithm", "nodes": args.nodes, "pods": args.pods, "strategy": "spread",
@@ -129,7 +129,7 @@ def ffd_nodes(workload: list[dict], core: SchedulingCore) -> int:
 
 
 def quality(args: argparse.Namespace) -> None:
-    plain = [p for p in pods(args.pods) if not p["spec"].get("affinity")
+    plain = [p for p in pods(args.pods, nodes=args.nodes) if not p["spec"].get("affinity")
              and not p["spec"].get("topologySpreadConstraints") and not p["spec"].get("nodeSelector")]
     core = make_core(args.nodes, "binpack")
     seconds, _, failed = run_algorithm(core, plain)
@@ -149,6 +149,7 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=150_000)
     parser.add_argument("--e2e-pods", type=int, default=None, help="pods for end_to_end (default --pods)")
     parser.add_argument("--lease-interval", type=float, default=10.0)
+    parser.add_argument("--e2e-timeout", type=float, default=1800.0)
     args = parser.parse_args()
     if args.mode in ("algorithm", "all"):
         algorithm(args)

@@ -67,12 +67,14 @@ def template(w: Workload, app: str) -> Obj:
     return {"metadata": {"labels": {"app": app}}, "spec": spec}
 
 
-def apps(total: int) -> list[tuple[str, Workload, int]]:
-    """(app name, workload, replicas) adding up to ``total`` pods."""
+def apps(total: int, nodes: int = 5000) -> list[tuple[str, Workload, int]]:
+    """(app name, workload, replicas) adding up to ``total`` pods; an
+    anti-affine app has at most half as many replicas as there are nodes."""
     out = []
+    size = max(1, min(APP_SIZE, nodes // 2))
     for w in MIX:
         count = int(total * w.share)
-        per = APP_SIZE if w.kind in ("anti", "spread") else count
+        per = size if w.kind in ("anti", "spread") else count
         i = 0
         while count > 0:
             n = min(per, count)
@@ -86,11 +88,11 @@ def apps(total: int) -> list[tuple[str, Workload, int]]:
     return out
 
 
-def pods(total: int, seed: int = 1, chunk: int = 50) -> list[Obj]:
+def pods(total: int, seed: int = 1, chunk: int = 50, nodes: int = 5000) -> list[Obj]:
     """Every pod, in the interleaved order a burst of ReplicaSets creates them."""
     rng = random.Random(seed)
     queues = []
-    for app, w, n in apps(total):
+    for app, w, n in apps(total, nodes):
         tpl = template(w, app)
         made = []
         for i in range(n):

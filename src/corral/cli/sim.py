@@ -25,12 +25,14 @@ from corral.sim.hollow import RENEW_INTERVAL, NodeShape
               help="Spread nodes over this many topology.kubernetes.io/zone values.")
 @click.option("--runtimes", default="process", show_default=True,
               help="Runtimes the nodes advertise (corral.dev/runtimes).")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE[/EVERY]",
+              help="Label every node (or every EVERY-th node) with KEY=VALUE; repeatable.")
 @click.option("--lease-interval", default=RENEW_INTERVAL, show_default=True, type=click.FloatRange(0.1, 3600),
               help="Seconds between a node's Lease renewals.")
 @click.option("-v", "--verbose", is_flag=True)
 def sim(count: int, server_url: str, token: str, ca_file: str | None, insecure: bool, prefix: str,
-        cpu: str, memory: str, max_pods: int, zones: int, runtimes: str, lease_interval: float,
-        verbose: bool) -> None:
+        cpu: str, memory: str, max_pods: int, zones: int, runtimes: str, labels: tuple[str, ...],
+        lease_interval: float, verbose: bool) -> None:
     """Run N hollow nodes: real Nodes, Leases and pod status, nothing started."""
     from corral.cli.main import _setup_logging, run_until_signalled
     from corral.scheduler.quantity import milli, units
@@ -43,7 +45,8 @@ def sim(count: int, server_url: str, token: str, ca_file: str | None, insecure: 
         units(memory, field="--memory")
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    shape = NodeShape(cpu=cpu, memory=memory, pods=max_pods, zones=zones, runtimes=runtimes)
+    shape = NodeShape(cpu=cpu, memory=memory, pods=max_pods, zones=zones, runtimes=runtimes,
+                      labels=dict(_parse_label(raw) for raw in labels))
 
     async def run(stop: asyncio.Event) -> None:
         cluster = HollowCluster(server_url, token=token, ca_file=ca_file, insecure=insecure, count=count,
@@ -66,3 +69,17 @@ def sim(count: int, server_url: str, token: str, ca_file: str | None, insecure: 
             raise click.ClickException(f"hollow nodes stopped: {exc}") from exc
 
     run_until_signalled(run)
+
+
+def _parse_label(raw: str) -> tuple[str, tuple[str, int]]:
+    text, _, every = raw.partition("/")
+    key, eq, value = text.partition("=")
+    if not eq or not key:
+        raise click.BadParameter(f"{raw!r}: expected KEY=VALUE or KEY=VALUE/EVERY", param_hint="--label")
+    try:
+        n = int(every) if every else 1
+    except ValueError:
+        raise click.BadParameter(f"{raw!r}: EVERY must be an integer", param_hint="--label") from None
+    if n < 1:
+        raise click.BadParameter(f"{raw!r}: EVERY must be at least 1", param_hint="--label")
+    return key, (value, n)

@@ -67,7 +67,7 @@ class HollowCluster:
             name = f"{prefix}{i}"
             client = _PooledClient(self.pool, token=token, ca_file=ca_file, insecure=insecure,
                                    user_agent=f"corral-hollow-node/{name}", timeout=60.0)
-            self.nodes[name] = HollowNode(client, name, i, shape, self.clock)
+            self.nodes[name] = HollowNode(client, name, i, shape, self.clock, renew_interval=lease_interval)
         self.lease_interval = lease_interval
         self.workers = workers
         self.pods = Informer(self.pool, PODS, field_selector="spec.nodeName!=", clock=self.clock)

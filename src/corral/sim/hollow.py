@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from corral.client.api import ApiClient
@@ -36,6 +36,8 @@ class NodeShape:
     pods: int = 110
     zones: int = 3
     runtimes: str = "process"
+    # label -> (value, every): the label goes on nodes whose index is a multiple of every.
+    labels: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 def micro_time(clock: Clock) -> str:
@@ -44,13 +46,18 @@ def micro_time(clock: Clock) -> str:
 
 class HollowNode:
     def __init__(self, client: ApiClient, name: str, index: int, shape: NodeShape,
-                 clock: Clock | None = None, address: str = "127.0.0.1") -> None:
+                 clock: Clock | None = None, address: str = "127.0.0.1",
+                 renew_interval: float = RENEW_INTERVAL) -> None:
         self.client = client
         self.name = name
         self.index = index
         self.shape = shape
         self.clock = clock or RealClock()
         self.address = address
+        # Like an agent, a hollow node tells the control plane how long it
+        # may go without renewing (three intervals), so the node lifecycle
+        # controller's grace for it follows its slower, kubelet-like cadence.
+        self.fence_timeout = 3 * renew_interval
         self.running: set[str] = set()  # pods this node has reported Running
         self.renewals = 0
 
@@ -64,8 +71,10 @@ class HollowNode:
                 "name": self.name,
                 "labels": {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux",
                            "topology.kubernetes.io/zone": f"zone-{self.index % max(1, s.zones)}",
-                           "corral.dev/hollow": "true"},
-                "annotations": {"corral.dev/runtimes": s.runtimes},
+                           "corral.dev/hollow": "true",
+                           **{k: v for k, (v, every) in s.labels.items() if self.index % every == 0}},
+                "annotations": {"corral.dev/runtimes": s.runtimes,
+                                "corral.dev/fence-timeout-seconds": f"{self.fence_timeout:g}"},
             },
             "status": {
                 "capacity": resources, "allocatable": resources,
