@@ -220,7 +220,9 @@ async def test_containers_of_a_pod_deleted_while_the_agent_was_down_are_removed(
     tmp_path: Path, dockerd: Dockerd, runtime: str
 ) -> None:
     async with node(tmp_path, dockerd.base_url) as n:
-        await n.client.create(PODS, pod("gone", runtime, ["sleep", "300"], dockerd.image))
+        # PID 1 of a Docker container ignores SIGTERM unless it handles it.
+        handles_term = ["sh", "-c", "trap 'exit 0' TERM; sleep 300 & wait"]
+        await n.client.create(PODS, pod("gone", runtime, handles_term, dockerd.image))
         await running(n, "gone")
         await n.stop()
         await n.client.delete(PODS, "gone", "default", grace_period_seconds=0)
