@@ -33,7 +33,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ from _common import emit, percentile  # noqa: E402
 
 from corral.client.api import ApiClient  # noqa: E402
 from corral.client.resources import DEPLOYMENTS, LEASES, NODES, PODS  # noqa: E402
-from corral.testing_hosts import CorralHosts, HostNet, running_containers  # noqa: E402
+from corral.testing_hosts import CorralHosts, HostNet, OverlapMonitor, running_containers  # noqa: E402
 
 BENCH = "failover"
 NS = "default"
@@ -68,33 +67,6 @@ def deployment(replicas: int) -> dict[str, Any]:
             },
         },
     }
-
-
-class OverlapMonitor(threading.Thread):
-    """Counts the samples in which more copies run than allowed."""
-
-    def __init__(self, dirs: list[Path], allowed: int) -> None:
-        super().__init__(daemon=True)
-        self.dirs = dirs
-        self.allowed = allowed
-        self.overlaps = 0
-        self.most = 0
-        self.samples = 0
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            running = sum(1 for d in self.dirs for name, _, _ in running_containers(d)
-                          if name.startswith(f"{APP}-"))
-            self.samples += 1
-            self.most = max(self.most, running)
-            if running > self.allowed:
-                self.overlaps += 1
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(5)
 
 
 async def running_pods(api: ApiClient) -> list[dict[str, Any]]:
@@ -229,7 +201,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         for i in range(1, AGENTS + 1):
             hosts.start_agent(i)
         dirs = [work / f"node-{i}" for i in range(1, AGENTS + 1)]
-        monitor = OverlapMonitor(dirs, REPLICAS)
+        monitor = OverlapMonitor(dirs, REPLICAS, f"{APP}-")
         async with ApiClient.from_kubeconfig(str(hosts.kubeconfig)) as api:
             await wait_until(lambda: nodes_ready(api, [f"node-{i}" for i in range(1, AGENTS + 1)]),
                              60, "the nodes")

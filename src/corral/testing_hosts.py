@@ -370,3 +370,37 @@ def running_containers(data_dir: Path) -> list[tuple[str, str, int]]:
             continue
         alive.append((str(meta.get("pod_name", "")), str(meta.get("pod_uid", "")), pid))
     return alive
+
+
+class OverlapMonitor(threading.Thread):
+    """Samples, every ``interval`` seconds, how many containers of pods named
+    ``prefix...`` run on all the given agents' data dirs together, and counts
+    the samples in which more ran than ``allowed``."""
+
+    def __init__(self, dirs: list[Path], allowed: int, prefix: str, interval: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.dirs = dirs
+        self.allowed = allowed
+        self.prefix = prefix
+        self.interval = interval
+        self.overlaps = 0
+        self.most = 0
+        self.samples = 0
+        self._halt = threading.Event()
+
+    def count(self) -> int:
+        return sum(1 for d in self.dirs for name, _, _ in running_containers(d)
+                   if name.startswith(self.prefix))
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            running = self.count()
+            self.samples += 1
+            self.most = max(self.most, running)
+            if running > self.allowed:
+                self.overlaps += 1
+            time.sleep(self.interval)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(5)
