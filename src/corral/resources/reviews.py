@@ -5,6 +5,7 @@ access reviews (authorization.k8s.io/v1) and SelfSubjectReview
 from __future__ import annotations
 
 from corral.resources.schema import Schema
+from corral.resources.tables import AGE_COLUMN, NAME_COLUMN
 from corral.resources.types import ResourceType
 
 AUTHORIZATION = "authorization.k8s.io"
@@ -14,7 +15,8 @@ AUTHENTICATION = "authentication.k8s.io"
 def _review(group: str, kind: str, schema: Schema) -> ResourceType:
     return ResourceType(
         group=group, version="v1", kind=kind, plural=f"{kind.lower()}s", singular=kind.lower(),
-        namespaced=False, schema=schema, verbs=("create",), extra={"virtual": True},
+        namespaced=False, schema=schema, verbs=("create",), columns=(NAME_COLUMN, AGE_COLUMN),
+        extra={"virtual": True},
     )
 
 
