@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from corral.agent.agent import Agent
+from corral.agent.node import LEASE_DURATION
 from corral.client.api import ApiClient
 from corral.client.errors import NotFoundError
 from corral.client.resources import EVENTS, LEASES, NODES, PODS
@@ -95,7 +96,7 @@ async def test_node_registered_with_lease(tmp_path: Path):
         assert status["nodeInfo"]["containerRuntimeVersion"] == "process://corral"
         lease = await client.get(LEASES, NODE, "kube-node-lease")
         assert lease["spec"]["holderIdentity"] == NODE
-        assert lease["spec"]["leaseDurationSeconds"] == 40
+        assert lease["spec"]["leaseDurationSeconds"] == LEASE_DURATION  # failover.py: seconds, not 40
         assert lease["spec"]["renewTime"].endswith("Z") and "." in lease["spec"]["renewTime"]
 
 
