@@ -14,7 +14,7 @@ from corral.resources.schemas.dsl import (
     strings,
     time,
 )
-from corral.resources.schemas.meta import OBJECT_META
+from corral.resources.schemas.meta import LABEL_SELECTOR_REQUIREMENT, OBJECT_META
 
 AUTHZ = "io.k8s.api.authorization.v1"
 AUTHN = "io.k8s.api.authentication.v1"
@@ -22,11 +22,15 @@ AUTHN = "io.k8s.api.authentication.v1"
 RESOURCE_ATTRIBUTES = obj(
     "A resource request to check: verb, group, resource, namespace and name.",
     {
-        "fieldSelector": obj("Field selector of a list or watch.", {"rawSelector": string()},
-                             ref=f"{AUTHZ}.FieldSelectorAttributes"),
+        "fieldSelector": obj("Field selector of a list or watch.", {
+            "rawSelector": string(),
+            "requirements": arr(obj("A field requirement.", {"key": string(), "operator": string(), "values": strings()},
+                                    ref="io.k8s.apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement")),
+        }, ref=f"{AUTHZ}.FieldSelectorAttributes"),
         "group": string("API group; \"\" is core, \"*\" all."),
-        "labelSelector": obj("Label selector of a list or watch.", {"rawSelector": string()},
-                             ref=f"{AUTHZ}.LabelSelectorAttributes"),
+        "labelSelector": obj("Label selector of a list or watch.", {
+            "rawSelector": string(), "requirements": arr(LABEL_SELECTOR_REQUIREMENT),
+        }, ref=f"{AUTHZ}.LabelSelectorAttributes"),
         "name": string("Name of the object; empty means all."),
         "namespace": string("Namespace; empty means all namespaces (or cluster scope)."),
         "resource": string("Resource plural name, \"*\" all."),
@@ -120,6 +124,7 @@ TOKEN_REQUEST = kind_object(
     "Requests a signed token for a ServiceAccount (kubectl create token).",
     {
         "spec": obj("What the token is for.", {
+            "attestations": map_of(strings(), "Extra attestations (not used by corral)."),
             "audiences": strings("Audiences the token is valid for; defaults to the API server's."),
             "boundObjectRef": obj("An object (Pod or Secret) whose deletion invalidates the token.", {
                 "apiVersion": string(), "kind": string(), "name": string(), "uid": string(),
