@@ -1,0 +1,54 @@
+"""Audit events: Kubernetes' Event shape, levels, no secret bodies, bounded file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from corral.api.audit import AuditLog
+from corral.api.auth import User
+from corral.api.authz.attributes import request_attributes
+
+ALICE = User("alice", "", ("system:authenticated",))
+
+
+def _event(log: AuditLog, path: str, body: bytes) -> dict | None:
+    attrs = request_attributes(ALICE, "POST", path, {})
+    return log.event(verb=attrs.verb, uri=path, user=ALICE, source_ip="127.0.0.1", user_agent="kubectl/v1.32",
+                     code=201, received=datetime.now(UTC), attrs=attrs, body=body)
+
+
+def test_levels_and_sensitive_bodies(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.log", "Request")
+    ev = _event(log, "/api/v1/namespaces/a/configmaps", b'{"metadata":{"name":"x"}}')
+    assert ev is not None
+    assert ev["apiVersion"] == "audit.k8s.io/v1" and ev["stage"] == "ResponseComplete"
+    assert ev["user"] == {"username": "alice", "groups": ["system:authenticated"]}
+    assert ev["objectRef"] == {"resource": "configmaps", "namespace": "a", "apiVersion": "v1"}
+    assert ev["verb"] == "create" and ev["responseStatus"]["code"] == 201
+    assert "requestObject" not in ev and ev["level"] == "Metadata"  # configmaps are treated as sensitive
+    ev = _event(log, "/apis/apps/v1/namespaces/a/deployments", b'{"metadata":{"name":"d"}}')
+    assert ev is not None and ev["requestObject"] == {"metadata": {"name": "d"}} and ev["level"] == "Request"
+    for path in ("/api/v1/namespaces/a/secrets", "/api/v1/namespaces/a/serviceaccounts/x/token"):
+        ev = _event(log, path, b'{"data":{"k":"c2VjcmV0"}}')
+        assert ev is not None and "requestObject" not in ev and ev["level"] == "Metadata"
+    log.write(ev)
+    log.close()
+    line = orjson.loads((tmp_path / "audit.log").read_bytes().splitlines()[0])
+    assert line["objectRef"]["subresource"] == "token"
+    assert AuditLog(tmp_path / "none.log", "None").event(
+        verb="get", uri="/", user=ALICE, source_ip="", user_agent="", code=200, received=datetime.now(UTC)) is None
+    with pytest.raises(ValueError):
+        AuditLog(tmp_path / "x.log", "Everything")
+
+
+def test_rotation_bounds_the_file(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.log", "Metadata", max_bytes=2000)
+    for _ in range(50):
+        log.write(_event(log, "/apis/apps/v1/namespaces/a/deployments", b""))
+    log.close()
+    assert (tmp_path / "audit.log").stat().st_size <= 2000 + 1000
+    assert (tmp_path / "audit.log.1").exists()
