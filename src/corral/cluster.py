@@ -168,10 +168,8 @@ async def run_agent(server_url: str, token: str, *, ca_file: str | None, insecur
                     node_name: str | None, data_dir: Path, address: str, port: int,
                     stop: asyncio.Event, default_runtime: str = "auto",
                     system_reserved: dict[str, str] | None = None) -> None:
-    from corral.agent.join import pick_server
     from corral.client.api import ApiClient
 
-    server_url = await pick_server(server_url, ca_file=ca_file, insecure=insecure, stop=stop)
     async with ApiClient(server_url, token=token, ca_file=ca_file, insecure=insecure,
                          user_agent="corral-agent") as client:
         agent = await _make_agent(client, node_name or socket.gethostname().lower(), data_dir,

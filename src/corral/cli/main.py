@@ -167,7 +167,7 @@ def _announce(srv: RunningServer) -> None:
 
 
 def _servers(value: str) -> str:
-    from corral.agent.join import parse_servers
+    from corral.client.api import parse_servers
 
     try:
         return ",".join(parse_servers(value))
