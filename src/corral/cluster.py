@@ -62,9 +62,10 @@ class ControlPlane(_Components):
     """
 
     def __init__(self, server: RunningServer, *, leader_elect: bool = False,
-                 election: Any = None) -> None:
+                 election: Any = None, node_lifecycle: Any = None) -> None:
         super().__init__()
         self.server = server
+        self.node_lifecycle = node_lifecycle  # a NodeLifecycleConfig; None = defaults
         self.leader_elect = leader_elect
         self.election = election  # a LeaderElectionConfig; None = defaults
         self.elector: Any = None
@@ -81,7 +82,8 @@ class ControlPlane(_Components):
         from corral.controllers.manager import ControllerManager
         from corral.scheduler.scheduler import Scheduler
 
-        manager = ControllerManager(self._client("corral-controller-manager", owner), clock=self.server.clock)
+        manager = ControllerManager(self._client("corral-controller-manager", owner), clock=self.server.clock,
+                                    node_lifecycle=self.node_lifecycle)
         scheduler = Scheduler(self._client("corral-scheduler", owner), clock=self.server.clock)
         owner.tasks.append(_watch_task("controller-manager", manager.run()))
         owner.tasks.append(_watch_task("scheduler", scheduler.run()))

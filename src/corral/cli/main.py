@@ -73,8 +73,11 @@ def main() -> None:
 @click.option("--leader-elect/--no-leader-elect", default=None,
               help="Run the controllers and scheduler only while holding the leader Lease "
                    "(default: on with an etcd:// store, off with SQLite).")
+@click.option("--node-lifecycle", default="", callback=lambda c, p, v: _node_lifecycle(v),
+              help="Failure detection and eviction settings, e.g. grace=2.5,detector=fixed,"
+                   "unhealthy-threshold=0.55,min-unhealthy=3,secondary-rate=0.1 (docs/failover.md).")
 def server(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr: str, verbose: bool,
-           leader_elect: bool | None) -> None:
+           leader_elect: bool | None, node_lifecycle: object) -> None:
     """Run the API server (with the controllers and the scheduler)."""
     _setup_logging(verbose)
     opts = _options(data_dir, host, port, store_url, service_cidr)
@@ -84,7 +87,8 @@ def server(data_dir: Path | None, host: str, port: int, store_url: str, service_
     async def run(stop: asyncio.Event) -> None:
         from corral.cluster import ControlPlane
 
-        async with RunningServer(opts) as srv, ControlPlane(srv, leader_elect=leader_elect):
+        async with RunningServer(opts) as srv, ControlPlane(srv, leader_elect=leader_elect,
+                                                            node_lifecycle=node_lifecycle):
             _announce(srv)
             await stop.wait()
 
@@ -164,6 +168,15 @@ def _announce(srv: RunningServer) -> None:
     click.echo("Point kubectl at it with:")
     click.echo(f"  export KUBECONFIG={srv.kubeconfig}")
     click.echo("Then try: kubectl get nodes")
+
+
+def _node_lifecycle(value: str) -> object:
+    from corral.controllers.nodelifecycle import parse_node_lifecycle
+
+    try:
+        return parse_node_lifecycle(value) if value else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 def _servers(value: str) -> str:

@@ -74,6 +74,44 @@ class NodeLifecycleConfig:
     missing_node_quarantine: float = 2.0  # pods on an unknown node wait this long
     disruption: DisruptionPolicy = field(default_factory=DisruptionPolicy)
 
+    def __post_init__(self) -> None:
+        if not self.grace > 0:
+            raise ValueError(f"grace: must be positive, got {self.grace}")
+        if self.max_grace < self.grace:
+            raise ValueError(f"max_grace: must be at least grace ({self.grace}), got {self.max_grace}")
+        if self.detector not in ("fixed", "phi"):
+            raise ValueError(f"detector: expected 'fixed' or 'phi', got {self.detector!r}")
+        if not self.tick > 0:
+            raise ValueError(f"tick: must be positive, got {self.tick}")
+
+
+_SETTINGS = {
+    "grace": ("grace", float), "max-grace": ("max_grace", float), "detector": ("detector", str),
+    "unhealthy-threshold": ("unhealthy_threshold", float),
+    "min-unhealthy": ("min_unhealthy", int), "eviction-rate": ("eviction_rate", float),
+    "secondary-rate": ("secondary_rate", float),
+}
+
+
+def parse_node_lifecycle(text: str) -> NodeLifecycleConfig:
+    """``grace=3,detector=phi,unhealthy-threshold=0.6,secondary-rate=0.05``
+    (the server's ``--node-lifecycle``); a ValueError names the bad part."""
+    top: dict[str, object] = {}
+    policy: dict[str, object] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key.strip() not in _SETTINGS:
+            raise ValueError(f"{part!r}: expected one of {', '.join(_SETTINGS)} as KEY=VALUE")
+        name, kind = _SETTINGS[key.strip()]
+        try:
+            parsed = kind(value.strip())
+        except ValueError:
+            raise ValueError(f"{key.strip()}: {value.strip()!r} is not a {kind.__name__}") from None
+        (top if name in ("grace", "max_grace", "detector") else policy)[name] = parsed
+    if "grace" in top and "max_grace" not in top:
+        top["max_grace"] = max(float(top["grace"]), NodeLifecycleConfig.max_grace)  # type: ignore[arg-type]
+    return NodeLifecycleConfig(**top, disruption=DisruptionPolicy(**policy))  # type: ignore[arg-type]
+
 
 def _pod_node(pod: Obj) -> list[str]:
     node = (pod.get("spec") or {}).get("nodeName")

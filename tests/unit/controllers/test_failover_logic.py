@@ -187,3 +187,20 @@ def test_no_overlap_under_any_allowed_drift(fence: float, agent_rate: float, pla
     dead_at = fence / agent_rate + KILL_BOUND
     evict_at = delay + grace / plane_rate
     assert dead_at < evict_at
+
+
+def test_node_lifecycle_settings_parse_and_name_bad_parts() -> None:
+    from corral.controllers.nodelifecycle import NodeLifecycleConfig, parse_node_lifecycle
+
+    cfg = parse_node_lifecycle("grace=3, detector=phi,unhealthy-threshold=0.6,secondary-rate=0.05")
+    assert (cfg.grace, cfg.detector) == (3.0, "phi")
+    assert cfg.disruption.unhealthy_threshold == 0.6 and cfg.disruption.secondary_rate == 0.05
+    assert parse_node_lifecycle("") == NodeLifecycleConfig()
+    with pytest.raises(ValueError, match="grace: 'x' is not a float"):
+        parse_node_lifecycle("grace=x")
+    with pytest.raises(ValueError, match="'speed=1'"):
+        parse_node_lifecycle("speed=1")
+    with pytest.raises(ValueError, match="detector"):
+        parse_node_lifecycle("detector=oracle")
+    with pytest.raises(ValueError, match="unhealthy_threshold"):
+        parse_node_lifecycle("unhealthy-threshold=2")
