@@ -47,6 +47,10 @@ class CorralProcess:
         self.data_dir = data_dir
         self.kubeconfig = data_dir / "kubeconfig"
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
+        if command == "up" and not any(a.startswith("--default-runtime") for a in extra):
+            # The tests' pods run commands, not images: never let an engine that
+            # happens to answer on this machine pick Docker for them.
+            extra = (*extra, "--default-runtime", "process")
         args = [*CORRAL, command, "--data-dir", str(data_dir), "--port", str(self.port), *extra]
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
