@@ -131,6 +131,19 @@ def ffd_nodes(workload: list[dict], core: SchedulingCore) -> int:
     return used
 
 
+def volume_bound(workload: list[dict], core: SchedulingCore) -> int:
+    """No packing can use fewer nodes than total demand over one node's size."""
+    state = core.state
+    need = {"cpu": 0, "memory": 0}
+    for p in workload:
+        cls = core.classes.of(p)
+        for r in need:
+            need[r] += cls.requests.get(r, 0)
+    per = {r: int(state.alloc[state.resources[r], 0]) for r in ("cpu", "memory", "pods")}
+    return max(-(-need["cpu"] // per["cpu"]), -(-need["memory"] // per["memory"]),
+               -(-len(workload) // per["pods"]))
+
+
 def quality(args: argparse.Namespace) -> None:
     plain = [p for p in pods(args.pods, nodes=args.nodes) if not p["spec"].get("affinity")
              and not p["spec"].get("topologySpreadConstraints") and not p["spec"].get("nodeSelector")]
@@ -139,8 +152,9 @@ def quality(args: argparse.Namespace) -> None:
     pods_row = core.state.req[core.state.resources["pods"], : core.state.size]
     used = int((pods_row > 0).sum())
     bound = ffd_nodes(plain, make_core(args.nodes, "binpack"))
+    volume = volume_bound(plain, core)
     params = {"mode": "algorithm", "nodes": args.nodes, "pods": len(plain), "strategy": "binpack",
-              "nodes_used": used, "ffd_nodes": bound, "unscheduled": failed}
+              "nodes_used": used, "ffd_nodes": bound, "volume_bound_nodes": volume, "unscheduled": failed}
     emit("schedule", "binpack_excess_pct", (used - bound) * 100 / bound, "%", **params)
     emit("schedule", "pods_per_second", len(plain) / seconds, "1/s", **params)
 
