@@ -2,10 +2,9 @@
 
 A join token is, for now, one more line in the server's static token file
 (``DATA_DIR/tokens.csv``, Kubernetes' ``token,user,uid,"groups"`` format)
-for the user ``system:node-join:<id>`` in the group ``system:nodes``. The
-token file is read when the server starts, so a token made while the server
-runs takes effect at its next start unless the server reloads the file (a
-change for api/auth.py, noted in docs/failover.md). What the group may do is
+for the user ``system:node-join:<id>`` in the group ``system:nodes``; a
+running server picks new lines up within a second (api/auth.py reloads the
+file). What the group may do is
 the ClusterRole ``corral:node`` (what an agent reads and writes), bound to
 the group by ``corral token create`` when the server is up, through the
 admin kubeconfig in the data directory.

@@ -242,3 +242,36 @@ async def _pod_by_uid(api: ApiClient, uid: str) -> dict[str, Any]:
         if pod["metadata"]["uid"] == uid:
             return pod
     raise NotFoundError(404, "NotFound", f"no pod with uid {uid}", {})
+
+
+async def test_token_created_while_the_server_runs_joins_a_new_machine(
+        api: ApiClient, hosts: CorralHosts) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "corral.cli.main", "token", "create",
+                          "--data-dir", str(hosts.server_dir)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip()
+    assert token and token != hosts.join_token
+    host = hosts.agent_host(1)
+    extra = hosts.net.spawn(
+        host,
+        [sys.executable, "-m", "corral.cli.main", "agent", "--server", hosts.url, "--token", token,
+         "--ca-file", str(hosts.ca_file), "--name", "extra", "--address", host.ip,
+         "--port", "10251", "--data-dir", str(hosts.workdir / "extra")],
+        log=hosts.workdir / "extra.log")
+    try:
+        async def joined() -> bool:
+            try:
+                node = await api.get(NODES, "extra")
+            except NotFoundError:
+                return False
+            return any(c["type"] == "Ready" and c["status"] == "True"
+                       for c in (node.get("status") or {}).get("conditions") or [])
+
+        await until(joined, 60, "the new machine's node")
+    finally:
+        hosts.net.kill(extra)
+    await api.delete(NODES, "extra")
