@@ -266,12 +266,16 @@ def fence_annotations(options: FenceOptions) -> dict[str, str]:
 
 
 def spawn_watchdog(deadline_file: Path, containers_dir: Path) -> int | None:
-    """Start a watchdog for these paths unless one is alive; its pid."""
+    """Start a watchdog for these paths unless one is alive; its pid. The
+    pid file holds the pid and the kernel's start time of that process, so a
+    reused pid is never taken for our watchdog."""
+    from corral.runtime.shim import proc_start_ticks
+
     pid_file = deadline_file.with_name("watchdog.pid")
     with contextlib.suppress(OSError, ValueError):
-        pid = int(pid_file.read_text())
-        if _is_watchdog(pid, deadline_file):
-            return pid
+        pid_s, ticks_s = pid_file.read_text().split()
+        if proc_start_ticks(int(pid_s)) == int(ticks_s) and not _zombie(int(pid_s)):
+            return int(pid_s)
     proc = subprocess.Popen(
         [sys.executable, "-m", "corral.agent.fencing", "watchdog", str(deadline_file),
          str(containers_dir)],
@@ -280,16 +284,16 @@ def spawn_watchdog(deadline_file: Path, containers_dir: Path) -> int | None:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    pid_file.write_text(str(proc.pid))
+    pid_file.write_text(f"{proc.pid} {proc_start_ticks(proc.pid)}")
     return proc.pid
 
 
-def _is_watchdog(pid: int, deadline_file: Path) -> bool:
+def _zombie(pid: int) -> bool:
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
     except OSError:
-        return False
-    return b"corral.agent.fencing" in cmdline and str(deadline_file).encode() in cmdline
+        return True
+    return stat[stat.rindex(b")") + 2: stat.rindex(b")") + 3] in (b"Z", b"X")
 
 
 def _live_containers(containers_dir: Path) -> list[int]:
