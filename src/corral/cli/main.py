@@ -13,6 +13,7 @@ import click
 from corral import __version__
 from corral.api.bootstrap import RunningServer, ServerOptions, default_data_dir
 from corral.cli.certs import certs as certs_command
+from corral.cli.encryption import encryption as encryption_command
 from corral.cli.sim import sim as sim_command
 from corral.cli.store import store as store_commands
 from corral.cli.token import token as token_command
@@ -192,6 +193,7 @@ main.add_command(store_commands)
 main.add_command(token_command)
 main.add_command(sim_command)
 main.add_command(certs_command)
+main.add_command(encryption_command)
 
 if __name__ == "__main__":
     main()

@@ -7,9 +7,11 @@ import base64
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from corral.api.encryption import KEY_FILE, PREFIX, KeyRing
 from corral.api.security import SecurityOptions
+from corral.cli.encryption import encryption
 from corral.client.errors import ApiError
 from corral.testing import running_server
 
@@ -41,14 +43,21 @@ async def test_secrets_are_ciphertext_on_disk_and_survive_rotation(tmp_path: Pat
     audit = (data / "audit.log").read_bytes()
     assert b"visible-config-value" in audit and encoded.encode() not in audit
 
-    ring = KeyRing.load(data / "pki" / KEY_FILE)
-    new_key = ring.rotate()
+    rotated = CliRunner().invoke(encryption, ["rotate", "--data-dir", str(data)])
+    assert rotated.exit_code == 0, rotated.output
+    new_key = KeyRing.load(data / "pki" / KEY_FILE).primary
+    assert new_key != first_key
     async with running_server(tmp_path) as server, server.client() as client:
         got = await client.request("GET", "/api/v1/namespaces/default/secrets/db")
         assert got["data"]["password"] == encoded
         kv = await server.ctx.store.inner.get("/registry/core/secrets/default/db")
         assert kv.value.startswith(PREFIX + new_key.encode() + b":")
     assert PLAIN not in _disk_bytes(data)
+    pruned = CliRunner().invoke(encryption, ["rotate", "--prune", "--data-dir", str(data)])
+    assert pruned.exit_code == 0 and first_key in pruned.output
+    async with running_server(tmp_path) as server, server.client() as client:  # re-encrypted: old key not needed
+        got = await client.request("GET", "/api/v1/namespaces/default/secrets/db")
+        assert got["data"]["password"] == encoded
 
 
 async def test_tampered_ciphertext_is_refused_not_served(tmp_path: Path) -> None:
