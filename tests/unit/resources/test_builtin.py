@@ -47,6 +47,8 @@ FACTS: dict[tuple[str, str], tuple[str, bool, tuple[str, ...], tuple[str, ...], 
     ("authentication.k8s.io", "selfsubjectreviews"): ("SelfSubjectReview", False, (), (), set()),
     ("certificates.k8s.io", "certificatesigningrequests"): ("CertificateSigningRequest", False, ("csr",), (),
                                                             {"status"}),
+    ("scheduling.k8s.io", "priorityclasses"): ("PriorityClass", False, ("pc",), (), set()),
+    ("node.k8s.io", "runtimeclasses"): ("RuntimeClass", False, (), (), set()),
 }
 # The preferred version where a group's kinds are not served as v1.
 VERSIONS = {"autoscaling": "v2"}
@@ -81,7 +83,10 @@ def test_scale_paths() -> None:
 
 
 def test_groups_for_discovery() -> None:
-    assert dict(REGISTRY.groups()) == {"": ["v1"], "apps": ["v1"], "coordination.k8s.io": ["v1"]}
+    groups = dict(REGISTRY.groups())
+    assert groups == {group or "": [VERSIONS.get(group, "v1")] + (["v1"] if group in VERSIONS else [])
+                      for group in {g for g, _ in FACTS}}
+    assert groups["autoscaling"][0] == "v2"  # the preferred version comes first
 
 
 EMPTY = {"metadata": {}, "spec": {}, "status": {}}

@@ -47,6 +47,8 @@ CLIENT_MODELS = {
     ("", "v1", "ResourceQuota"): "V1ResourceQuota",
     ("", "v1", "LimitRange"): "V1LimitRange",
     ("certificates.k8s.io", "v1", "CertificateSigningRequest"): "V1CertificateSigningRequest",
+    ("scheduling.k8s.io", "v1", "PriorityClass"): "V1PriorityClass",
+    ("node.k8s.io", "v1", "RuntimeClass"): "V1RuntimeClass",
     ("", "v1", "Status"): "V1Status",
     ("", "v1", "DeleteOptions"): "V1DeleteOptions",
     ("", "v1", "WatchEvent"): "V1WatchEvent",
