@@ -275,3 +275,29 @@ async def test_token_created_while_the_server_runs_joins_a_new_machine(
     finally:
         hosts.net.kill(extra)
     await api.delete(NODES, "extra")
+
+
+async def test_a_new_machine_under_a_dead_ones_name_takes_its_place(
+        api: ApiClient, hosts: CorralHosts) -> None:
+    import sys
+
+    dead = "node-3"
+    hosts.net.kill(hosts.agents[dead])
+    host = hosts.agent_host(1)  # another machine, a fresh disk
+    stand_in = hosts.net.spawn(
+        host,
+        [sys.executable, "-m", "corral.cli.main", "agent", "--server", hosts.url, "--token",
+         hosts.join_token, "--ca-file", str(hosts.ca_file), "--name", dead, "--address", host.ip,
+         "--port", "10252", "--data-dir", str(hosts.workdir / "stand-in")],
+        log=hosts.workdir / "stand-in.log")
+    try:
+        async def moved() -> bool:
+            node = await api.get(NODES, dead)
+            addresses = {a["type"]: a["address"] for a in node["status"]["addresses"]}
+            return addresses.get("InternalIP") == host.ip and await all_ready(api)
+
+        await until(moved, 60, f"{dead} registered from {host.ip}")
+    finally:
+        hosts.net.kill(stand_in)
+    hosts.start_agent(3, dead)  # and back to the original machine
+    await until(lambda: all_ready(api), 60, f"{dead} back on its own machine")
