@@ -121,7 +121,8 @@ async def test_kubectl_top_pods_and_nodes(tmp_path: Path):
         line = (await eventually(top_pods, what="kubectl top pods")).split()
         assert line[0] == "busy"
         millicores = int(line[1].rstrip("m"))
-        assert 300 <= millicores <= 1300, line  # a busy loop uses about one core
+        # A busy loop uses up to a core; on a loaded machine it gets less, but never nothing.
+        assert 50 <= millicores <= 2100, line
         assert line[2].endswith("Mi")
 
         done = await kubectl("top", "nodes", "--no-headers")
