@@ -108,6 +108,11 @@ async def list_objects(
     """Limit counts matching objects (Kubernetes filters before it cuts)."""
     prefix = rt.prefix(namespace)
     start_after, revision = "", 0
+    if resource_version_match not in (None, "", "Exact", "NotOlderThan"):
+        raise BadRequest(
+            f'resourceVersionMatch: Unsupported value: "{resource_version_match}": '
+            'supported values: "Exact", "NotOlderThan"'
+        )
     if continue_token:
         revision, start_after = decode_continue(continue_token)
     elif resource_version_match == "Exact":

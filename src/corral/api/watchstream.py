@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from corral.api.errors import ApiError, Gone
-from corral.api.listwatch import ApiEvent, Filter, watch_objects
+from corral.api.errors import ApiError, BadRequest, Gone
+from corral.api.listwatch import ApiEvent, Filter, parse_resource_version, watch_objects
 from corral.api.tables import table, wants_table
 from corral.store.protocol import CompactedError
 
@@ -29,10 +29,12 @@ def _timeout(request: web.Request, ctx: ServerContext) -> float:
     raw = request.query.get("timeoutSeconds")
     limit = ctx.settings.max_watch_seconds
     try:
-        value = float(raw) if raw else float(limit)
+        value = int(raw) if raw else limit
     except ValueError:
-        value = float(limit)
-    return max(1.0, min(value, float(limit)))
+        raise BadRequest(f'timeoutSeconds: Invalid value: "{raw}": must be a non-negative integer') from None
+    if value < 0:
+        raise BadRequest(f'timeoutSeconds: Invalid value: "{raw}": must be a non-negative integer')
+    return max(1.0, min(float(value), float(limit)))
 
 
 class _EventWriter:
@@ -100,6 +102,9 @@ def _bookmark(target: Target, revision: int) -> ApiEvent:
 async def serve_watch(ctx: ServerContext, request: web.Request, target: Target, flt: Filter) -> web.StreamResponse:
     rv = request.query.get("resourceVersion")
     send_initial = rv in (None, "", "0")
+    timeout = _timeout(request, ctx)  # bad parameters are a 400 before the stream starts
+    if not send_initial:
+        parse_resource_version(rv)
     if target.name:
         from corral.api.selectors import FieldRequirement
 
@@ -114,7 +119,7 @@ async def serve_watch(ctx: ServerContext, request: web.Request, target: Target, 
     queue: asyncio.Queue[ApiEvent | BaseException | None] = asyncio.Queue(WATCH_BUFFER)
     pump = asyncio.create_task(_pump(events, queue))
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + _timeout(request, ctx)
+    deadline = loop.time() + timeout
     last_revision = int(rv) if rv and rv.isdigit() else 0
     try:
         while (remaining := deadline - loop.time()) > 0:

@@ -138,3 +138,12 @@ def test_bad_query_parameters(raw, namespace):
     assert_status(raw("GET", cm_path(namespace), query="continue=%25%25bad"), 400, "BadRequest", "continue")
     assert_status(raw("GET", "/api/v1/nosuchthings"), 404, "NotFound")
     assert_status(raw("DELETE", cm_path(namespace, "absent")), 404, "NotFound", 'configmaps "absent" not found')
+
+
+def test_bad_list_and_watch_parameters(raw, namespace):
+    assert_status(raw("GET", cm_path(namespace), query="resourceVersionMatch=Never"), 400, "BadRequest",
+                  "resourceVersionMatch")
+    assert_status(raw("GET", cm_path(namespace), query="watch=1&timeoutSeconds=abc"), 400, "BadRequest",
+                  "timeoutSeconds")
+    assert_status(raw("GET", cm_path(namespace), query="watch=1&resourceVersion=xyz"), 400, "BadRequest",
+                  "resourceVersion")
