@@ -12,6 +12,7 @@ from corral.resources.batch import cronjob_type, job_type
 from corral.resources.certificates import csr_type
 from corral.resources.configs import configmap_type, secret_type
 from corral.resources.coordination import lease_type
+from corral.resources.endpointslices import endpointslice_type
 from corral.resources.events import event_type
 from corral.resources.namespaces import namespace_type
 from corral.resources.nodes import node_type
@@ -67,6 +68,7 @@ BUILTIN_KINDS = (
     (("authentication.k8s.io", "v1", "SelfSubjectReview"), self_subject_review_type),
     (("certificates.k8s.io", "v1", "CertificateSigningRequest"), csr_type),
     (("scheduling.k8s.io", "v1", "PriorityClass"), priorityclass_type),
+    (("discovery.k8s.io", "v1", "EndpointSlice"), endpointslice_type),
 )
 
 
