@@ -49,6 +49,7 @@ FACTS: dict[tuple[str, str], tuple[str, bool, tuple[str, ...], tuple[str, ...], 
                                                             {"status"}),
     ("scheduling.k8s.io", "priorityclasses"): ("PriorityClass", False, ("pc",), (), set()),
     ("node.k8s.io", "runtimeclasses"): ("RuntimeClass", False, (), (), set()),
+    ("discovery.k8s.io", "endpointslices"): ("EndpointSlice", True, (), (), set()),
 }
 # The preferred version where a group's kinds are not served as v1.
 VERSIONS = {"autoscaling": "v2"}

@@ -49,6 +49,7 @@ CLIENT_MODELS = {
     ("certificates.k8s.io", "v1", "CertificateSigningRequest"): "V1CertificateSigningRequest",
     ("scheduling.k8s.io", "v1", "PriorityClass"): "V1PriorityClass",
     ("node.k8s.io", "v1", "RuntimeClass"): "V1RuntimeClass",
+    ("discovery.k8s.io", "v1", "EndpointSlice"): "V1EndpointSlice",
     ("", "v1", "Status"): "V1Status",
     ("", "v1", "DeleteOptions"): "V1DeleteOptions",
     ("", "v1", "WatchEvent"): "V1WatchEvent",

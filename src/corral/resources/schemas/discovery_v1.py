@@ -38,7 +38,14 @@ ENDPOINT = obj(
         "deprecatedTopology": string_map("Deprecated topology labels."),
         "hints": obj(
             "Topology hints for the proxy.",
-            {"forZones": arr(FOR_ZONE, "Zones this endpoint should serve.")},
+            {
+                "forNodes": arr(
+                    obj("A node an endpoint is meant for.", {"name": string("Node name.")},
+                        required=("name",), ref=f"{DISCOVERY}.ForNode"),
+                    "Nodes this endpoint should serve.",
+                ),
+                "forZones": arr(FOR_ZONE, "Zones this endpoint should serve."),
+            },
             ref=f"{DISCOVERY}.EndpointHints",
         ),
         "hostname": string("Host name of the backend (headless DNS records)."),
