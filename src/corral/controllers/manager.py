@@ -12,6 +12,7 @@ from corral.controllers.base import Controller
 from corral.controllers.cronjob import CronJobController
 from corral.controllers.daemonset import DaemonSetController
 from corral.controllers.deployment import DeploymentController
+from corral.controllers.endpoints import EndpointsController
 from corral.controllers.garbagecollector import GarbageCollector
 from corral.controllers.hpa import HorizontalPodAutoscalerController
 from corral.controllers.informers import SharedInformers
@@ -53,6 +54,7 @@ class ControllerManager:
             CronJobController(client, self.informers, self.recorders["cronjob"], clock=self.clock),
             HorizontalPodAutoscalerController(client, self.informers, self.recorders["hpa"], clock=self.clock),
             DisruptionController(client, self.informers, clock=self.clock),
+            EndpointsController(client, self.informers, clock=self.clock),
             NodeLifecycleController(client, self.informers, self.recorders["node-lifecycle"],
                                     config=node_lifecycle, clock=self.clock),
         ]
