@@ -34,6 +34,7 @@ from corral.client.events import EventRecorder
 from corral.client.informer import Informer
 from corral.client.resources import PODS, RUNTIMECLASSES
 from corral.clock import Clock, RealClock
+from corral.net.node import NodeNetwork
 from corral.runtime.protocol import ContainerHandle, ExecPlan, Runtime
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,8 @@ class Agent:
             env=EnvBuilder(client, self.allocatable),
             volumes=VolumeManager(client, self.data_dir / "volumes", self.allocatable),
         )
+        self.network = NodeNetwork(client, address=address, clock=self.clock)
+        self._ctx.env.network = self.network.pod_env
         self._adopted: dict[str, list[ContainerHandle]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.node: NodeStatusManager | None = None
@@ -126,10 +129,12 @@ class Agent:
                 self.node.on_renewed = self.fence.renewed
                 self._spawn(self.fence.run(), "fence")
             self._spawn(self.recorder.run(), "event recorder")
+            self._spawn(self.network.run(), "service proxy and DNS")
             await self._register()
             self.allocatable.update(self.node.allocatable)
             for handle in await self.runtime.list():
                 self._adopted.setdefault(handle.pod_uid, []).append(handle)
+            await self.network.wait_ready(10.0)
             self.informer.add_handler(self._on_add, self._on_update, self._on_delete)
             self._spawn(self.informer.run(), "pod informer")
             await self.informer.wait_synced()

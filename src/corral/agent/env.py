@@ -5,6 +5,7 @@ able to refer to variables defined before it."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 from corral.agent.downward import DownwardError, resource_value
@@ -68,12 +69,17 @@ class EnvBuilder:
         self.client = client
         self.allocatable = allocatable if allocatable is not None else {}
         """The node's allocatable: what resourceFieldRef reports without a limit."""
+        self.network: Callable[[dict[str, Any]], dict[str, str]] | None = None
+        """Service and cluster DNS variables for a pod (set by the agent's
+        network side); they come before envFrom/env, which may refer to them."""
 
     async def build(
         self, pod: dict[str, Any], container: dict[str, Any], *, host_ip: str, pod_ip: str
     ) -> dict[str, str]:
         namespace = (pod.get("metadata") or {}).get("namespace", "default")
         env: dict[str, str] = {"HOSTNAME": str((pod.get("metadata") or {}).get("name", ""))}
+        if self.network is not None:
+            env.update(self.network(pod))
         for source in container.get("envFrom") or []:
             prefix = source.get("prefix") or ""
             for key, value in (await self._source_data(source, namespace)).items():

@@ -1,0 +1,53 @@
+"""A node's side of service networking: the service proxy and the cluster
+DNS server the agent runs, and the variables that tell its pods about them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from corral.client.api import ApiClient
+from corral.clock import Clock
+from corral.net.dns import ClusterDns
+from corral.net.proxy import ServiceProxy
+from corral.net.svcenv import dns_env, services_env
+
+log = logging.getLogger(__name__)
+
+
+class NodeNetwork:
+    def __init__(self, client: ApiClient, *, address: str, dns_port: int = 0,
+                 algorithm: str = "round-robin", domain: str = "cluster.local",
+                 clock: Clock | None = None) -> None:
+        self.proxy = ServiceProxy(client, node_addresses=[address], algorithm=algorithm, clock=clock)
+        self.dns = ClusterDns(client, address=address, port=dns_port, domain=domain, clock=clock)
+        self.domain = domain
+
+    @property
+    def dns_server(self) -> str | None:
+        return f"{self.dns.address}:{self.dns.port}" if self.dns.bound.is_set() else None
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.proxy.run(), name="service proxy")
+            group.create_task(self.dns.run(), name="cluster dns")
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """True once DNS answers and the proxy has its first table; pods
+        started before that would miss their service variables."""
+        try:
+            await asyncio.wait_for(self.dns.bound.wait(), timeout)
+            await self.proxy.services.wait_synced(timeout)
+            return True
+        except TimeoutError:
+            log.warning("service proxy/DNS not ready after %.0fs; starting pods anyway", timeout)
+            return False
+
+    def pod_env(self, pod: dict[str, Any]) -> dict[str, str]:
+        cache = self.proxy.services.cache
+        ns = str((pod.get("metadata") or {}).get("namespace", "default"))
+        services = [s for s in cache.list() if (s.get("metadata") or {}).get("namespace") == ns]
+        env = services_env(pod, services, cache.get("default/kubernetes"))
+        env.update(dns_env(pod, self.dns_server, self.domain))
+        return env
