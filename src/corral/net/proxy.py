@@ -21,83 +21,12 @@ from corral.client.api import ApiClient
 from corral.client.informer import Informer
 from corral.client.resources import ENDPOINTSLICES, SERVICES
 from corral.clock import Clock, RealClock
-from corral.net.balancer import Backend, Balancer
+from corral.net.balancer import Balancer
 from corral.net.servicetable import ListenKey, PortPlan, plan
+from corral.net.tcp import TcpListener
 from corral.net.udp import UdpListener
 
 log = logging.getLogger(__name__)
-
-CONNECT_TIMEOUT = 3.0
-CONNECT_ATTEMPTS = 3
-CHUNK = 256 * 1024
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
-            data = await reader.read(CHUNK)
-            if not data:
-                break
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-    except (ConnectionError, OSError):
-        writer.transport.abort()
-
-
-class TcpListener:
-    """One listening socket in front of one service port's balancer."""
-
-    def __init__(self, key: ListenKey, balancer: Balancer) -> None:
-        self.key = key
-        self.balancer = balancer
-        self.server: asyncio.Server | None = None
-        self.connections: set[asyncio.Task[Any]] = set()
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._accept, self.key.ip, self.key.port,
-                                                 reuse_address=True, backlog=1024)
-
-    def close(self) -> None:
-        """Stop accepting; open connections are drained, not cut."""
-        if self.server is not None:
-            self.server.close()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.connections.add(task)
-        try:
-            await self._serve(reader, writer)
-        finally:
-            self.connections.discard(task)
-            writer.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        client_ip = str(peer[0]) if peer else ""
-        tried: list[Backend] = []
-        for _ in range(CONNECT_ATTEMPTS):
-            backend = self.balancer.pick(client_ip, tried)
-            if backend is None:
-                return  # no ready endpoint: refuse by closing, as a REJECT would
-            try:
-                up_reader, up_writer = await asyncio.wait_for(
-                    asyncio.open_connection(backend.ip, backend.port), CONNECT_TIMEOUT)
-            except (TimeoutError, OSError):
-                tried.append(backend)
-                continue
-            backend.active += 1
-            backend.total += 1
-            try:
-                await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-            finally:
-                backend.active -= 1
-                up_writer.close()
-            return
-        log.info("proxy %s:%d: no endpoint accepted a connection", self.key.ip, self.key.port)
-
 
 class ServiceProxy:
     def __init__(self, client: ApiClient, *, node_addresses: list[str], algorithm: str = "round-robin",
