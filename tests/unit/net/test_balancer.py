@@ -97,3 +97,19 @@ def test_plan_listens_on_cluster_ip_and_node_ports() -> None:
     assert p.listen == [ListenKey("TCP", "127.43.0.9", 80), ListenKey("TCP", "127.0.0.1", 30080)]
     assert p.backends == [("10.0.0.1", 8080)]
     assert p.affinity_seconds == 10800
+
+
+def test_nft_render_dnat_reject_and_affinity() -> None:
+    from corral.net.nft import render
+    from corral.net.servicetable import PortPlan
+
+    plans = [PortPlan("ns/a", "web", "TCP", [ListenKey("TCP", "127.43.0.5", 80)], [A, B]),
+             PortPlan("ns/b", "", "TCP", [ListenKey("TCP", "127.43.0.6", 80)], []),
+             PortPlan("ns/c", "", "UDP", [ListenKey("UDP", "127.43.0.7", 53)], [C], affinity_seconds=10)]
+    script = render("corral_t", plans)
+    assert script.startswith("table ip corral_t {}\ndelete table ip corral_t\n")
+    assert ("ip daddr 127.43.0.5 tcp dport 80 dnat ip to numgen inc mod 2 map "
+            "{ 0 : 127.0.0.1 . 1, 1 : 127.0.0.1 . 2 }") in script
+    assert "ip daddr 127.43.0.6 tcp dport 80 reject with tcp reset" in script
+    assert "ip daddr 127.43.0.7 udp dport 53 dnat ip to jhash ip saddr mod 1 map { 0 : 127.0.0.1 . 3 }" in script
+    assert script.count("type nat hook output") == 1 and script.count("type nat hook prerouting") == 1
