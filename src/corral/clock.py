@@ -83,7 +83,12 @@ class FakeClock:
 
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 with second precision and a Z, as Kubernetes writes them."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    # Formatting fields directly is several times faster than strftime, and
+    # every write stamps at least one time.
+    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+            f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}Z")
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import orjson
+
 from corral.api.codec import decode, deep_copy, encode
 from corral.api.errors import (
     AlreadyExists,
@@ -82,14 +84,20 @@ def drop_nulls(value: Any) -> Any:
     """Remove null fields in place. Kubernetes decodes into structs where a
     null and a missing field are the same zero value; storing them alike keeps
     comparisons (template hashes, no-op updates) honest."""
+    if b"null" not in orjson.dumps(value):  # one pass in C; most objects have none
+        return value
+    return _drop_nulls(value)
+
+
+def _drop_nulls(value: Any) -> Any:
     if isinstance(value, dict):
         for key in [k for k, v in value.items() if v is None]:
             del value[key]
         for v in value.values():
-            drop_nulls(v)
+            _drop_nulls(v)
     elif isinstance(value, list):
         for v in value:
-            drop_nulls(v)
+            _drop_nulls(v)
     return value
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from corral.api.patch.fielddiff import changed_fields
 from corral.api.patch.fieldpath import (
     FieldSet,
     Path,
-    field_values,
     from_fields_v1,
     to_fields_v1,
 )
@@ -131,7 +131,7 @@ def update_managed_fields(
     result = deep_copy(new)
     old = old or {}
     managers = _base_managers(old, result)
-    added, modified, removed = compare(field_values(old, schema), field_values(result, schema))
+    added, modified, removed = changed_fields(old, result, schema)
     taken = added | modified
     if taken or removed:
         for other in managers:

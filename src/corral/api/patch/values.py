@@ -17,23 +17,48 @@ MISSING: Any = object()
 
 
 def deep_copy(value: Any) -> Any:
-    """A copy sharing nothing with ``value``, so callers may mutate either."""
+    """A copy sharing nothing with ``value``, so callers may mutate either.
+    A JSON round trip in C is several times faster than walking in Python;
+    values JSON cannot hold (sentinels, huge ints) take the slow path."""
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except TypeError:
+        return _deep_copy(value)
+
+
+def _deep_copy(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: deep_copy(v) for k, v in value.items()}
+        return {k: _deep_copy(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [deep_copy(v) for v in value]
+        return [_deep_copy(v) for v in value]
     return value
 
 
 def same(a: Any, b: Any) -> bool:
+    """Equal as JSON values. Python's ``==`` settles most cases in C: unequal
+    there is unequal here too, and an identical encoding is equal; only
+    bool/number mixes and differently ordered maps need the strict walk."""
+    if a is b:
+        return True
+    try:
+        if a != b:
+            return False
+        if orjson.dumps(a) == orjson.dumps(b):
+            return True
+    except TypeError:
+        pass
+    return _same(a, b)
+
+
+def _same(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
         return (
             isinstance(b, dict)
             and a.keys() == b.keys()
-            and all(same(v, b[k]) for k, v in a.items())
+            and all(_same(v, b[k]) for k, v in a.items())
         )
     if isinstance(a, list):
-        return isinstance(b, list) and len(a) == len(b) and all(map(same, a, b))
+        return isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
