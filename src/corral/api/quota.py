@@ -75,9 +75,79 @@ def _format(values: dict[str, Decimal]) -> dict[str, str]:
     return {k: format_quantity(v) for k, v in sorted(values.items())}
 
 
+class PolicyIndex:
+    """Which namespaces hold ResourceQuotas or LimitRanges, kept current by a
+    store watch, so the admission of a create in a namespace with neither
+    (nearly all of them) reads nothing. A namespace that has some is always
+    read fresh from the store. Like Kubernetes' quota admission, which reads
+    an informer cache, a policy created a moment ago may miss a write that
+    races it."""
+
+    PLURALS = ("resourcequotas", "limitranges")
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        self.counts: dict[tuple[str, str], int] = {}
+        self.synced = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="policy-index")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+
+    def may_have(self, plural: str, namespace: str) -> bool:
+        return not self.synced or self.counts.get((plural, namespace), 0) > 0
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._sync_and_watch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # compacted history or a store hiccup: count again
+                log.warning("policy index: re-listing", exc_info=True)
+            self.synced = False
+            await asyncio.sleep(1.0)
+
+    async def _sync_and_watch(self) -> None:
+        rts = [self.ctx.registry.lookup("", "v1", p) for p in self.PLURALS]
+        prefixes = {rt.storage_prefix: rt.plural for rt in rts if rt is not None}
+        counts: dict[tuple[str, str], int] = {}
+        revision = 0
+        for prefix, plural in prefixes.items():
+            result = await self.ctx.store.list(prefix, revision=revision)
+            revision = result.revision
+            for kv in result.items:
+                key = (plural, kv.key[len(prefix):].split("/", 1)[0])
+                counts[key] = counts.get(key, 0) + 1
+        self.counts, self.synced = counts, True
+        watches = [self._follow(prefix, plural, revision) for prefix, plural in prefixes.items()]
+        await asyncio.gather(*watches)
+
+    async def _follow(self, prefix: str, plural: str, revision: int) -> None:
+        from corral.store.protocol import EventType
+
+        watch = self.ctx.store.watch(prefix, revision)
+        try:
+            async for event in watch:
+                key = (plural, event.kv.key[len(prefix):].split("/", 1)[0])
+                if event.type is EventType.DELETE:
+                    self.counts[key] = max(0, self.counts.get(key, 0) - 1)
+                elif event.kv.create_revision == event.kv.mod_revision:
+                    self.counts[key] = self.counts.get(key, 0) + 1
+        finally:
+            await watch.close()
+
+
 class NamespacePolicies:
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
+        self.index = PolicyIndex(ctx)
 
     async def admit(self, request: web.Request, target: Target, obj: Obj, old: Obj | None) -> None:
         rt = target.rt
@@ -91,7 +161,7 @@ class NamespacePolicies:
 
     async def _list(self, plural: str, namespace: str) -> list[Obj]:
         rt = self.ctx.registry.lookup("", "v1", plural)
-        if rt is None:
+        if rt is None or not self.index.may_have(plural, namespace):
             return []
         result = await self.ctx.store.list(rt.prefix(namespace))
         return [orjson.loads(kv.value) | {"_rv": kv.mod_revision} for kv in result.items]
@@ -213,9 +283,11 @@ class QuotaRecalculator:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        self.policies.index.start()
         self._task = asyncio.create_task(self._run(), name="quota-recalculator")
 
     async def stop(self) -> None:
+        await self.policies.index.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(BaseException):
