@@ -66,6 +66,28 @@ def test_job_completions_and_table(kc: Kubectl, ns: str) -> None:
     assert len(pods) == 5 and all(p["status"]["phase"] == "Succeeded" for p in pods)
 
 
+def test_cronjob_fires_on_the_real_clock(kc: Kubectl, ns: str) -> None:
+    """Once with the real clock (the controller's schedule logic is covered on
+    a fake clock in tests/integration/workloads): the next minute boundary
+    starts a Job that runs to completion."""
+    kc("apply", "-n", ns, "-f", str(EXAMPLES / "cronjob.yaml"))
+
+    def finished_job() -> bool:
+        jobs = get(kc, "jobs", "-n", ns)["items"]
+        owned = [j for j in jobs if any(o.get("kind") == "CronJob" and o.get("name") == "tick"
+                                        for o in j["metadata"].get("ownerReferences", []))]
+        return any(c.get("type") == "Complete" and c.get("status") == "True"
+                   for j in owned for c in j.get("status", {}).get("conditions", []))
+
+    wait_for(finished_job, timeout=150, interval=1.0, message="a Job started by the CronJob to complete")
+    wait_for(lambda: get(kc, "cronjob", "tick", "-n", ns).get("status", {}).get("lastSuccessfulTime"),
+             timeout=30, interval=0.5, message="the CronJob to record its last success")
+    table = kc("get", "cronjobs", "-n", ns).splitlines()
+    assert table[0].split()[:3] == ["NAME", "SCHEDULE", "TIMEZONE"] or table[0].split()[:2] == ["NAME", "SCHEDULE"]
+    assert "*/1 * * * *" in table[1]
+    kc("delete", "-n", ns, "cronjob", "tick")
+
+
 def test_indexed_job_sees_its_index(kc: Kubectl, ns: str) -> None:
     body = json.dumps({
         "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "idx"},
