@@ -10,6 +10,7 @@ from typing import Any
 from corral.client.api import ApiClient
 from corral.clock import Clock
 from corral.net.dns import ClusterDns
+from corral.net.nft import KernelProxy
 from corral.net.proxy import ServiceProxy
 from corral.net.svcenv import dns_env, services_env
 
@@ -19,8 +20,14 @@ log = logging.getLogger(__name__)
 class NodeNetwork:
     def __init__(self, client: ApiClient, *, address: str, dns_port: int = 0,
                  algorithm: str = "round-robin", domain: str = "cluster.local",
-                 clock: Clock | None = None) -> None:
-        self.proxy = ServiceProxy(client, node_addresses=[address], algorithm=algorithm, clock=clock)
+                 proxy_mode: str = "userspace", node_name: str = "", clock: Clock | None = None) -> None:
+        self.proxy: ServiceProxy | KernelProxy
+        if proxy_mode == "nftables":
+            self.proxy = KernelProxy(client, node_name=node_name, node_addresses=[address], clock=clock)
+        elif proxy_mode == "userspace":
+            self.proxy = ServiceProxy(client, node_addresses=[address], algorithm=algorithm, clock=clock)
+        else:
+            raise ValueError(f"proxy_mode: {proxy_mode!r} is not one of userspace, nftables")
         self.dns = ClusterDns(client, address=address, port=dns_port, domain=domain, clock=clock)
         self.domain = domain
 

@@ -64,6 +64,21 @@ class _Accepted(_Side):
         super().__init__()
         self.listener = listener
         self.backend: Backend | None = None
+        self.early: list[bytes] = []
+        """Bytes that arrived before the backend connection (an event loop
+        may deliver some despite pause_reading)."""
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is None:
+            self.early.append(data)
+        else:
+            super().data_received(data)
+
+    def eof_received(self) -> bool:
+        if self.peer is None:
+            self.eof = True  # passed on once the backend is connected
+            return True
+        return super().eof_received()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -94,6 +109,11 @@ class _Accepted(_Side):
             backend.active += 1
             backend.total += 1
             self.peer = upstream
+            for data in self.early:
+                upstream.transport.write(data)
+            self.early.clear()
+            if self.eof and upstream.transport.can_write_eof():
+                upstream.transport.write_eof()
             self.transport.resume_reading()
             return
         self.transport.close()
