@@ -228,7 +228,11 @@ def sandbox_spec(pod: dict[str, Any], data_dir: Path) -> dict[str, Any]:
             keep.add(str(c["workingDir"]))
         cmd = c.get("command") or []
         if cmd and str(cmd[0]).startswith("/"):
-            keep.add(os.path.dirname(str(cmd[0])))
+            # Keep the program's whole install prefix (PREFIX/bin/prog → PREFIX),
+            # so a program under /tmp still finds its libraries (a virtualenv's
+            # site-packages beside its bin/).
+            where = os.path.dirname(str(cmd[0]))
+            keep.add(os.path.dirname(where) if os.path.basename(where) == "bin" else where)
     return {
         "hostname": str(spec.get("hostname") or meta.get("name") or "pod")[:63],
         "keep": sorted(p for p in keep if p.startswith("/tmp/") and os.path.exists(p)),
