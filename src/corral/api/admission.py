@@ -77,8 +77,12 @@ class ServiceAllocator:
             try:
                 addr = ipaddress.ip_address(ip)
             except ValueError:
-                addr = None
-            if addr is None or addr not in self.network:
+                message = f'Invalid value: "{ip}": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)'
+                raise Invalid(
+                    f'Service "{svc["metadata"].get("name")}" is invalid: spec.clusterIPs[0]: {message}',
+                    causes=[FieldCause("spec.clusterIPs[0]", message)],
+                ) from None
+            if addr not in self.network:
                 raise Invalid(
                     f'Service "{svc["metadata"].get("name")}" is invalid: spec.clusterIP: Invalid value: '
                     f'"{ip}": provided IP is not in the valid range. The range of valid IPs is {self.network}',

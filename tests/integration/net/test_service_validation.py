@@ -25,7 +25,7 @@ CASES = [
     ({"ports": [{"name": "a", "port": 80}, {"name": "b", "port": 80}]}, "spec.ports[1]"),
     ({"ports": [{"port": 80}, {"port": 81}]}, "spec.ports[0].name"),
     ({"clusterIP": "10.0.0.1", "ports": [{"port": 80}]}, "spec.clusterIP"),
-    ({"clusterIP": "not-an-ip", "ports": [{"port": 80}]}, "spec.clusterIP"),
+    ({"clusterIP": "not-an-ip", "ports": [{"port": 80}]}, "spec.clusterIPs[0]"),
     ({"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]}, "spec.ports[0].nodePort"),
     ({"ports": [{"port": 80, "nodePort": 30001}]}, "spec.ports[0].nodePort"),
     ({"ports": [{"port": 80, "protocol": "ICMP"}]}, "spec.ports[0].protocol"),
