@@ -90,7 +90,23 @@ class CorralProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.log.close()
+        self._kill_leftover_containers()
         return self.proc.returncode
+
+    def _kill_leftover_containers(self) -> None:
+        """A stopped agent leaves its containers running (it is crash-only and
+        would adopt them again); a test's cluster is gone for good, so end the
+        supervisors and pod inits that name its data dir (a pod's init is its
+        PID namespace's PID 1: the pod's processes end with it)."""
+        marker = str(self.data_dir).encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if marker in (entry / "cmdline").read_bytes():
+                    os.kill(int(entry.name), signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                continue
 
 
 @pytest.fixture(scope="session")
