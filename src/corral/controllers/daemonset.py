@@ -36,6 +36,7 @@ from corral.controllers.objects import (
     meta,
     namespace_of,
 )
+from corral.controllers.ownership import queue_owners_of_pods
 
 log = logging.getLogger(__name__)
 
@@ -254,8 +255,7 @@ class DaemonSetController(Controller):
         self.watches(self.dss, self.pods, self.nodes, self.revisions)
         self.dss.add_handler(on_add=self._enqueue, on_update=lambda o, n: self._enqueue(n),
                              on_delete=lambda d: self.expectations.forget(key_of(d)))
-        self.pods.add_handler(on_add=self._pod_added, on_update=lambda o, n: self._pod_changed(n),
-                              on_delete=self._pod_changed)
+        queue_owners_of_pods(self.pods, "DaemonSet", self.queue, self.expectations)
         self.nodes.add_handler(on_add=self._all, on_update=self._node_updated, on_delete=self._all)
 
     def _enqueue(self, ds: Obj) -> None:
@@ -268,23 +268,6 @@ class DaemonSetController(Controller):
         if (meta(old).get("labels"), (old.get("spec") or {}).get("taints")) != (
                 meta(new).get("labels"), (new.get("spec") or {}).get("taints")):
             self._all(new)
-
-    def _owner(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "DaemonSet":
-            return None
-        return f"{namespace_of(pod)}/{ref.get('name')}"
-
-    def _pod_added(self, pod: Obj) -> None:
-        key = self._owner(pod)
-        if key is not None:
-            self.expectations.creation_observed(key)
-            self.queue.add(key)
-
-    def _pod_changed(self, pod: Obj) -> None:
-        key = self._owner(pod)
-        if key is not None:
-            self.queue.add(key)
 
     # -- reconcile ---------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from corral.controllers.objects import (
     meta,
     namespace_of,
 )
+from corral.controllers.ownership import queue_owners_of_pods
 
 log = logging.getLogger(__name__)
 
@@ -104,31 +105,13 @@ class JobController(Controller):
         self.watches(self.jobs, self.pods)
         self.jobs.add_handler(on_add=self._enqueue, on_update=lambda o, n: self._enqueue(n),
                               on_delete=self._job_deleted)
-        self.pods.add_handler(on_add=self._pod_added, on_update=lambda o, n: self._pod_changed(n),
-                              on_delete=self._pod_changed)
+        queue_owners_of_pods(self.pods, "Job", self.queue, self.expectations)
 
     def _enqueue(self, job: Obj) -> None:
         self.queue.add(key_of(job))
 
     def _job_deleted(self, job: Obj) -> None:
         self.expectations.forget(key_of(job))
-
-    def _owner(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "Job":
-            return None
-        return f"{namespace_of(pod)}/{ref.get('name')}"
-
-    def _pod_added(self, pod: Obj) -> None:
-        key = self._owner(pod)
-        if key is not None:
-            self.expectations.creation_observed(key)
-            self.queue.add(key)
-
-    def _pod_changed(self, pod: Obj) -> None:
-        key = self._owner(pod)
-        if key is not None:
-            self.queue.add(key)
 
     # -- reconcile ---------------------------------------------------------------
 

@@ -10,6 +10,7 @@ concurrent writer; the caller's next reconcile sees the fresh state.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from corral.client.api import ApiClient
 from corral.client.errors import NotFoundError
@@ -21,9 +22,32 @@ from corral.controllers.objects import (
     make_controller_ref,
     matches_selector,
     meta,
+    namespace_of,
 )
 
 log = logging.getLogger(__name__)
+
+
+def queue_owners_of_pods(pods: Any, kind: str, queue: Any, expectations: Any) -> None:
+    """Turn events of pods controlled by a ``kind`` into that owner's key;
+    a pod's arrival also meets one of the owner's creation expectations."""
+
+    def owner(pod: Obj) -> str | None:
+        ref = controller_ref(pod)
+        if ref is None or ref.get("kind") != kind:
+            return None
+        return f"{namespace_of(pod)}/{ref.get('name')}"
+
+    def added(pod: Obj) -> None:
+        if (key := owner(pod)) is not None:
+            expectations.creation_observed(key)
+            queue.add(key)
+
+    def changed(pod: Obj) -> None:
+        if (key := owner(pod)) is not None:
+            queue.add(key)
+
+    pods.add_handler(on_add=added, on_update=lambda old, new: changed(new), on_delete=changed)
 
 
 async def claim(

@@ -24,12 +24,9 @@ from typing import Any, TypeVar
 
 from aetcd import rpc
 
+from corral.store.arguments import check_key, check_revision, check_text, check_value
 from corral.store.etcd_conn import (
     EtcdOptions,
-    check_key,
-    check_revision,
-    check_text,
-    check_value,
     is_unavailable,
     open_channel,
     parse_etcd_url,

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from corral.clock import Clock, RealClock
 from corral.store import sqlite_log
+from corral.store.arguments import check_key, check_revision, check_text, check_value
 from corral.store.checkpoint import Checkpointer
 from corral.store.protocol import (
     CompactedError,
@@ -319,20 +320,20 @@ class SqliteStore:
     # -- writes -------------------------------------------------------------
 
     async def create(self, key: str, value: bytes) -> KeyValue:
-        return await self._submit("create", _check_key(key), _check_value(value), 0)
+        return await self._submit("create", check_key(key), check_value(value), 0)
 
     async def update(self, key: str, value: bytes, expected_revision: int) -> KeyValue:
-        expected = _check_revision("expected_revision", expected_revision)
-        return await self._submit("update", _check_key(key), _check_value(value), expected)
+        expected = check_revision("expected_revision", expected_revision)
+        return await self._submit("update", check_key(key), check_value(value), expected)
 
     async def delete(self, key: str, expected_revision: int = 0) -> KeyValue:
-        expected = _check_revision("expected_revision", expected_revision)
-        return await self._submit("delete", _check_key(key), b"", expected)
+        expected = check_revision("expected_revision", expected_revision)
+        return await self._submit("delete", check_key(key), b"", expected)
 
     async def compact(self, revision: int) -> None:
         """Compact in bounded steps, each its own writer operation, so ordinary
         writes interleave. Compacting at or below the current floor is a no-op."""
-        _check_revision("revision", revision)
+        check_revision("revision", revision)
         self._check_open()
         if revision > self._committed_revision:
             raise FutureRevisionError(revision, self._committed_revision)
@@ -347,7 +348,7 @@ class SqliteStore:
         return self._hub.revision
 
     async def get(self, key: str) -> KeyValue | None:
-        _check_key(key)
+        check_key(key)
         self._check_open()
         assert self._conn is not None
         try:
@@ -363,10 +364,10 @@ class SqliteStore:
         start_after: str = "",
         limit: int = 0,
     ) -> ListResult:
-        _check_prefix("prefix", prefix)
-        _check_prefix("start_after", start_after)
-        _check_revision("revision", revision)
-        _check_revision("limit", limit)
+        check_text("prefix", prefix)
+        check_text("start_after", start_after)
+        check_revision("revision", revision)
+        check_revision("limit", limit)
         self._check_open()
         if revision:
             self._check_history(revision)
@@ -398,7 +399,7 @@ class SqliteStore:
             raise FutureRevisionError(revision, self._committed_revision)
 
     async def count(self, prefix: str) -> int:
-        _check_prefix("prefix", prefix)
+        check_text("prefix", prefix)
         self._check_open()
         return await self._read(lambda conn: sqlite_log.count_current(conn, prefix))
 
@@ -426,8 +427,8 @@ class SqliteStore:
     # -- watch --------------------------------------------------------------
 
     def watch(self, prefix: str, after_revision: int) -> StoreWatch:
-        _check_prefix("prefix", prefix)
-        _check_revision("after_revision", after_revision)
+        check_text("prefix", prefix)
+        check_revision("after_revision", after_revision)
         self._check_open()
         assert self._hub is not None
         return self._hub.subscribe(prefix, after_revision, self._replay, self._check_watch_from)
@@ -475,33 +476,3 @@ def _settle(future: asyncio.Future[Any] | None, result: Any) -> None:
         future.set_exception(result)
     else:
         future.set_result(result)
-
-
-def _check_key(key: str) -> str:
-    if not isinstance(key, str) or not key:
-        raise ValueError(f"key: must be a non-empty string, got {key!r}")
-    _check_prefix("key", key)
-    return key
-
-
-def _check_prefix(name: str, text: str) -> None:
-    if not isinstance(text, str):
-        raise ValueError(f"{name}: must be a string, got {type(text).__name__}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"{name}: {text!r} is not valid Unicode text ({exc.reason})") from exc
-
-
-def _check_value(value: bytes) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    raise ValueError(f"value: must be bytes, got {type(value).__name__}")
-
-
-def _check_revision(name: str, revision: int) -> int:
-    if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
-        raise ValueError(f"{name}: must be a non-negative integer, got {revision!r}")
-    return revision
