@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,71 +13,11 @@ import pytest
 
 from corral.agent.agent import Agent
 from corral.agent.node import LEASE_DURATION
-from corral.client.api import ApiClient
 from corral.client.errors import NotFoundError
 from corral.client.resources import EVENTS, LEASES, NODES, PODS
 from corral.runtime.process import ProcessRuntime
 from corral.testing import running_server
-
-NODE = "node-1"
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[Any]], timeout: float = 30.0, what: str = "condition"
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} not reached in {timeout}s (last: {last!r})")
-
-
-@asynccontextmanager
-async def cluster(tmp_path: Path) -> AsyncIterator[tuple[Any, ApiClient, Agent]]:
-    async with running_server(tmp_path) as srv:
-        client = srv.client()
-        runtime = ProcessRuntime(tmp_path / "agent" / "runtime")
-        agent = Agent(
-            client,
-            node_name=NODE,
-            data_dir=tmp_path / "agent",
-            runtime=runtime,
-            port=0,
-            agent_token=srv.token,
-        )
-        task = asyncio.create_task(agent.run())
-        try:
-            await asyncio.wait_for(agent.ready.wait(), 30)
-            yield srv, client, agent
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            cleanup = ProcessRuntime(tmp_path / "agent" / "runtime")
-            for handle in await cleanup.list():
-                await cleanup.remove_container(handle)
-            await client.close()
-
-
-def pod(name: str, command: list[str], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "nodeName": NODE,
-            "terminationGracePeriodSeconds": 5,
-            "containers": [{"name": "main", "image": "none", "command": command}],
-            **spec,
-        },
-    }
-
-
-def container_status(p: dict[str, Any]) -> dict[str, Any]:
-    statuses = (p.get("status") or {}).get("containerStatuses") or [{}]
-    return statuses[0]
+from fixtures.agent_cluster import NODE, cluster, container_status, eventually, pod
 
 
 async def test_node_registered_with_lease(tmp_path: Path):

@@ -6,21 +6,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from corral.agent.agent import Agent
-from corral.client.api import ApiClient
 from corral.client.resources import CONFIGMAPS, EVENTS, PODS
-from corral.runtime.process import ProcessRuntime
-from corral.testing import running_server
-
-NODE = "node-1"
+from fixtures.agent_cluster import cluster, container_status, eventually, pod
 
 
 @pytest.fixture
@@ -30,64 +22,6 @@ def shared() -> Any:
     path = Path(tempfile.mkdtemp(prefix="corral-test-", dir="/var/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[Any]], timeout: float = 30.0, what: str = "condition"
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} not reached in {timeout}s (last: {last!r})")
-
-
-@asynccontextmanager
-async def cluster(tmp_path: Path, **agent_args: Any) -> AsyncIterator[tuple[Any, ApiClient, Agent]]:
-    async with running_server(tmp_path) as srv:
-        client = srv.client()
-        agent = Agent(
-            client,
-            node_name=NODE,
-            data_dir=tmp_path / "agent",
-            runtime=ProcessRuntime(tmp_path / "agent" / "runtime"),
-            port=0,
-            agent_token=srv.token,
-            **agent_args,
-        )
-        task = asyncio.create_task(agent.run())
-        try:
-            await asyncio.wait_for(agent.ready.wait(), 30)
-            yield srv, client, agent
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            cleanup = ProcessRuntime(tmp_path / "agent" / "runtime")
-            for handle in await cleanup.list():
-                await cleanup.remove_container(handle)
-            await client.close()
-
-
-def pod(name: str, command: list[str], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "nodeName": NODE,
-            "terminationGracePeriodSeconds": 5,
-            "containers": [{"name": "main", "image": "none", "command": command}],
-            **spec,
-        },
-    }
-
-
-def container_status(p: dict[str, Any]) -> dict[str, Any]:
-    statuses = (p.get("status") or {}).get("containerStatuses") or [{}]
-    return statuses[0]
 
 
 async def _get(client: Any, name: str) -> dict[str, Any]:
