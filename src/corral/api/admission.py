@@ -123,6 +123,3 @@ class ServiceAllocator:
                 raise ServiceUnavailable("no free node port left in 30000-32767")
             port["nodePort"] = free
             used.add(free)
-
-    def cluster_dns_ip(self) -> str:
-        return str(next(iter(self.network.hosts())))

@@ -21,7 +21,6 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 NODE_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
@@ -76,17 +75,6 @@ def sign_client_csr(pki: Path, csr: x509.CertificateSigningRequest, validity: dt
         .sign(ca_key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def make_csr(common_name: str, organizations: list[str]) -> tuple[bytes, bytes]:
-    """(CSR PEM, private key PEM) for a new EC key: what an agent sends."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs)).sign(key, hashes.SHA256())
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    return csr.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 def describe_certificate(path: Path) -> dict[str, str]:

@@ -116,7 +116,7 @@ class Routes:
         return json_response(openapi_v3_index(self.ctx.registry))
 
     async def openapi_doc(self, request: web.Request) -> web.Response:
-        from corral.api.openapi import openapi_v3_document
+        from corral.api.openapi import openapi_v3_document_bytes
 
         path = request.match_info["path"]
         if path.startswith("api/"):
@@ -125,10 +125,11 @@ class Routes:
             _, group, version = path.split("/")
         else:
             raise NotFound(f"no OpenAPI document for {path}")
-        doc = openapi_v3_document(self.ctx.registry, group, version)
-        if doc is None:
+        raw = openapi_v3_document_bytes(self.ctx.registry, group, version)  # encoded once per registry
+        if raw is None:
             raise NotFound(f"no OpenAPI document for {path}")
-        return json_response(doc, headers={"Cache-Control": "public, immutable"})
+        return web.Response(body=raw, content_type="application/json",
+                            headers={"Cache-Control": "public, immutable"})
 
 
 def build_app(ctx: ServerContext, auth: TokenAuthenticator, security: Any = None) -> web.Application:

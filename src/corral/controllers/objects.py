@@ -89,10 +89,6 @@ def controller_ref(obj: Obj) -> Obj | None:
     return None
 
 
-def owner_uids(obj: Obj) -> list[str]:
-    return [r.get("uid", "") for r in meta(obj).get("ownerReferences") or [] if r.get("uid")]
-
-
 def make_controller_ref(owner: Obj, api_version: str, kind: str) -> Obj:
     return {
         "apiVersion": api_version,

@@ -17,10 +17,15 @@ from corral.resources.events import event_type
 from corral.resources.namespaces import namespace_type
 from corral.resources.nodes import node_type
 from corral.resources.pods import pod_type
-from corral.resources.quota import limit_range_type, resource_quota_type
-from corral.resources.rbac import cluster_role_binding_type, cluster_role_type, role_binding_type, role_type
 from corral.resources.policy import pdb_type
 from corral.resources.priorityclasses import priorityclass_type
+from corral.resources.quota import limit_range_type, resource_quota_type
+from corral.resources.rbac import (
+    cluster_role_binding_type,
+    cluster_role_type,
+    role_binding_type,
+    role_type,
+)
 from corral.resources.registry import Registry
 from corral.resources.reviews import (
     self_subject_access_review_type,

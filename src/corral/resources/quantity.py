@@ -84,14 +84,6 @@ def parse_quantity(text: str | int | float) -> Decimal:
         return number.scaleb(_DECIMAL[m["decimal"] or ""])
 
 
-def is_quantity(text: object) -> bool:
-    try:
-        parse_quantity(text)  # type: ignore[arg-type]
-    except QuantityError:
-        return False
-    return True
-
-
 def _ceil(value: Decimal, unit: Decimal) -> int:
     """ceil(value / unit) as an int; Kubernetes rounds every read-out up."""
     with localcontext() as ctx:

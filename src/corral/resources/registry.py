@@ -36,13 +36,6 @@ class Registry:
     def by_kind(self, group: str, kind: str) -> ResourceType | None:
         return self._by_kind.get((group, kind))
 
-    def by_api_version(self, api_version: str, kind: str) -> ResourceType | None:
-        group, _, version = api_version.rpartition("/")
-        rt = self._by_kind.get((group, kind))
-        if rt is None or rt.version != version:
-            return None
-        return rt
-
     def groups(self) -> list[tuple[str, list[str]]]:
         """(group, versions with the preferred first); the core group is ""."""
         return [(g, list(v)) for g, v in self._groups.items()]

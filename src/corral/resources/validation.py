@@ -102,11 +102,6 @@ def not_found(path: str, value: Any) -> FieldCause:
     return FieldCause(path, f"Not found: {go_value(value)}", "FieldValueNotFound")
 
 
-def type_invalid(path: str, value: Any, detail: str) -> FieldCause:
-    return FieldCause(path, _with_detail(f"Invalid value: {go_value(value)}", detail),
-                      "FieldValueTypeInvalid")
-
-
 def immutable(path: str, value: Any) -> FieldCause:
     return invalid(path, value, "field is immutable")
 
