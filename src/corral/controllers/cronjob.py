@@ -20,7 +20,6 @@ from corral.client.events import EventRecorder
 from corral.client.resources import CRONJOBS, JOBS
 from corral.clock import Clock, format_timestamp, parse_timestamp
 from corral.controllers.base import Controller
-from corral.controllers.cron import CronError, parse_schedule
 from corral.controllers.informers import SharedInformers, by_namespace, by_owner_uid
 from corral.controllers.job_logic import is_finished
 from corral.controllers.objects import (
@@ -33,6 +32,7 @@ from corral.controllers.objects import (
     meta,
     namespace_of,
 )
+from corral.cron import CronError, parse_schedule
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from corral.cron import CronError, load_zone, parse_schedule
 from corral.resources import validation as v
 from corral.resources.podspec import default_pod_template, validate_pod_spec
 from corral.resources.schema import Schema
@@ -181,8 +182,6 @@ def validate_job(new: Obj, old: Obj | None) -> list[FieldCause]:
 
 
 def validate_cronjob(new: Obj, old: Obj | None) -> list[FieldCause]:
-    from corral.controllers.cron import CronError, load_zone, parse_schedule
-
     spec = new.get("spec")
     if not isinstance(spec, dict):
         return [v.required("spec")]

@@ -11,9 +11,9 @@ from corral.clock import format_timestamp
 from corral.controllers import autorollback as ar
 from corral.controllers import hpa_logic as hl
 from corral.controllers import job_logic as jl
-from corral.controllers.cron import CronError, parse_schedule
 from corral.controllers.daemonset import node_of, pin_to_node, plan_rollout, should_run
 from corral.controllers.pdb import budget_status
+from corral.cron import CronError, parse_schedule
 
 T0 = datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC)  # a Thursday
 
