@@ -48,6 +48,8 @@ class ApiClient:
         token: str | None = None,
         ca_file: str | None = None,
         ca_data: bytes | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
         insecure: bool = False,
         user_agent: str = "corral",
         timeout: float = 30.0,
@@ -60,11 +62,25 @@ class ApiClient:
         self.namespace = namespace  # the kubeconfig context's default, for CLI use
         self._clock = clock or RealClock()
         self._ssl = _ssl_context(self.servers[0], ca_file, ca_data, insecure)
+        if cert_file or key_file:
+            self.load_client_certificate(cert_file or key_file or "", key_file or cert_file or "")
         self._headers = {"Accept": "application/json", "User-Agent": user_agent}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+
+    def load_client_certificate(self, cert_file: str, key_file: str) -> None:
+        """Present this certificate from now on. The TLS context is shared by
+        the connection pool, so connections made after this use the new
+        certificate while open ones (watches) keep theirs: a rotation drops
+        nothing."""
+        if not isinstance(self._ssl, ssl.SSLContext):
+            raise ValueError("cert_file/key_file: a client certificate needs an https:// server")
+        try:
+            self._ssl.load_cert_chain(cert_file, key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cert_file/key_file: cannot load the client certificate: {exc}") from exc
 
     @property
     def server(self) -> str:
