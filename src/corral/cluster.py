@@ -125,7 +125,8 @@ class ControlPlane(_Components):
 async def _make_agent(client: Any, node_name: str, data_dir: Path, address: str, port: int,
                       agent_token: str | None, default_runtime: str = "auto", *,
                       fence: bool = False,
-                      system_reserved: dict[str, str] | None = None) -> Any:
+                      system_reserved: dict[str, str] | None = None,
+                      proxy_mode: str = "userspace") -> Any:
     from corral.agent.agent import Agent
     from corral.agent.fencing import FenceOptions
     from corral.agent.runtimes import build_runtimes
@@ -134,7 +135,7 @@ async def _make_agent(client: Any, node_name: str, data_dir: Path, address: str,
     fencing = FenceOptions(watchdog_containers=data_dir / "runtime" / "containers") if fence else None
     agent = Agent(client, node_name=node_name, data_dir=data_dir, runtime=runtimes,
                   address=address, port=port, agent_token=agent_token,
-                  system_reserved=system_reserved, fencing=fencing)
+                  system_reserved=system_reserved, fencing=fencing, proxy_mode=proxy_mode)
     return agent
 
 
@@ -142,8 +143,10 @@ class LocalAgent(_Components):
     """The agent of the machine the server runs on (``corral up``)."""
 
     def __init__(self, server: RunningServer, node_name: str | None = None, port: int = 0,
-                 default_runtime: str = "auto", system_reserved: dict[str, str] | None = None) -> None:
+                 default_runtime: str = "auto", system_reserved: dict[str, str] | None = None,
+                 proxy_mode: str = "userspace") -> None:
         super().__init__()
+        self.proxy_mode = proxy_mode
         self.server = server
         self.node_name = node_name or socket.gethostname().lower()
         self.port = port
@@ -158,7 +161,8 @@ class LocalAgent(_Components):
         self.closers.append(client.close)
         agent = await _make_agent(client, self.node_name, self.server.options.data_dir / "agent",
                                   "127.0.0.1", self.port, self.server.token,
-                                  self.default_runtime, system_reserved=self.system_reserved)
+                                  self.default_runtime, system_reserved=self.system_reserved,
+                                  proxy_mode=self.proxy_mode)
         self.tasks.append(_watch_task("agent", agent.run()))
         return self
 
@@ -169,13 +173,14 @@ class LocalAgent(_Components):
 async def run_agent(server_url: str, token: str, *, ca_file: str | None, insecure: bool,
                     node_name: str | None, data_dir: Path, address: str, port: int,
                     stop: asyncio.Event, default_runtime: str = "auto",
-                    system_reserved: dict[str, str] | None = None) -> None:
+                    system_reserved: dict[str, str] | None = None, proxy_mode: str = "userspace") -> None:
     from corral.client.api import ApiClient
 
     async with ApiClient(server_url, token=token, ca_file=ca_file, insecure=insecure,
                          user_agent="corral-agent") as client:
         agent = await _make_agent(client, node_name or socket.gethostname().lower(), data_dir,
-                                  address, port, token, default_runtime, fence=True, system_reserved=system_reserved)
+                                  address, port, token, default_runtime, fence=True, system_reserved=system_reserved,
+                                  proxy_mode=proxy_mode)
         task = _watch_task("agent", agent.run())
         await stop.wait()
         task.cancel()

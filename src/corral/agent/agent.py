@@ -58,6 +58,7 @@ class Agent:
         agent_token: str | None = None,
         system_reserved: dict[str, str] | None = None,
         fencing: FenceOptions | None = None,
+        proxy_mode: str = "userspace",
     ) -> None:
         self.client = client
         self.node_name = node_name
@@ -100,7 +101,8 @@ class Agent:
             env=EnvBuilder(client, self.allocatable),
             volumes=VolumeManager(client, self.data_dir / "volumes", self.allocatable),
         )
-        self.network = NodeNetwork(client, address=address, clock=self.clock)
+        self.network = NodeNetwork(client, address=address, clock=self.clock,
+                                   proxy_mode=proxy_mode, node_name=node_name)
         self._ctx.env.network = self.network.pod_env
         self._adopted: dict[str, list[ContainerHandle]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()

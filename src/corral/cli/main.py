@@ -104,8 +104,12 @@ def server(data_dir: Path | None, host: str, port: int, store_url: str, service_
               help="Runtime for pods without runtimeClassName (auto: docker if an engine answers).")
 @click.option("--system-reserved", default="", callback=lambda c, p, v: _reserved(v),
               help="Resources kept for the system, e.g. cpu=100m,memory=256Mi (allocatable = capacity - this).")
+@click.option("--proxy-mode", type=click.Choice(["userspace", "nftables"]), default=None,
+              callback=lambda c, p, v: _proxy_mode(v, one_machine=True),
+              help="Service proxy: userspace (sockets, no privileges) or nftables (kernel DNAT, root). "
+                   "Default: userspace.")
 def up(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr: str, verbose: bool,
-       node_name: str | None, default_runtime: str, system_reserved: dict[str, str]) -> None:
+       node_name: str | None, default_runtime: str, system_reserved: dict[str, str], proxy_mode: str) -> None:
     """Run a one-machine cluster: API server, controllers, scheduler and an agent."""
     _setup_logging(verbose)
     opts = _options(data_dir, host, port, store_url, service_cidr)
@@ -115,7 +119,8 @@ def up(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr
 
         async with RunningServer(opts) as srv, ControlPlane(srv), LocalAgent(srv, node_name,
                                                                    default_runtime=default_runtime,
-                                                                   system_reserved=system_reserved):
+                                                                   system_reserved=system_reserved,
+                                                                   proxy_mode=proxy_mode):
             _announce(srv)
             await stop.wait()
 
@@ -137,10 +142,14 @@ def up(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr
               help="Runtime for pods without runtimeClassName (auto: docker if an engine answers).")
 @click.option("--system-reserved", default="", callback=lambda c, p, v: _reserved(v),
               help="Resources kept for the system, e.g. cpu=100m,memory=256Mi (allocatable = capacity - this).")
+@click.option("--proxy-mode", type=click.Choice(["userspace", "nftables"]), default=None,
+              callback=lambda c, p, v: _proxy_mode(v, one_machine=False),
+              help="Service proxy: userspace (sockets, no privileges) or nftables (kernel DNAT, root). "
+                   "Default: nftables as root with nft, else userspace.")
 @click.option("-v", "--verbose", is_flag=True)
 def agent(server_url: str, token: str, ca_file: str | None, insecure: bool, node_name: str | None,
           data_dir: Path | None, address: str, port: int, default_runtime: str,
-          system_reserved: dict[str, str], verbose: bool) -> None:
+          system_reserved: dict[str, str], proxy_mode: str, verbose: bool) -> None:
     """Run a node agent that joins an existing cluster."""
     _setup_logging(verbose)
 
@@ -150,9 +159,19 @@ def agent(server_url: str, token: str, ca_file: str | None, insecure: bool, node
         await run_agent(server_url, token, ca_file=ca_file, insecure=insecure, node_name=node_name,
                         data_dir=data_dir or default_data_dir() / "agent", address=address, port=port,
                         stop=stop, default_runtime=default_runtime,
-                        system_reserved=system_reserved)
+                        system_reserved=system_reserved, proxy_mode=proxy_mode)
 
     run_until_signalled(run)
+
+
+def _proxy_mode(value: str | None, *, one_machine: bool) -> str:
+    from corral.net.node import default_proxy_mode, proxy_mode_problem
+
+    mode = value or default_proxy_mode(one_machine=one_machine)
+    problem = proxy_mode_problem(mode)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--proxy-mode")
+    return mode
 
 
 def _reserved(value: str) -> dict[str, str]:

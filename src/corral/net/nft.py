@@ -58,6 +58,14 @@ def render(table: str, plans: list[PortPlan]) -> str:
     chains = "\n".join(
         f"  chain {hook} {{\n    type nat hook {hook} priority -100; policy accept;\n{body}\n  }}"
         for hook in ("output", "prerouting"))
+    # A 127.x VIP sent to another host leaves with a loopback source the
+    # peer cannot answer: masquerade it (needs route_localnet, see sync).
+    chains += ("\n  chain postrouting {\n    type nat hook postrouting priority 100; policy accept;\n"
+               '    ip saddr 127.0.0.0/8 oifname != "lo" ct status dnat masquerade\n  }'
+               # and with route_localnet on, refuse what it would let in from
+               # outside to loopback services (CVE-2020-8558), as kube-proxy does
+               "\n  chain input {\n    type filter hook input priority 0; policy accept;\n"
+               '    iifname != "lo" ip daddr 127.0.0.0/8 ct state != { established, related } ct status != dnat drop\n  }')
     return f"table ip {table} {{}}\ndelete table ip {table}\ntable ip {table} {{\n{chains}\n}}\n"
 
 
@@ -68,6 +76,13 @@ async def nft(script: str) -> None:
     _, err = await process.communicate(script.encode())
     if process.returncode != 0:
         raise NftError(f"nft failed ({process.returncode}): {err.decode().strip()}")
+
+
+def allow_loopback_routing() -> None:
+    """Let DNATed packets with a 127.x source leave this host (then
+    masqueraded), as kube-proxy does for localhost node ports."""
+    with open("/proc/sys/net/ipv4/conf/all/route_localnet", "w") as f:
+        f.write("1")
 
 
 def available() -> bool:
@@ -118,6 +133,8 @@ class KernelProxy:
         plans = plan(self.services.cache.list(), self.slices.cache.list(), self.node_addresses)
         script = render(self.table, plans)
         if script != self._applied:
+            if any(not ip.startswith("127.") for p in plans for ip, _ in p.backends):
+                allow_loopback_routing()
             await nft(script)
             self._applied = script
 

@@ -5,16 +5,48 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 from corral.client.api import ApiClient
 from corral.clock import Clock
+from corral.net import nft
 from corral.net.dns import ClusterDns
 from corral.net.nft import KernelProxy
 from corral.net.proxy import ServiceProxy
 from corral.net.svcenv import dns_env, services_env
 
 log = logging.getLogger(__name__)
+
+PROXY_MODES = ("userspace", "nftables")
+
+
+def default_proxy_mode(*, one_machine: bool) -> str:
+    """The proxy mode when none is asked for.
+
+    A joining agent running as root with ``nft`` gets the kernel mode, as
+    kube-proxy would. ``corral up`` keeps the userspace mode even as root:
+    its listeners die with the process, whereas a killed kernel-mode agent
+    leaves DNAT rules on the host that keep capturing the VIPs until the
+    next start; and several one-machine clusters (tests, a developer's
+    second cluster) can share a host with plain sockets on their own
+    ranges. The kernel mode does work there too (DNAT from a 127.x VIP to a
+    127.0.0.1 backend needs no sysctl), so ``--proxy-mode nftables`` is
+    there to choose it."""
+    if one_machine or os.geteuid() != 0 or not nft.available():
+        return "userspace"
+    return "nftables"
+
+
+def proxy_mode_problem(mode: str) -> str | None:
+    """Why ``mode`` cannot run on this machine, or None."""
+    if mode not in PROXY_MODES:
+        return f"{mode!r} is not one of {', '.join(PROXY_MODES)}"
+    if mode == "nftables" and os.geteuid() != 0:
+        return "nftables needs root (use userspace)"
+    if mode == "nftables" and not nft.available():
+        return "nftables needs the nft command (apt-get install nftables)"
+    return None
 
 
 class NodeNetwork:
