@@ -50,6 +50,9 @@ class FailureDetector(Protocol):
 
     def nodes(self) -> list[str]: ...
 
+    def knows(self, node: str) -> bool:
+        """Has ``node`` ever been heard from (O(1), unlike ``nodes``)?"""
+
 
 @dataclass
 class _History:
@@ -107,6 +110,9 @@ class _Base:
 
     def nodes(self) -> list[str]:
         return list(self._hist)
+
+    def knows(self, node: str) -> bool:
+        return node in self._hist
 
 
 class FixedTimeout(_Base):

@@ -22,8 +22,10 @@ registers again under the same name is simply a healthy node again.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 from corral.client.api import ApiClient
@@ -155,28 +157,91 @@ class NodeLifecycleController(Controller):
         self.pods = informers.index(PODS, POD_NODE_INDEX, _pod_node)
         self.leases = Informer(client, LEASES, namespace=LEASE_NAMESPACE, clock=self.clock)
         self.watches(self.nodes, self.pods)
-        self.nodes.add_handler(
-            lambda n: self.queue.add(meta(n).get("name", "")),
-            lambda o, n: self.queue.add(meta(n).get("name", "")),
-            lambda n: self.queue.add(meta(n).get("name", "")),
-        )
-        self.pods.add_handler(self._pod_event, lambda o, n: self._pod_event(n), None)
-        self.leases.add_handler(self._lease_added, self._lease_updated, None)
-        self._unreachable: set[str] = set()  # as of the last monitor pass
+        # Silence is found from a heap of deadlines (when each node would
+        # count as silent were it not heard from again); _deadline holds each
+        # node's live entry, older entries in the heap are skipped.
+        self._heap: list[tuple[float, str]] = []
+        self._deadline: dict[str, float] = {}
+        self._silent: set[str] = set()  # unreachable by silence, as of the last pass
+        self._tracked: dict[str, tuple[str, bool]] = {}  # node -> (zone, unreachable or not ready)
+        self._zone_total: Counter[str] = Counter()
+        self._zone_down: Counter[str] = Counter()
+        self._down: set[str] = set()
         self._admitted: set[str] = set()  # unreachable nodes whose NoExecute taint is due
         self._buckets: dict[str, TokenBucket] = {}
         self._zone_state: dict[str, str] = {}
         self._due_since: dict[str, float] = {}  # pod uid -> when its eviction clock started
         self._missing_since: dict[str, float] = {}
+        self.nodes.add_handler(self._node_event, lambda o, n: self._node_event(n), self._node_deleted)
+        self.pods.add_handler(self._pod_event, lambda o, n: self._pod_event(n), None)
+        self.leases.add_handler(self._lease_added, self._lease_updated, None)
 
     # -- heartbeats ----------------------------------------------------------
 
     def _lease_added(self, lease: Obj) -> None:
-        self.detector.heartbeat(meta(lease).get("name", ""), self.clock.monotonic())
+        self._heard(meta(lease).get("name", ""))
 
     def _lease_updated(self, old: Obj, new: Obj) -> None:
         if meta(old).get("resourceVersion") != meta(new).get("resourceVersion"):
-            self.detector.heartbeat(meta(new).get("name", ""), self.clock.monotonic())
+            self._heard(meta(new).get("name", ""))
+
+    def _heard(self, name: str) -> None:
+        """A renewal costs O(1): the detector notes it, and the node gets a
+        deadline only if it has none (an early one is re-checked when due)."""
+        now = self.clock.monotonic()
+        self.detector.heartbeat(name, now)
+        if name in self._silent:
+            self._silent.discard(name)
+            self._refresh(name)
+            self.queue.add(name)
+        if name not in self._deadline:
+            self._schedule(name, now)
+
+    def _schedule(self, name: str, now: float) -> None:
+        """Push the earliest time ``name`` could count as unreachable."""
+        node = self.nodes.cache.get(name)
+        if node is None or not self.detector.knows(name):
+            self._deadline.pop(name, None)
+            return  # scheduled again when its Node appears
+        fence = _fence_timeout(node)
+        wait = max(self.detector.timeout(name), safe_grace(fence) if fence is not None else 0.0)
+        at = now + wait - (self.detector.silence(name, now) or 0.0)
+        self._deadline[name] = at
+        heapq.heappush(self._heap, (at, name))
+
+    def _node_event(self, node: Obj) -> None:
+        name = meta(node).get("name", "")
+        self._refresh(name)
+        if name not in self._deadline and name not in self._silent:
+            self._schedule(name, self.clock.monotonic())
+        self.queue.add(name)
+
+    def _node_deleted(self, node: Obj) -> None:
+        name = meta(node).get("name", "")
+        self._silent.discard(name)
+        self._deadline.pop(name, None)
+        self._refresh(name)
+        self.queue.add(name)
+
+    def _refresh(self, name: str) -> None:
+        """Keep the per-zone (total, unreachable) counts current for one node."""
+        node = self.nodes.cache.get(name)
+        before = self._tracked.pop(name, None)
+        if before is not None:
+            self._zone_total[before[0]] -= 1
+            self._zone_down[before[0]] -= before[1]
+        down = node is not None and (name in self._silent or _ready(node) == "False")
+        if down:
+            self._down.add(name)
+        else:
+            self._down.discard(name)
+            self._admitted.discard(name)
+        if node is None:
+            return
+        zone = zone_of(meta(node).get("labels"))
+        self._tracked[name] = (zone, down)
+        self._zone_total[zone] += 1
+        self._zone_down[zone] += down
 
     def _pod_event(self, pod: Obj) -> None:
         for node_name in _pod_node(pod):
@@ -216,7 +281,7 @@ class NodeLifecycleController(Controller):
 
     def unreachable(self, node: Obj, now: float) -> bool:
         name = meta(node).get("name", "")
-        if name not in self.detector.nodes():
+        if not self.detector.knows(name):
             return False  # never heard from: no heartbeat contract to break
         silence = self.detector.silence(name, now) or 0.0
         fence = _fence_timeout(node)
@@ -224,34 +289,37 @@ class NodeLifecycleController(Controller):
         return self.detector.expired(name, now) and silence > floor
 
     def monitor_once(self, now: float) -> None:
-        """One pass: who is silent, what each zone's state is, and which
-        silent nodes the eviction rate admits now."""
-        counts: dict[str, list[int]] = {}
-        zones: dict[str, str] = {}
-        unreachable: set[str] = set()
-        for node in self.nodes.cache.list():
-            name = meta(node).get("name", "")
-            zone = zone_of(meta(node).get("labels"))
-            zones[name] = zone
-            entry = counts.setdefault(zone, [0, 0])
-            entry[0] += 1
-            if self.unreachable(node, now) or _ready(node) == "False":
-                unreachable.add(name)
-                entry[1] += 1
-        for name in unreachable ^ self._unreachable:
-            self.queue.add(name)
-        self._unreachable = unreachable
-        self._admitted &= unreachable
-        states = zone_states({z: (t, u) for z, (t, u) in counts.items()}, self.config.disruption)
-        self._note_zone_changes(states, zones)
-        for name in sorted(unreachable - self._admitted):
-            zone = zones[name]
+        """One pass: nodes whose deadline came (not all nodes: a pass costs
+        what is due, so a tick stays cheap at thousands of nodes), each
+        zone's state from running counts, and which silent nodes the
+        eviction rate admits now."""
+        due = []
+        while self._heap and self._heap[0][0] <= now:
+            at, name = heapq.heappop(self._heap)
+            if self._deadline.get(name) == at:
+                del self._deadline[name]
+                due.append(name)
+        for name in due:
+            node = self.nodes.cache.get(name)
+            if node is None:
+                continue
+            if self.unreachable(node, now):
+                self._silent.add(name)
+                self._refresh(name)
+                self.queue.add(name)
+            else:  # heard from since, or the observer's lag was forgiven
+                self._schedule(name, now)
+        counts = {z: (t, self._zone_down[z]) for z, t in self._zone_total.items() if t > 0}
+        states = zone_states(counts, self.config.disruption)
+        self._note_zone_changes(states)
+        for name in sorted(self._down - self._admitted):
+            zone = self._tracked[name][0]
             bucket = self._buckets.setdefault(zone, TokenBucket(now))
             if bucket.take(rate_for(states.get(zone, NORMAL), self.config.disruption), now):
                 self._admitted.add(name)
                 self.queue.add(name)
 
-    def _note_zone_changes(self, states: dict[str, str], zones: dict[str, str]) -> None:
+    def _note_zone_changes(self, states: dict[str, str]) -> None:
         for zone, state in states.items():
             before = self._zone_state.get(zone, NORMAL)
             if state == before:
@@ -272,7 +340,7 @@ class NodeLifecycleController(Controller):
                            f"be at fault)")
                 kind = "Warning"
             log.warning("%s", message)
-            for name, node_zone in zones.items():
+            for name, (node_zone, _) in self._tracked.items():
                 node = self.nodes.cache.get(name)
                 if node_zone == zone and node is not None:
                     self.recorder.record(node, kind, f"Zone{state}", message)
