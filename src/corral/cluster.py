@@ -170,16 +170,24 @@ class LocalAgent(_Components):
         await asyncio.shield(self.stop())
 
 
-async def run_agent(server_url: str, token: str, *, ca_file: str | None, insecure: bool,
+async def run_agent(server_url: str, token: str | None, *, ca_file: str | None, insecure: bool,
                     node_name: str | None, data_dir: Path, address: str, port: int,
                     stop: asyncio.Event, default_runtime: str = "auto",
                     system_reserved: dict[str, str] | None = None, proxy_mode: str = "userspace") -> None:
-    from corral.client.api import ApiClient
+    """A joining agent: a join token is exchanged for a node client
+    certificate (kept in DATA_DIR/pki, reused on restart, renewed before it
+    expires), which is then the agent's identity (client/nodecert.py)."""
+    import secrets
 
-    async with ApiClient(server_url, token=token, ca_file=ca_file, insecure=insecure,
-                         user_agent="corral-agent") as client:
-        agent = await _make_agent(client, node_name or socket.gethostname().lower(), data_dir,
-                                  address, port, token, default_runtime, fence=True, system_reserved=system_reserved,
+    from corral.client.nodecert import node_api_client
+
+    name = node_name or socket.gethostname().lower()
+    async with node_api_client(server_url, token, ca_file=ca_file, insecure=insecure, node_name=name,
+                               data_dir=data_dir) as client:
+        # The log/exec endpoint's token; without one, a secret nobody knows
+        # (never an open endpoint).
+        agent = await _make_agent(client, name, data_dir, address, port, token or secrets.token_urlsafe(32),
+                                  default_runtime, fence=True, system_reserved=system_reserved,
                                   proxy_mode=proxy_mode)
         task = _watch_task("agent", agent.run())
         await stop.wait()

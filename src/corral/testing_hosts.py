@@ -275,10 +275,6 @@ class CorralHosts:
         return self.server_dir / "pki" / "ca.crt"
 
     def start_server(self, timeout: float = 60.0) -> None:
-        if not self.join_token:
-            from corral.cli.token import create_join_token
-
-            self.join_token = create_join_token(self.server_dir, description="test hosts")
         self.server = self.net.spawn(
             self.server_host,
             [PYTHON, "-m", "corral.cli.main", "server", "--host", self.server_host.ip,
@@ -286,13 +282,23 @@ class CorralHosts:
             log=self.workdir / "server.log",
         )
         self._wait(lambda: self.kubeconfig.exists() and self._healthy(), timeout, "the server")
-        from corral.cli.token import _grant_online
+        if not self.join_token:
+            self.join_token = self._create_join_token()
+
+    def _create_join_token(self) -> str:
+        """A bootstrap token (a kube-system Secret), made through the running server."""
+        import asyncio
+
+        from corral.cli.token import create_token
+        from corral.client.api import ApiClient
+
+        async def create() -> str:
+            async with ApiClient.from_kubeconfig(str(self.kubeconfig), timeout=15.0) as client:
+                return await create_token(client, description="test hosts")
 
         # In a thread: the caller may be inside an event loop.
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            note = pool.submit(_grant_online, self.server_dir, "system:nodes").result()
-        if note:
-            raise HostNetError(note)
+            return pool.submit(asyncio.run, create()).result()
 
     def stop_server(self) -> None:
         if self.server is not None and self.server.poll() is None:

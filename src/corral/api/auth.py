@@ -1,9 +1,12 @@
 """Authentication: who is asking.
 
-Three ways in, tried in order: a client certificate signed by the cluster
+Four ways in, tried in order: a client certificate signed by the cluster
 CA (CN = user, O = groups, as Kubernetes reads them), a static bearer token
-from the token file (Kubernetes' ``token,user,uid,"g1,g2"`` format), and a
-ServiceAccount JWT issued through the TokenRequest API. Every authenticated
+from the token file (Kubernetes' ``token,user,uid,"g1,g2"`` format), a
+ServiceAccount JWT issued through the TokenRequest API, and a bootstrap
+(join) token ``<id>.<secret>`` checked against the Secret
+``kube-system/bootstrap-token-<id>`` (``corral token create``), which only
+lets a new agent ask for its node certificate. Every authenticated
 user is in ``system:authenticated``. Anonymous requests reach only the
 health and version endpoints (kubectl asks for /version before it has
 picked a build); everything else is a 401.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -24,6 +28,7 @@ from typing import Any
 
 from corral.api.errors import Unauthorized
 
+BOOTSTRAP_GROUP_RE = re.compile(r"^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$")
 PUBLIC_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
 AUTHENTICATED = "system:authenticated"
 SA_RECHECK_SECONDS = 10.0
@@ -190,7 +195,8 @@ class Authenticator:
         return user
 
     async def _bootstrap(self, token: str) -> User | None:
-        """A join token: lets a new agent ask for its node certificate."""
+        """A join token (Kubernetes' bootstrap token): lets a new agent ask
+        for its node certificate, nothing else."""
         from datetime import UTC, datetime
 
         from corral.api.certs import BOOTSTRAP_GROUP, TOKEN_RE, check_bootstrap_secret
@@ -202,8 +208,11 @@ class Authenticator:
         secret = await self.bootstrap_secret(token_id)
         if secret is None or not check_bootstrap_secret(secret, token_secret, datetime.now(UTC)):
             return None
+        data = secret.get("data") or {}
+        if _b64_text(data.get("token-id")) != token_id:
+            return None
         return User(f"system:bootstrap:{token_id}", "",
-                    (BOOTSTRAP_GROUP, f"{BOOTSTRAP_GROUP}:corral:default-node-token")).with_authenticated()
+                    (BOOTSTRAP_GROUP, *bootstrap_extra_groups(data))).with_authenticated()
 
     async def _still_bound(self, claims: Any) -> bool:
         """A token dies with its ServiceAccount (and its Pod, when bound to one)."""
@@ -214,6 +223,28 @@ class Authenticator:
         if claims.pod_name:
             return await self.lookup_uid("pods", claims.namespace, claims.pod_name) == claims.pod_uid
         return True
+
+
+def _b64_text(value: Any) -> str:
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(value or "", validate=True).decode()
+    except (binascii.Error, ValueError, UnicodeDecodeError, TypeError):
+        return ""
+
+
+def bootstrap_extra_groups(data: dict[str, Any]) -> tuple[str, ...]:
+    """``auth-extra-groups`` of a bootstrap-token Secret; as in Kubernetes, only
+    groups under ``system:bootstrappers:`` count (a token can never claim
+    ``system:masters``)."""
+    out = []
+    for group in _b64_text(data.get("auth-extra-groups")).split(","):
+        group = group.strip()
+        if BOOTSTRAP_GROUP_RE.match(group):
+            out.append(group)
+    return tuple(out)
 
 
 def ensure_token_file(path: Path, user: str = "admin", groups: str = "system:masters") -> str:

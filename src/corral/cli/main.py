@@ -130,7 +130,9 @@ def up(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr
 @main.command()
 @click.option("--server", "server_url", required=True, callback=lambda c, p, v: _servers(v),
               help="API server URL, e.g. https://10.0.0.1:6443; several, comma-separated, for HA.")
-@click.option("--token", required=True, help="Bearer token for the API server.")
+@click.option("--token", default=None,
+              help="Join token (corral token create): exchanged for a node client certificate kept in "
+                   "DATA_DIR/pki, so a restart needs no token. Any other token is used as a bearer token.")
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--insecure-skip-tls-verify", "insecure", is_flag=True)
 @click.option("--name", "node_name", default=None, help="Node name (default: hostname).")
@@ -147,19 +149,23 @@ def up(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr
               help="Service proxy: userspace (sockets, no privileges) or nftables (kernel DNAT, root). "
                    "Default: nftables as root with nft, else userspace.")
 @click.option("-v", "--verbose", is_flag=True)
-def agent(server_url: str, token: str, ca_file: str | None, insecure: bool, node_name: str | None,
+def agent(server_url: str, token: str | None, ca_file: str | None, insecure: bool, node_name: str | None,
           data_dir: Path | None, address: str, port: int, default_runtime: str,
           system_reserved: dict[str, str], proxy_mode: str, verbose: bool) -> None:
     """Run a node agent that joins an existing cluster."""
     _setup_logging(verbose)
 
     async def run(stop: asyncio.Event) -> None:
+        from corral.client.nodecert import BootstrapError
         from corral.cluster import run_agent
 
-        await run_agent(server_url, token, ca_file=ca_file, insecure=insecure, node_name=node_name,
-                        data_dir=data_dir or default_data_dir() / "agent", address=address, port=port,
-                        stop=stop, default_runtime=default_runtime,
-                        system_reserved=system_reserved, proxy_mode=proxy_mode)
+        try:
+            await run_agent(server_url, token, ca_file=ca_file, insecure=insecure, node_name=node_name,
+                            data_dir=data_dir or default_data_dir() / "agent", address=address, port=port,
+                            stop=stop, default_runtime=default_runtime,
+                            system_reserved=system_reserved, proxy_mode=proxy_mode)
+        except BootstrapError as exc:
+            raise click.ClickException(f"cannot join the cluster: {exc}") from exc
 
     run_until_signalled(run)
 
