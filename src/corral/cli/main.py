@@ -54,11 +54,30 @@ def server_options(fn: Callable[..., None]) -> Callable[..., None]:
                       help="Store URL (default: SQLite in the data dir).")(fn)
     fn = click.option("--service-cidr", default="127.43.0.0/16", show_default=True,
                       help="Range Service cluster IPs are allocated from.")(fn)
+    for flag, what in (("cafile", "CA bundle etcd's certificates are checked against"),
+                       ("certfile", "client certificate presented to etcd"),
+                       ("keyfile", "key of --etcd-certfile")):
+        fn = click.option(f"--etcd-{flag}", type=click.Path(exists=True, dir_okay=False), default=None,
+                          expose_value=False, callback=_remember, help=f"TLS to etcd: {what}.")(fn)
     fn = click.option("-v", "--verbose", is_flag=True)(fn)
     return fn
 
 
+def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """The --etcd-* TLS files, kept aside so every command with server options
+    gets them without another parameter."""
+    ctx.meta[f"corral.{param.name}"] = value
+
+
 def _options(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr: str) -> ServerOptions:
+    from corral.store.etcd_conn import with_tls_files
+
+    meta = click.get_current_context().meta
+    try:
+        store_url = with_tls_files(store_url, meta.get("corral.etcd_cafile"), meta.get("corral.etcd_certfile"),
+                                   meta.get("corral.etcd_keyfile"))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     return ServerOptions(data_dir=data_dir or default_data_dir(), host=host, port=port,
                          store_url=store_url, service_cidr=service_cidr)
 

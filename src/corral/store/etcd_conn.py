@@ -1,5 +1,11 @@
 """Reaching an etcd cluster: endpoint lists, the gRPC channel, error mapping.
 
+With ``etcds://`` or any of the ``cafile``/``certfile``/``keyfile``
+options (``corral server --etcd-cafile/--etcd-certfile/--etcd-keyfile``,
+as kube-apiserver names them) the channel speaks TLS, verifies the members
+against the CA and presents the client certificate that etcd's
+``--client-cert-auth`` asks for.
+
 One gRPC channel holds every endpoint and the ``pick_first`` policy: it
 talks to one member and, when that member's connection breaks, moves on to
 the next address by itself. Calls are made ``wait_for_ready`` with a
@@ -12,10 +18,11 @@ deadline (no quorum, every member down) becomes
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from aetcd import rpc
 
@@ -54,23 +61,28 @@ class EtcdOptions:
     watch_buffer: int = 4096
     timeout: float = 5.0
     """Deadline of one call to etcd, in seconds."""
+    tls: bool = False
+    ca_file: str = ""
+    """PEM CA bundle the members' certificates must chain to ("" = system roots)."""
+    cert_file: str = ""
+    key_file: str = ""
 
     def describe(self) -> str:
         hosts = ",".join(f"{h}:{p}" for h, p in self.endpoints)
-        return f"etcd://{hosts}{self.root}"
+        return f"{'etcds' if self.tls else 'etcd'}://{hosts}{self.root}"
 
 
 _INT_OPTIONS = ("history_limit", "watch_buffer")
 _FLOAT_OPTIONS = ("timeout",)
+_FILE_OPTIONS = {"cafile": "ca_file", "certfile": "cert_file", "keyfile": "key_file"}
 
 
 def parse_etcd_url(url: str) -> EtcdOptions:
-    """``etcd://h1:2379,h2:2379,h3:2379[/root][?history_limit=N&watch_buffer=N&timeout=S]``."""
+    """``etcd[s]://h1:2379,h2:2379[/root][?history_limit=N&watch_buffer=N&timeout=S
+    &cafile=PATH&certfile=PATH&keyfile=PATH]``."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in ("etcd", "etcds"):
         raise ValueError(f"store url {url!r}: expected etcd://host:port[,host:port...]")
-    if scheme.lower() == "etcds":
-        raise ValueError(f"store url {url!r}: TLS to etcd (etcds://) is not supported; use etcd://")
     rest, _, query = rest.partition("?")
     hosts, slash, root = rest.partition("/")
     root = (slash + root).rstrip("/") if root else ""
@@ -80,13 +92,16 @@ def parse_etcd_url(url: str) -> EtcdOptions:
     options: dict[str, Any] = {}
     for name, values in parse_qs(query, keep_blank_values=True).items():
         raw = values[-1]
+        if name in _FILE_OPTIONS:
+            options[_FILE_OPTIONS[name]] = _readable(url, name, raw)
+            continue
         try:
             if name in _INT_OPTIONS:
                 options[name] = int(raw)
             elif name in _FLOAT_OPTIONS:
                 options[name] = float(raw)
             else:
-                known = ", ".join(_INT_OPTIONS + _FLOAT_OPTIONS)
+                known = ", ".join(_INT_OPTIONS + _FLOAT_OPTIONS + tuple(_FILE_OPTIONS))
                 raise ValueError(f"store url {url!r}: unknown option {name!r} (known: {known})")
         except ValueError as exc:
             if "unknown option" in str(exc):
@@ -94,7 +109,33 @@ def parse_etcd_url(url: str) -> EtcdOptions:
             raise ValueError(f"store url {url!r}: option {name!r} must be a number, got {raw!r}") from exc
         if options[name] <= 0:
             raise ValueError(f"store url {url!r}: option {name!r} must be positive, got {raw!r}")
+    if bool(options.get("cert_file")) != bool(options.get("key_file")):
+        raise ValueError(f"store url {url!r}: option 'certfile' and option 'keyfile' go together")
+    options["tls"] = scheme.lower() == "etcds" or any(k in options for k in _FILE_OPTIONS.values())
     return EtcdOptions(endpoints=endpoints, root=root, **options)
+
+
+def _readable(url: str, name: str, path: str) -> str:
+    if not path:
+        raise ValueError(f"store url {url!r}: option {name!r} needs a file path")
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        raise ValueError(f"store url {url!r}: option {name!r}: cannot read {path}: {exc.strerror}") from None
+    return path
+
+
+def with_tls_files(url: str, ca_file: str | None, cert_file: str | None, key_file: str | None) -> str:
+    """``url`` with the TLS files of ``--etcd-cafile/--etcd-certfile/--etcd-keyfile``
+    added as options (they only make sense for an etcd store)."""
+    pairs = [(k, v) for k, v in (("cafile", ca_file), ("certfile", cert_file), ("keyfile", key_file)) if v]
+    if not pairs:
+        return url
+    if not url.lower().startswith(("etcd://", "etcds://")):
+        raise ValueError("--etcd-cafile/--etcd-certfile/--etcd-keyfile: need --store etcd://...")
+    query = "&".join(f"{k}={quote(os.path.abspath(v), safe='/')}" for k, v in pairs)
+    return url + ("&" if "?" in url else "?") + query
 
 
 def _parse_endpoint(url: str, part: str) -> tuple[str, int]:
@@ -155,7 +196,8 @@ def _addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]
 
 
 def open_channel(options: EtcdOptions) -> rpc.Channel:
-    return rpc.insecure_channel(grpc_target(options.endpoints), options=[
+    target = grpc_target(options.endpoints)
+    channel_options: list[tuple[str, Any]] = [
         ("grpc.lb_policy_name", "pick_first"),
         ("grpc.keepalive_time_ms", 5_000),
         ("grpc.keepalive_timeout_ms", 3_000),
@@ -166,7 +208,27 @@ def open_channel(options: EtcdOptions) -> rpc.Channel:
         ("grpc.max_reconnect_backoff_ms", 1_000),
         ("grpc.max_receive_message_length", MAX_MESSAGE),
         ("grpc.max_send_message_length", MAX_MESSAGE),
-    ])
+    ]
+    if not options.tls:
+        return rpc.insecure_channel(target, options=channel_options)
+    # The target lists resolved addresses; the members' certificates are
+    # checked against the name the operator wrote (the first endpoint's).
+    channel_options.append(("grpc.ssl_target_name_override", options.endpoints[0][0]))
+    return rpc.secure_channel(target, tls_credentials(options), options=channel_options)
+
+
+def tls_credentials(options: EtcdOptions) -> Any:
+    import grpc
+
+    def read(path: str) -> bytes | None:
+        if not path:
+            return None
+        with open(path, "rb") as f:
+            return f.read()
+
+    return grpc.ssl_channel_credentials(root_certificates=read(options.ca_file),
+                                        private_key=read(options.key_file),
+                                        certificate_chain=read(options.cert_file))
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -244,7 +244,7 @@ async def test_open_store_urls(tmp_path: Path) -> None:
     assert (await plain.get("/a")).value == b"1"
     await plain.close()
     for bad, message in [
-        ("etcds://127.0.0.1:2379", "not supported"),
+        ("etcds://127.0.0.1:2379?certfile=/nonexistent.pem", "cannot read"),
         ("etcd://127.0.0.1:notaport", "bad port"),
         ("mysql://x", "unknown scheme"),
         ("sqlite://", "no database path"),
