@@ -76,11 +76,14 @@ class ContainerLife:
             mounts = container_mounts(spec, self.volumes or {})
         except VolumeError as exc:
             raise StartError("CreateContainerConfigError", str(exc)) from None
+        return {"mounts": mounts} if await self._can_mount(pod) else {}
+
+    async def _can_mount(self: PodWorker, pod: dict[str, Any]) -> bool:
         runtime: Any = self.ctx.runtime
         if hasattr(runtime, "handler_for"):
             runtime = runtime.runtimes[await runtime.handler_for(pod)]
         supported = getattr(runtime, "mounts_supported", None)
-        return {"mounts": mounts} if supported is not None and supported(pod) else {}
+        return supported is not None and bool(supported(pod))
 
     async def _container_env(self: PodWorker, pod: dict[str, Any], spec: dict[str, Any]) -> dict[str, str]:
         env = await self.ctx.env.build(pod, spec, host_ip=self.ctx.address, pod_ip=self.ctx.address)
@@ -89,7 +92,11 @@ class ContainerLife:
                 container_mounts(spec, self.volumes or {})
             except VolumeError as exc:
                 raise StartError("CreateContainerConfigError", str(exc)) from None
-            env.update(mount_env(spec, self.volumes or {}))
+            if not await self._can_mount(pod):
+                env.update(mount_env(spec, self.volumes or {}))
+                self._event("Normal", "VolumesByEnvironment",
+                            f"container {spec.get('name', '')}: this node's runtime cannot mount volumes at "
+                            "their mountPath; their host paths are in CORRAL_VOLUME_*/CORRAL_MOUNT_* variables")
         env[MARKER] = marker_value(self.uid, str(spec.get("name", "")))
         return env
 

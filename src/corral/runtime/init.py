@@ -5,7 +5,9 @@ they share a sandbox in Kubernetes. The first container's supervisor (shim)
 creates them: it forks a process that unshares them and forks again, so the
 grandchild is PID 1 of the new PID namespace. That init sets the hostname
 to the pod's name, makes its mounts private, mounts a fresh /proc (so ``ps``
-sees the pod only) and a private /tmp, and then only reaps zombies (orphans
+sees the pod only) and a private /tmp -- or, where overlayfs works, builds
+the pod a root of its own and pivots into it (:mod:`corral.runtime.rootfs`),
+so volumes can be mounted at their mountPath -- and then only reaps zombies (orphans
 of the pod are reparented to it) and forwards termination signals to every
 process of the pod. Later containers' shims enter these namespaces with
 setns. When the init dies, the kernel kills everything left in the pod.
@@ -58,7 +60,9 @@ def sandbox_pid(pod_dir: Path) -> int | None:
     return pid if _alive(pid, ticks) else None
 
 
-def ensure_sandbox(pod_dir: Path, hostname: str, keep: list[str]) -> int:
+def ensure_sandbox(
+    pod_dir: Path, hostname: str, keep: list[str], *, rootfs: bool = False, mask: list[str] | None = None
+) -> int:
     """The pid (host view) of the pod's init, started if there is none.
     Serialized by a lock file, so two containers starting at once share it."""
     from corral.runtime.shim import proc_start_ticks, write_json_atomic
@@ -71,12 +75,12 @@ def ensure_sandbox(pod_dir: Path, hostname: str, keep: list[str]) -> int:
             return pid
         (pod_dir / "tmp").mkdir(mode=0o1777, exist_ok=True)
         os.chmod(pod_dir / "tmp", 0o1777)
-        pid = _spawn(hostname, str(pod_dir / "tmp"), keep)
+        pid = _spawn(hostname, str(pod_dir / "tmp"), keep, rootfs, mask or [])
         write_json_atomic(pod_dir / "sandbox.json", {"pid": pid, "startTicks": proc_start_ticks(pid)})
         return pid
 
 
-def _spawn(hostname: str, tmp_source: str, keep: list[str]) -> int:
+def _spawn(hostname: str, tmp_source: str, keep: list[str], rootfs: bool, mask: list[str]) -> int:
     r, w = os.pipe()
     middle = os.fork()
     if middle == 0:  # pragma: no cover - runs in the forked child
@@ -87,7 +91,7 @@ def _spawn(hostname: str, tmp_source: str, keep: list[str]) -> int:
             ns.unshare(ns.POD_NAMESPACES)
             init = os.fork()
             if init == 0:
-                _init_main(w, hostname, tmp_source, keep)
+                _init_main(w, hostname, tmp_source, keep, rootfs, mask)
             os.write(w, f"pid {init}\n".encode())
             code = 0
         except BaseException as exc:
@@ -121,14 +125,16 @@ def _read_report(fd: int) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
-def _init_main(report_fd: int, hostname: str, tmp_source: str, keep: list[str]) -> None:
+def _init_main(
+    report_fd: int, hostname: str, tmp_source: str, keep: list[str], rootfs: bool, mask: list[str]
+) -> None:
     """PID 1 of the pod (never returns)."""
     from corral.runtime.launcher import set_cmdline
 
     set_cmdline(["corral-pod-init", os.path.dirname(tmp_source)])
     try:
         pod_dir = os.open(os.path.dirname(tmp_source), os.O_PATH)
-        _setup(hostname, tmp_source, keep)
+        _setup(hostname, tmp_source, keep, rootfs, mask)
         os.write(report_fd, b"ready\n")
     except BaseException as exc:
         os.write(report_fd, f"error {exc}\n".encode())
@@ -138,9 +144,14 @@ def _init_main(report_fd: int, hostname: str, tmp_source: str, keep: list[str]) 
     os._exit(_reap_forever(pod_dir))
 
 
-def _setup(hostname: str, tmp_source: str, keep: list[str]) -> None:
+def _setup(hostname: str, tmp_source: str, keep: list[str], rootfs: bool, mask: list[str]) -> None:
     ns.sethostname(hostname)
     ns.mount(None, "/", None, ns.MS_REC | ns.MS_PRIVATE)
+    if rootfs:
+        from corral.runtime.rootfs import enter_pod_root
+
+        enter_pod_root(Path(tmp_source).parent, tmp_source, keep, mask)
+        return
     ns.mount("proc", "/proc", "proc", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
     # Paths under /tmp the pod still needs (its commands, working dirs, the
     # agent's data dir with its volumes) are opened before /tmp is covered,
@@ -218,14 +229,24 @@ def _others_left() -> bool:
     return any(e.isdigit() and e != "1" for e in os.listdir("/proc"))
 
 
-def sandbox_spec(pod: dict[str, Any], data_dir: Path) -> dict[str, Any]:
-    """What the shim needs to make (or find) the pod's sandbox."""
+def sandbox_spec(
+    pod: dict[str, Any], data_dir: Path, *, rootfs: bool = False, also: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What the shim needs to make (or find) the pod's sandbox.
+
+    Without a root of its own the pod keeps the agent's data dir in view
+    (its volumes are there, found through the environment). With one, the
+    volumes are mounted at their mountPath, so the data dir (every pod's
+    volumes) is hidden instead, unless the pod's own programs live in it.
+    ``also``: the container being started, in case the pod's spec lacks it."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
-    keep = {str(data_dir)}
-    for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+    keep = set() if rootfs else {str(data_dir)}
+    used = []
+    for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or []), *([also] if also else [])]:
         if c.get("workingDir"):
             keep.add(str(c["workingDir"]))
+            used.append(str(c["workingDir"]))
         cmd = c.get("command") or []
         if cmd and str(cmd[0]).startswith("/"):
             # Keep the program's whole install prefix (PREFIX/bin/prog → PREFIX),
@@ -233,7 +254,15 @@ def sandbox_spec(pod: dict[str, Any], data_dir: Path) -> dict[str, Any]:
             # site-packages beside its bin/).
             where = os.path.dirname(str(cmd[0]))
             keep.add(os.path.dirname(where) if os.path.basename(where) == "bin" else where)
-    return {
+            used.append(str(cmd[0]))
+    out: dict[str, Any] = {
         "hostname": str(spec.get("hostname") or meta.get("name") or "pod")[:63],
         "keep": sorted(p for p in keep if p.startswith("/tmp/") and os.path.exists(p)),
     }
+    if rootfs:
+        d = str(data_dir)
+        hidden = not d.startswith("/tmp/") and d != "/" and os.path.isdir(d)
+        if hidden and not any(u == d or u.startswith(d + "/") for u in used):
+            out["mask"] = [d]
+        out["rootfs"] = True
+    return out

@@ -23,11 +23,12 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from corral.runtime import cgroups, namespaces
+from corral.runtime import cgroups, namespaces, rootfs
 from corral.runtime.cgroups import Cgroup
 from corral.runtime.init import sandbox_pid, sandbox_spec
 from corral.runtime.launcher import CMDLINE_ROOM
@@ -39,6 +40,7 @@ from corral.runtime.protocol import (
     ContainerStats,
     ExecPlan,
     LogPaths,
+    Mount,
     StartError,
 )
 from corral.runtime.shim import proc_start_ticks
@@ -69,9 +71,12 @@ class ProcessRuntime:
         why_not = namespaces.supported() if isolate else "disabled"
         self.namespaces = why_not is None
         self.cgroup_version = cgroups.detect() if isolate else None
+        self.rootfs_missing = rootfs.supported(self.state_dir) if self.namespaces else why_not
+        """Why pods here get no root of their own (volumes then by env), or None."""
         parts = []
         if self.namespaces:
             parts.append("namespaces=pid,mount,uts,ipc")
+            parts.append("rootfs=overlay" if self.rootfs_missing is None else "rootfs=host")
         if self.cgroup_version is not None:
             parts.append(f"cgroup=v{self.cgroup_version}")
         self.isolation = ",".join(parts) if parts else f"none ({why_not}): plain host processes"
@@ -88,6 +93,7 @@ class ProcessRuntime:
         *,
         attempt: int = 0,
         init: bool = False,
+        mounts: Sequence[Mount] = (),
     ) -> ContainerHandle:
         meta = pod.get("metadata") or {}
         argv, cwd, full_env = _prepare(container, env)
@@ -114,6 +120,9 @@ class ProcessRuntime:
             "log_max_bytes": logs.max_bytes,
             **self._isolation_spec(pod, container, cid),
         }
+        if mounts and self.rootfs_missing is None:
+            spec["mounts"] = [{"source": str(m.host_path), "target": m.container_path,
+                               "readOnly": m.read_only} for m in mounts]
         (cdir / "spec.json").write_text(json.dumps(spec))
         _write_meta(cdir, handle)
         report = await self._spawn_shim(cdir)
@@ -128,7 +137,8 @@ class ProcessRuntime:
         out: dict[str, Any] = {}
         uid = str((pod.get("metadata") or {}).get("uid", "")) or "no-uid"
         if self.namespaces:
-            sandbox = sandbox_spec(pod, self.state_dir.parent)
+            sandbox = sandbox_spec(pod, self.state_dir.parent, rootfs=self.rootfs_missing is None,
+                                   also=container)
             out["sandbox"] = {"dir": str(self._pods / uid), **sandbox}
         if self.cgroup_version is not None:
             try:
@@ -174,7 +184,10 @@ class ProcessRuntime:
             # The agent's host fallback then reports the missing executable
             # as Kubernetes words it ("executable file not found in $PATH").
             return None
-        argv = [nsenter, "-t", str(pid), "-p", "-m", "-u", "-i", f"--wd={spec['cwd']}"]
+        # In a root of the pod's own, a path given to --wd would be opened on
+        # the host before nsenter enters; the container's own cwd is its workingDir.
+        wd = "--wd" if "mounts" in spec or spec["sandbox"].get("rootfs") else f"--wd={spec['cwd']}"
+        argv = [nsenter, "-t", str(pid), "-p", "-m", "-u", "-i", wd]
         user = spec.get("user") or {}
         if user.get("gid") is not None:
             argv.append(f"--setgid={int(user['gid'])}")
@@ -192,10 +205,10 @@ class ProcessRuntime:
         return ContainerStats(cpu, mem, datetime.now(UTC))
 
     def mounts_supported(self, pod: dict[str, Any]) -> bool:
-        """Not yet: binding a volume at an arbitrary path needs a root file
-        system of the container's own (the agent tells the container where
-        its volumes are through the environment instead)."""
-        return False
+        """Volumes at their mountPath need a root of the pod's own
+        (:mod:`corral.runtime.rootfs`); without one the agent tells the
+        container where its volumes are through the environment."""
+        return self.rootfs_missing is None
 
     def cgroup_of(self, handle: ContainerHandle) -> Cgroup | None:
         """The container's cgroup (for statistics), if it has one."""

@@ -167,6 +167,7 @@ def run(cdir: Path) -> int:
     spec = json.loads((cdir / "spec.json").read_text())
     writer = LogWriter(Path(spec["log_path"]), int(spec["log_max_bytes"]))
     cgroup = _cgroup(spec)
+    enter = None
     try:
         enter = _prepare_isolation(spec, cgroup)
         proc = subprocess.Popen(
@@ -181,11 +182,15 @@ def run(cdir: Path) -> int:
             preexec_fn=enter,
         )
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
-        report = {"error": "StartError", "message": str(exc), "finishedAt": rfc3339nano()}
+        binds = getattr(enter, "binds", None)
+        message = (binds.failure() if binds is not None else "") or str(exc)
+        report = {"error": "StartError", "message": message, "finishedAt": rfc3339nano()}
         write_json_atomic(cdir / "exit.json", report)
         _tell_agent(report)
         writer.close()
         return 0
+    if getattr(enter, "binds", None) is not None:
+        enter.binds.close()  # type: ignore[union-attr]  # the container holds its mounts now
     started = {
         "pid": proc.pid,
         "startTicks": proc_start_ticks(proc.pid),
@@ -224,6 +229,7 @@ def _prepare_isolation(spec: dict[str, Any], cgroup: Any) -> Callable[[], None] 
     from corral.runtime import namespaces as ns
     from corral.runtime.init import ensure_sandbox
     from corral.runtime.limits import ContainerLimits
+    from corral.runtime.rootfs import ContainerBinds
 
     if cgroup is not None:
         cgroup.create(ContainerLimits(**spec["cgroup"]["limits"]))
@@ -232,7 +238,14 @@ def _prepare_isolation(spec: dict[str, Any], cgroup: Any) -> Callable[[], None] 
         return None
     ns_fds: list[tuple[int, int]] = []
     if sandbox is not None:
-        init_pid = ensure_sandbox(Path(sandbox["dir"]), sandbox["hostname"], sandbox["keep"])
+        if sandbox.get("netns"):
+            # The pod's network namespace (net/podnet.py): the init forked
+            # below and the container both inherit it from here.
+            net_fd = os.open(sandbox["netns"], os.O_RDONLY | os.O_CLOEXEC)
+            ns.setns(net_fd, ns.CLONE_NEWNET)
+            os.close(net_fd)
+        init_pid = ensure_sandbox(Path(sandbox["dir"]), sandbox["hostname"], sandbox["keep"],
+                                  rootfs=bool(sandbox.get("rootfs")), mask=sandbox.get("mask"))
         for name in ("ipc", "uts", "mnt"):
             fd = os.open(f"/proc/{init_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
             ns_fds.append((fd, ns.NS_FILES[name]))
@@ -240,12 +253,15 @@ def _prepare_isolation(spec: dict[str, Any], cgroup: Any) -> Callable[[], None] 
         ns.setns(pid_fd, ns.CLONE_NEWPID)  # only our children are born there
         os.close(pid_fd)
     cwd = spec["cwd"]
+    binds = ContainerBinds(spec["mounts"]) if sandbox is not None and spec.get("mounts") else None
 
     def enter() -> None:
         if cgroup is not None:
             cgroup.join_self()
         for fd, nstype in ns_fds:
             ns.setns(fd, nstype)
+        if binds is not None:
+            binds.enter()  # a mount namespace of the container's own, with its volumes
         os.chdir(cwd)
         if user is not None:
             if user.get("gid") is not None:
@@ -254,6 +270,7 @@ def _prepare_isolation(spec: dict[str, Any], cgroup: Any) -> Callable[[], None] 
             if user.get("uid") is not None:
                 os.setuid(int(user["uid"]))
 
+    enter.binds = binds  # type: ignore[attr-defined]
     return enter
 
 

@@ -24,6 +24,15 @@ def shared() -> Any:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _sharing(spec: dict[str, Any], shared: Path) -> dict[str, Any]:
+    """The pod sees ``shared`` as the test does: a hostPath volume at the
+    same path (a pod's writes elsewhere stay in its own root)."""
+    spec["spec"].setdefault("volumes", []).append({"name": "shared", "hostPath": {"path": str(shared)}})
+    for c in spec["spec"]["containers"]:
+        c.setdefault("volumeMounts", []).append({"name": "shared", "mountPath": str(shared)})
+    return spec
+
+
 async def _get(client: Any, name: str) -> dict[str, Any]:
     return await client.get(PODS, name, "default")
 
@@ -43,7 +52,7 @@ async def test_liveness_failure_restarts_with_events(tmp_path: Path, shared: Pat
         probe = {"exec": {"command": ["cat", str(flag)]}, "periodSeconds": 1, "failureThreshold": 2}
         spec = pod("live", ["sh", "-c", f"echo ok > {flag}; exec sleep 1000"])
         spec["spec"]["containers"][0]["livenessProbe"] = probe
-        await client.create(PODS, spec)
+        await client.create(PODS, _sharing(spec, shared))
 
         async def running() -> bool:
             return "running" in container_status(await _get(client, "live")).get("state", {})
@@ -71,7 +80,7 @@ async def test_readiness_flips_ready_and_back(tmp_path: Path, shared: Path):
             "exec": {"command": ["test", "-f", str(flag)]},
             "periodSeconds": 1,
         }
-        await client.create(PODS, spec)
+        await client.create(PODS, _sharing(spec, shared))
 
         async def state(ready: bool) -> bool:
             p = await _get(client, "ready")
@@ -198,7 +207,7 @@ async def test_prestop_runs_before_sigterm(tmp_path: Path, shared: Path):
             "preStop": {"exec": {"command": ["sh", "-c", f"echo prestop >> {record}"]}},
             "postStart": {"exec": {"command": ["sh", "-c", f"echo poststart >> {record}"]}},
         }
-        await client.create(PODS, spec)
+        await client.create(PODS, _sharing(spec, shared))
 
         async def running() -> bool:
             return "running" in container_status(await _get(client, "hooked")).get("state", {})
