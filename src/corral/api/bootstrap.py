@@ -23,7 +23,7 @@ from corral.api.context import ServerContext, ServerSettings
 from corral.api.encryption import encrypt_secrets, reencrypt
 from corral.api.security import start_security
 from corral.api.server import build_app, ensure_default_namespaces, make_context, token_file
-from corral.api.tls import ensure_serving_files, server_ssl_context
+from corral.api.tls import ServingCertificateReloader, ensure_serving_files, server_ssl_context
 from corral.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,8 @@ class RunningServer:
         self.token = ""
         self.ca_file = options.data_dir / "pki" / "ca.crt"
         self.kubeconfig = options.data_dir / "kubeconfig"
+        self.cert_reloader: ServingCertificateReloader | None = None
+        self._reloading: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -106,6 +108,8 @@ class RunningServer:
                                     shutdown_timeout=2.0)
         await self.runner.setup()
         tls = accept_client_certs(server_ssl_context(files), files.ca_cert)
+        self.cert_reloader = ServingCertificateReloader(tls, files, hosts)  # `corral certs renew`, no restart
+        self._reloading = asyncio.create_task(self.cert_reloader.run(), name="serving-cert-reloader")
         site = web.TCPSite(self.runner, opts.host, opts.port, ssl_context=tls,
                            backlog=1024, reuse_address=True)
         await site.start()
@@ -117,6 +121,9 @@ class RunningServer:
         log.info("API server listening on %s", self.url)
 
     async def stop(self) -> None:
+        if self._reloading is not None:
+            self._reloading.cancel()
+            self._reloading = None
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None

@@ -12,6 +12,7 @@ import datetime as dt
 import ipaddress
 import os
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,3 +138,77 @@ def server_ssl_context(files: ServingFiles) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(str(files.cert), str(files.key))
     return ctx
+
+
+def serving_hosts(files: ServingFiles) -> list[str]:
+    """The names and addresses the current serving certificate is valid for."""
+    cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] + list(san.get_values_for_type(x509.DNSName))
+
+
+def renew_serving_cert(data_dir: Path, extra_hosts: Sequence[str] = ()) -> ServingFiles:
+    """A fresh serving certificate from the cluster CA, for the names the old
+    one had plus ``extra_hosts``; a running server picks it up by itself
+    (:class:`ServingCertificateReloader`)."""
+    files = ensure_serving_files(data_dir, [])
+    _make_serving_cert(files, sorted(set(serving_hosts(files)) | set(extra_hosts)))
+    return files
+
+
+class ServingCertificateReloader:
+    """Keeps a live server's TLS context on the current serving certificate.
+
+    ``corral certs renew`` (or an operator) replaces the files; within
+    ``interval`` seconds they are loaded into the context the listening
+    socket uses, so new connections get the new certificate and open ones
+    keep theirs: no restart. A certificate that comes within
+    ``RENEW_BEFORE`` of expiry while the server runs is renewed here too.
+    A half-written pair (new key, old certificate) fails to load and is
+    retried at the next look, the old pair staying in use meanwhile.
+    """
+
+    def __init__(self, ctx: ssl.SSLContext, files: ServingFiles, hosts: list[str], interval: float = 2.0) -> None:
+        self.ctx = ctx
+        self.files = files
+        self.hosts = hosts
+        self.interval = interval
+        self.reloads = 0
+        self._seen = self._stamp()
+
+    def _stamp(self) -> tuple[int, int]:
+        try:
+            return self.files.cert.stat().st_mtime_ns, self.files.key.stat().st_mtime_ns
+        except OSError:
+            return 0, 0
+
+    def check(self) -> bool:
+        """Load the files if they changed; True if a new certificate is now served."""
+        if _needs_serving_cert(self.files, self.hosts):
+            _make_serving_cert(self.files, self.hosts)
+        stamp = self._stamp()
+        if stamp == self._seen:
+            return False
+        try:
+            self.ctx.load_cert_chain(str(self.files.cert), str(self.files.key))
+        except (OSError, ssl.SSLError, ValueError):
+            return False  # mid-replacement: next look
+        self._seen = stamp
+        self.reloads += 1
+        return True
+
+    async def run(self) -> None:
+        import asyncio
+        import logging
+
+        log = logging.getLogger(__name__)
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                if self.check():
+                    log.info("serving certificate %s reloaded", self.files.cert)
+            except (OSError, ValueError) as exc:
+                log.warning("serving certificate check failed: %s", exc)
