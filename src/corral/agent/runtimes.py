@@ -65,6 +65,7 @@ class RuntimeSet:
         self.node_name = node_name
         self._lookup = lookup
         self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self._inflight: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
 
     @classmethod
     def of(cls, runtime: Runtime | RuntimeSet) -> RuntimeSet:
@@ -122,13 +123,21 @@ class RuntimeSet:
         return handler
 
     async def _runtime_class(self, name: str) -> dict[str, Any] | None:
+        """Cached for a few seconds, and one request per name at a time: a
+        burst of pods naming the same class must not become a burst of GETs
+        (each of which holds a pod's sync slot while it waits)."""
         if self._lookup is None:
             return {"handler": name} if name in self.runtimes else None
         now = time.monotonic()
         hit = self._cache.get(name)
         if hit is not None and now - hit[0] < LOOKUP_TTL:
             return hit[1]
-        rc = await self._lookup(name)
+        pending = self._inflight.get(name)
+        if pending is None:
+            pending = asyncio.ensure_future(self._lookup(name))
+            self._inflight[name] = pending
+            pending.add_done_callback(lambda _f: self._inflight.pop(name, None))
+        rc = await asyncio.shield(pending)
         self._cache[name] = (now, rc)
         return rc
 

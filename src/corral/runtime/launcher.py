@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import hashlib
 import os
 import signal
@@ -29,7 +30,8 @@ import struct
 import sys
 from pathlib import Path
 
-from corral.runtime import cgroups, init, limits, namespaces, shim  # noqa: F401  (warm imports)
+# Warm imports: everything a supervisor needs, so that no fork imports anew.
+from corral.runtime import cgroups, init, limits, namespaces, rootfs, shim  # noqa: F401
 
 PR_SET_PDEATHSIG = 1
 ORPHAN_CHECK = 5.0
@@ -53,6 +55,9 @@ def serve(state_dir: Path) -> int:
     server.settimeout(ORPHAN_CHECK)
     print("ready", flush=True)
     _detach_stdio()
+    # Every object so far is shared with the forks: out of the collector's
+    # reach, a fork's collections do not write to (and so copy) those pages.
+    gc.freeze()
     while True:
         try:
             conn, _ = server.accept()
@@ -169,5 +174,8 @@ def _detach_stdio() -> None:
 
 
 if __name__ == "__main__":
+    # Run as a script this module is __main__; a pod's init (a fork) that
+    # imports set_cmdline from it must find it loaded, not import it anew.
+    sys.modules.setdefault("corral.runtime.launcher", sys.modules["__main__"])
     # argv[2], if any, is CMDLINE_ROOM bytes of room for set_cmdline.
     sys.exit(serve(Path(sys.argv[1])))

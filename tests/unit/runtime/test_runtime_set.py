@@ -115,3 +115,32 @@ def test_process_runtime_says_when_it_cannot_isolate(tmp_path: Path) -> None:
     notes = RuntimeSet.of(plain).annotations()
     assert notes[ISOLATION_ANNOTATION].startswith("none (disabled)")
     assert notes[RUNTIMES_ANNOTATION] == "process"
+
+
+async def test_a_burst_of_pods_looks_a_runtime_class_up_once() -> None:
+    """Concurrent starts naming one class share one lookup (each lookup is a
+    GET that would hold a pod's sync slot), and a failed one is not cached."""
+    import asyncio
+
+    calls: list[str] = []
+    gate = asyncio.Event()
+
+    async def slow_lookup(name: str) -> dict[str, Any] | None:
+        calls.append(name)
+        await gate.wait()
+        if name == "broken":
+            raise RuntimeError("API down")
+        return await lookup(name)
+
+    rs = RuntimeSet({"process": FakeRuntime("process")}, "process", slow_lookup, "n1")
+    waiting = [asyncio.ensure_future(rs.handler_for(pod("process"))) for _ in range(20)]
+    broken = [asyncio.ensure_future(rs.handler_for(pod("broken"))) for _ in range(3)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await asyncio.gather(*waiting) == ["process"] * 20
+    results = await asyncio.gather(*broken, return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert sorted(calls) == ["broken", "process"]
+    with pytest.raises(RuntimeError):
+        await rs.handler_for(pod("broken"))  # asked again, not served from a cache
+    assert calls.count("broken") == 2
