@@ -87,6 +87,7 @@ class ControlPlane(_Components):
         scheduler = Scheduler(self._client("corral-scheduler", owner), clock=self.server.clock)
         owner.tasks.append(_watch_task("controller-manager", manager.run()))
         owner.tasks.append(_watch_task("scheduler", scheduler.run()))
+        manager.add_api_publishers(**api_publishing(self.server))  # before the task first runs
 
     async def _lead(self) -> None:
         """One term as leader: until cancelled (or a component dies)."""
@@ -137,6 +138,14 @@ async def _make_agent(client: Any, node_name: str, data_dir: Path, address: str,
                   address=address, port=port, agent_token=agent_token,
                   system_reserved=system_reserved, fencing=fencing, proxy_mode=proxy_mode)
     return agent
+
+
+def api_publishing(server: RunningServer) -> dict[str, Any]:
+    """The CA, service range and address in-cluster clients are pointed at."""
+    host = server.options.host
+    address = "127.0.0.1" if host in ("0.0.0.0", "localhost", "") else host
+    return {"root_ca": server.ca_file.read_text(), "service_cidr": server.options.service_cidr,
+            "address": address, "port": server.port}
 
 
 class LocalAgent(_Components):

@@ -1,5 +1,5 @@
 """Pod volumes on the node: emptyDir, hostPath, configMap, secret,
-downwardAPI and projected.
+downwardAPI and projected (with serviceAccountToken sources).
 
 Each pod's volumes live under ``<root>/<pod uid>/<volume name>``. Files
 built from API objects (configMap, secret, downwardAPI, projected) are
@@ -8,6 +8,11 @@ fresh hidden directory, the ``..data`` symlink is swapped to it with one
 rename, and each visible name is a symlink through ``..data``. A reader
 therefore sees either the old or the new set of files, never a mix, and a
 changed ConfigMap shows up in a running container without a restart.
+
+A ``serviceAccountToken`` source is a token from the TokenRequest API bound
+to the pod, kept per pod and asked for again once 80% of its life has
+passed (as the kubelet does); the refresh rides on the agent's periodic
+re-read of object-backed volumes.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import stat
 import subprocess
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -27,6 +33,7 @@ from corral.agent.downward import DownwardError, quote_map, resource_value
 from corral.agent.env import field_value
 from corral.client.api import ApiClient
 from corral.client.errors import ApiError, NotFoundError
+from corral.client.podtoken import DEFAULT_EXPIRATION, PodToken, request_pod_token
 from corral.client.resources import CONFIGMAPS, SECRETS
 from corral.runtime.protocol import Mount
 
@@ -66,6 +73,8 @@ class VolumeManager:
         self.client = client
         self.root = Path(root)
         self.allocatable = allocatable if allocatable is not None else {}
+        self._tokens: dict[tuple[str, str], PodToken] = {}
+        """(pod uid, volume/path) -> the token last written there."""
 
     def pod_dir(self, uid: str) -> Path:
         return self.root / uid
@@ -113,6 +122,8 @@ class VolumeManager:
             mode = _mode(proj.get("defaultMode"), name)
             payload: Payload = {}
             for src in proj.get("sources") or []:
+                if src.get("serviceAccountToken") is not None:
+                    payload.update(await self._token(pod, src["serviceAccountToken"], name, mode))
                 for kind in ("configMap", "secret", "downwardAPI"):
                     if src.get(kind) is not None:
                         part = await self._source(pod, kind, src[kind], ns, name, mode, host_ip, pod_ip)
@@ -175,7 +186,37 @@ class VolumeManager:
                 continue
         return out
 
+    async def _token(self, pod: dict[str, Any], src: dict[str, Any], vol_name: str, mode: int) -> Payload:
+        uid = str((pod.get("metadata") or {}).get("uid", ""))
+        path = str(src.get("path") or "")
+        if not _safe_relative(path):
+            raise VolumeError(f'volume "{vol_name}": serviceAccountToken.path: must be a relative path '
+                              "without '..'")
+        seconds = src.get("expirationSeconds") or DEFAULT_EXPIRATION
+        if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 600:
+            raise VolumeError(f'volume "{vol_name}": serviceAccountToken.expirationSeconds: '
+                              "must be at least 600")
+        key = (uid, f"{vol_name}/{path}")
+        now = datetime.now(UTC)
+        token = self._tokens.get(key)
+        if token is None or token.needs_refresh(now):
+            audience = src.get("audience")
+            try:
+                token = await request_pod_token(self.client, pod, now, expiration_seconds=seconds,
+                                                audiences=[str(audience)] if audience else None)
+            except ApiError as exc:
+                if token is None or now >= token.expires:
+                    raise VolumeError(f'MountVolume.SetUp failed for volume "{vol_name}" : '
+                                      f"failed to fetch token: {exc}") from exc
+                log.warning("pod %s: refreshing the token of volume %s failed (%s); "
+                            "keeping the current one", uid, vol_name, exc)
+            else:
+                self._tokens[key] = token
+        return {path: (token.token.encode(), mode)}
+
     def remove_pod(self, uid: str) -> None:
+        for key in [k for k in self._tokens if k[0] == uid]:
+            del self._tokens[key]
         pod_dir = self.root / uid
         if not pod_dir.exists():
             return

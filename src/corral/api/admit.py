@@ -33,10 +33,14 @@ async def admit(request: web.Request, target: Target, obj: Obj, old: Obj | None)
             check_rbac_write(authz, user, rt.plural, namespace if rt.namespaced else "", obj)
         return
     if rt.group == "" and rt.kind == "Pod" and old is None:
+        from corral.api.admit_serviceaccount import admit_service_account
         from corral.api.server import CONTEXT_KEY
         from corral.resources.priorityclasses import admit_pod_priority
 
-        await admit_pod_priority(request.app[CONTEXT_KEY], obj)
+        ctx = request.app[CONTEXT_KEY]
+        await admit_pod_priority(ctx, obj)
+        namespace = target.namespace or (obj.get("metadata") or {}).get("namespace") or "default"
+        await admit_service_account(ctx.objects, ctx.registry, str(namespace), obj)
     elif rt.group == "scheduling.k8s.io" and rt.kind == "PriorityClass":
         from corral.api.server import CONTEXT_KEY
         from corral.resources.priorityclasses import check_single_default

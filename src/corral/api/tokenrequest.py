@@ -14,7 +14,7 @@ from aiohttp import web
 
 from corral.api.authz.keys import SIGNER_KEY
 from corral.api.content import decode_object
-from corral.api.errors import BadRequest, Conflict, Invalid
+from corral.api.errors import BadRequest, Conflict, Forbidden, Invalid
 from corral.api.paths import Target
 from corral.api.satoken import (
     DEFAULT_AUDIENCE,
@@ -72,6 +72,9 @@ async def create_token(rest: RestHandlers, request: web.Request, target: Target)
     objects, ns, name = rest.ctx.objects, target.namespace or "", target.name or ""
     sa = await objects.get(target.rt, ns, name)
     pod_name = pod_uid = ""
+    node = _requesting_node(request)
+    if node is not None:
+        await _check_node_binding(rest, node, ns, bound)
     if bound:
         pod_name, pod_uid = await _bound_pod(rest, ns, bound)
     now = rest.ctx.clock.now()
@@ -87,6 +90,28 @@ async def create_token(rest: RestHandlers, request: web.Request, target: Target)
                    "expirationTimestamp": format_timestamp(datetime.fromtimestamp(claims.expires, UTC))},
     }
     return json_response(reply, 201)
+
+
+def _requesting_node(request: web.Request) -> str | None:
+    from corral.api.auth import User
+    from corral.api.authz.keys import USER_KEY
+    from corral.api.authz.node import node_name
+
+    user = request.get(USER_KEY)
+    return node_name(user) if isinstance(user, User) else None
+
+
+async def _check_node_binding(rest: RestHandlers, node: str, namespace: str, bound: Obj | None) -> None:
+    """NodeRestriction: an agent may ask only for tokens bound to a pod on
+    its own node (so a token it leaks dies with that pod)."""
+    if not bound or bound.get("kind") != "Pod" or not bound.get("name"):
+        raise Forbidden(f'node "{node}" may only request tokens bound to a pod on it',
+                        kind="serviceaccounts", group="")
+    rt = rest.ctx.registry.lookup("", "v1", "pods")
+    pod = await rest.ctx.objects.get(rt, namespace, str(bound["name"]))
+    if (pod.get("spec") or {}).get("nodeName") != node:
+        raise Forbidden(f'node "{node}" may not request a token bound to pod {namespace}/{bound["name"]}, '
+                        "which is not bound to it", kind="serviceaccounts", group="")
 
 
 async def _bound_pod(rest: RestHandlers, namespace: str, bound: Obj) -> tuple[str, str]:

@@ -76,3 +76,14 @@ class ControllerManager:
         finally:
             for recorder in self.recorders.values():
                 await recorder.close()
+
+    def add_api_publishers(self, *, root_ca: str, service_cidr: str, address: str, port: int) -> None:
+        """What in-cluster clients need, which only the server's owner knows:
+        the CA in every namespace (kube-root-ca.crt) and the ``kubernetes``
+        Service pointing at the API server. Call before :meth:`run`."""
+        from corral.controllers.kubernetes_service import KubernetesServiceController
+        from corral.controllers.rootca import RootCAPublisher
+
+        self.controllers.append(RootCAPublisher(self.client, self.informers, root_ca, clock=self.clock))
+        self.controllers.append(KubernetesServiceController(
+            self.client, self.informers, service_cidr=service_cidr, address=address, port=port, clock=self.clock))
