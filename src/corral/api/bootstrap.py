@@ -54,6 +54,15 @@ def write_kubeconfig(path: Path, server: str, ca_pem: bytes, token: str, name: s
     os.replace(tmp, path)
 
 
+def in_cluster_names(service_cidr: str) -> list[str]:
+    """What pods call the API server (the ``kubernetes`` Service's address
+    and names), which its certificate must carry for them to verify it."""
+    from corral.controllers.kubernetes_service import first_service_ip
+
+    svc = "kubernetes.default.svc"
+    return [first_service_ip(service_cidr), "kubernetes", "kubernetes.default", svc, f"{svc}.cluster.local"]
+
+
 @dataclass
 class ServerOptions:
     data_dir: Path = field(default_factory=default_data_dir)
@@ -99,7 +108,8 @@ class RunningServer:
         settings = ServerSettings(service_cidr=opts.service_cidr, agent_token=self.token)
         self.ctx = make_context(store, clock=self.clock, settings=settings)
         await ensure_default_namespaces(self.ctx)
-        hosts = sorted({opts.host, "127.0.0.1", "localhost", "::1"} - {"0.0.0.0"})
+        hosts = sorted({opts.host, "127.0.0.1", "localhost", "::1", *in_cluster_names(opts.service_cidr)}
+                       - {"0.0.0.0"})
         files = ensure_serving_files(opts.data_dir, hosts)
         tokens = TokenAuthenticator.from_file(token_file(opts.data_dir))
         self.security = await start_security(self.ctx, opts.data_dir, tokens, opts.security)
