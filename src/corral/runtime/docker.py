@@ -24,6 +24,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
@@ -38,6 +39,7 @@ from corral.runtime.protocol import (
     ContainerStats,
     ExecPlan,
     LogPaths,
+    Mount,
     StartError,
 )
 from corral.runtime.shim import parse_rfc3339nano
@@ -129,6 +131,7 @@ class DockerRuntime:
         *,
         attempt: int = 0,
         init: bool = False,
+        mounts: Sequence[Mount] = (),
     ) -> ContainerHandle:
         meta = pod.get("metadata") or {}
         uid, name = str(meta.get("uid", "")), str(container.get("name", ""))
@@ -144,7 +147,7 @@ class DockerRuntime:
             LOG_PATH: str(logs.path),
             LOG_MAX: str(logs.max_bytes),
         }
-        config = self._create_config(pod, container, env, labels)
+        config = self._create_config(pod, container, env, labels, mounts)
         cname = f"k8s_{name}_{meta.get('name')}_{meta.get('namespace')}_{uid}_{attempt}"
         cid = await self._create_and_start(cname, config)
         handle = _handle(cid, labels)
@@ -158,6 +161,7 @@ class DockerRuntime:
         container: dict[str, Any],
         env: dict[str, str],
         labels: dict[str, str],
+        mounts: Sequence[Mount] = (),
     ) -> dict[str, Any]:
         try:
             limits = ContainerLimits.from_container(container, pod)
@@ -168,6 +172,8 @@ class DockerRuntime:
                 raise StartError("CreateContainerConfigError", f"env: invalid variable {key!r}")
         host_config = self._api.create_host_config(
             network_mode="host",
+            # Volumes at their mountPath, as the process runtime binds them.
+            binds=[f"{m.host_path}:{m.container_path}:{'ro' if m.read_only else 'rw'}" for m in mounts],
             **limits.docker_host_config(),
             log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "1"}},
         )
@@ -314,6 +320,10 @@ class DockerRuntime:
             if c.get("State") == "running" and not self._logs.following(handle.id):
                 self._logs.follow(handle.id, handle.log_path, int(labels.get(LOG_MAX, 10 << 20)))
         return handles
+
+    def mounts_supported(self, pod: dict[str, Any]) -> bool:
+        """The engine binds the agent's volume directories at their mountPath."""
+        return True
 
     async def exec_plan(
         self, handle: ContainerHandle, command: list[str], *, tty: bool
