@@ -62,10 +62,11 @@ class ControlPlane(_Components):
     """
 
     def __init__(self, server: RunningServer, *, leader_elect: bool = False,
-                 election: Any = None, node_lifecycle: Any = None) -> None:
+                 election: Any = None, node_lifecycle: Any = None, cluster_cidr: str | None = None) -> None:
         super().__init__()
         self.server = server
         self.node_lifecycle = node_lifecycle  # a NodeLifecycleConfig; None = defaults
+        self.cluster_cidr = cluster_cidr  # pods' ranges (controllers/nodeipam.py); None = default
         self.leader_elect = leader_elect
         self.election = election  # a LeaderElectionConfig; None = defaults
         self.elector: Any = None
@@ -83,7 +84,8 @@ class ControlPlane(_Components):
         from corral.scheduler.scheduler import Scheduler
 
         manager = ControllerManager(self._client("corral-controller-manager", owner), clock=self.server.clock,
-                                    node_lifecycle=self.node_lifecycle)
+                                    node_lifecycle=self.node_lifecycle,
+                                    **({"cluster_cidr": self.cluster_cidr} if self.cluster_cidr else {}))
         scheduler = Scheduler(self._client("corral-scheduler", owner), clock=self.server.clock)
         owner.tasks.append(_watch_task("controller-manager", manager.run()))
         owner.tasks.append(_watch_task("scheduler", scheduler.run()))
@@ -127,7 +129,7 @@ async def _make_agent(client: Any, node_name: str, data_dir: Path, address: str,
                       agent_token: str | None, default_runtime: str = "auto", *,
                       fence: bool = False,
                       system_reserved: dict[str, str] | None = None,
-                      proxy_mode: str = "userspace") -> Any:
+                      proxy_mode: str = "userspace", pod_network: str = "host") -> Any:
     from corral.agent.agent import Agent
     from corral.agent.fencing import FenceOptions
     from corral.agent.runtimes import build_runtimes
@@ -136,7 +138,8 @@ async def _make_agent(client: Any, node_name: str, data_dir: Path, address: str,
     fencing = FenceOptions(watchdog_containers=data_dir / "runtime" / "containers") if fence else None
     agent = Agent(client, node_name=node_name, data_dir=data_dir, runtime=runtimes,
                   address=address, port=port, agent_token=agent_token,
-                  system_reserved=system_reserved, fencing=fencing, proxy_mode=proxy_mode)
+                  system_reserved=system_reserved, fencing=fencing, proxy_mode=proxy_mode,
+                  pod_network=_pod_network(client, pod_network, node_name, address, data_dir))
     return agent
 
 
@@ -146,6 +149,25 @@ def api_publishing(server: RunningServer) -> dict[str, Any]:
     address = "127.0.0.1" if host in ("0.0.0.0", "localhost", "") else host
     return {"root_ca": server.ca_file.read_text(), "service_cidr": server.options.service_cidr,
             "address": address, "port": server.port}
+
+
+def _pod_network(client: Any, mode: str, node_name: str, address: str, data_dir: Path) -> Any:
+    """net/podnet.py's PodNetwork for ``cni`` (``auto``: when this machine can), else None."""
+    from corral.net.cni import find_plugin_dir
+    from corral.net.podnet import PodNetwork, why_unavailable
+
+    if mode == "host":
+        return None
+    plugins = find_plugin_dir()
+    why_not = why_unavailable(plugins)
+    if why_not is not None:
+        if mode == "cni":
+            raise ValueError(f"--pod-network cni: {why_not}")
+        log.info("pods share the host's network: %s", why_not)
+        return None
+    assert plugins is not None
+    return PodNetwork(client, node_name=node_name, address=address, state_dir=data_dir / "podnet",
+                      plugin_dir=plugins)
 
 
 class LocalAgent(_Components):
@@ -182,7 +204,8 @@ class LocalAgent(_Components):
 async def run_agent(server_url: str, token: str | None, *, ca_file: str | None, insecure: bool,
                     node_name: str | None, data_dir: Path, address: str, port: int,
                     stop: asyncio.Event, default_runtime: str = "auto",
-                    system_reserved: dict[str, str] | None = None, proxy_mode: str = "userspace") -> None:
+                    system_reserved: dict[str, str] | None = None, proxy_mode: str = "userspace",
+                    pod_network: str = "auto") -> None:
     """A joining agent: a join token is exchanged for a node client
     certificate (kept in DATA_DIR/pki, reused on restart, renewed before it
     expires), which is then the agent's identity (client/nodecert.py)."""
@@ -197,7 +220,7 @@ async def run_agent(server_url: str, token: str | None, *, ca_file: str | None, 
         # (never an open endpoint).
         agent = await _make_agent(client, name, data_dir, address, port, token or secrets.token_urlsafe(32),
                                   default_runtime, fence=True, system_reserved=system_reserved,
-                                  proxy_mode=proxy_mode)
+                                  proxy_mode=proxy_mode, pod_network=pod_network)
         task = _watch_task("agent", agent.run())
         await stop.wait()
         task.cancel()

@@ -323,7 +323,42 @@ class CorralHosts:
     def agent_host(self, index: int) -> Host:
         return self.net.hosts[index]
 
-    def start_agent(self, index: int, name: str | None = None) -> subprocess.Popen[bytes]:
+    def kill_pods(self, node: str) -> None:
+        """Kill every pod process an agent's runtime started (they live in
+        network namespaces of their own, so killing the host's processes
+        misses them) and delete the pods' network namespaces."""
+        import json
+
+        data = self.workdir / node
+        pids = [pid for _, _, pid in running_containers(data)]
+        for info in (data / "runtime" / "pods").glob("*/sandbox.json"):
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                pids.append(int(json.loads(info.read_text())["pid"]))
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for state in (data / "podnet" / "pods").glob("*.json"):
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                info = json.loads(state.read_text())
+                if info.get("own"):
+                    _ip("netns", "del", Path(info["netns"]).name, check=False)
+
+    def kill_node(self, index: int, name: str | None = None) -> None:
+        """The machine loses power: its agent and every pod on it die at once."""
+        self.net.kill_host(self.agent_host(index))
+        self.kill_pods(name or f"node-{index}")
+
+    def close(self) -> None:
+        """Agents first (a live agent would restart what is killed), then
+        every pod; HostNet.close takes the rest."""
+        for proc in self.agents.values():
+            self.net.kill(proc)
+        for node in list(self.agents):
+            with contextlib.suppress(Exception):
+                self.kill_pods(node)
+
+    def start_agent(self, index: int, name: str | None = None,
+                    extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
         host = self.agent_host(index)
         node = name or f"node-{index}"
         proc = self.net.spawn(
@@ -331,7 +366,7 @@ class CorralHosts:
             [PYTHON, "-m", "corral.cli.main", "agent", "--server", self.url, "--token",
              self.join_token, "--ca-file", str(self.ca_file), "--name", node,
              "--address", host.ip, "--port", str(AGENT_PORT),
-             "--data-dir", str(self.workdir / node)],
+             "--data-dir", str(self.workdir / node), *extra],
             log=self.workdir / f"{node}.log",
         )
         self.agents[node] = proc

@@ -59,6 +59,7 @@ class Agent:
         system_reserved: dict[str, str] | None = None,
         fencing: FenceOptions | None = None,
         proxy_mode: str = "userspace",
+        pod_network: Any = None,
     ) -> None:
         self.client = client
         self.node_name = node_name
@@ -104,6 +105,15 @@ class Agent:
         self.network = NodeNetwork(client, address=address, clock=self.clock,
                                    proxy_mode=proxy_mode, node_name=node_name)
         self._ctx.env.network = self.network.pod_env
+        self.pod_network = pod_network
+        """net.podnet.PodNetwork: pods of the process runtime get their own network."""
+        if pod_network is not None:
+            process = self.runtime.runtimes.get("process")
+            if process is not None:
+                process.pod_network = pod_network  # type: ignore[attr-defined]
+            self.runtime.pod_network = pod_network
+            self._ctx.pod_ips = pod_network.pod_ip
+            self._ctx.prepare_network = lambda pod: pod_network.prepare(pod, self.runtime)
         self._adopted: dict[str, list[ContainerHandle]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.node: NodeStatusManager | None = None
@@ -133,6 +143,8 @@ class Agent:
             self._spawn(self.recorder.run(), "event recorder")
             self._spawn(self.network.run(), "service proxy and DNS")
             await self._register()
+            if self.pod_network is not None:
+                self._spawn(self.pod_network.run(), "pod network")
             self.allocatable.update(self.node.allocatable)
             for handle in await self.runtime.list():
                 self._adopted.setdefault(handle.pod_uid, []).append(handle)
@@ -169,6 +181,8 @@ class Agent:
         await self.recorder.close(timeout=1.0)
         await self.server.stop()
         await self.runtime.close()
+        if self.pod_network is not None:
+            await self.pod_network.close()
 
     async def _runtime_class(self, name: str) -> dict[str, Any] | None:
         try:

@@ -53,7 +53,7 @@ class ContainerLife:
             return True
         try:
             self.volumes = await manager.prepare(
-                pod, host_ip=self.ctx.address, pod_ip=self.ctx.address
+                pod, host_ip=self.ctx.address, pod_ip=self.pod_ip
             )
         except VolumeError as exc:
             self._event("Warning", "FailedMount", str(exc))
@@ -86,7 +86,7 @@ class ContainerLife:
         return supported is not None and bool(supported(pod))
 
     async def _container_env(self: PodWorker, pod: dict[str, Any], spec: dict[str, Any]) -> dict[str, str]:
-        env = await self.ctx.env.build(pod, spec, host_ip=self.ctx.address, pod_ip=self.ctx.address)
+        env = await self.ctx.env.build(pod, spec, host_ip=self.ctx.address, pod_ip=self.pod_ip)
         if spec.get("volumeMounts"):
             try:
                 container_mounts(spec, self.volumes or {})
@@ -108,7 +108,7 @@ class ContainerLife:
         try:
             return ContainerProbes(
                 spec,
-                pod_ip=self.ctx.address,
+                pod_ip=self.pod_ip,
                 run_exec=self._exec_runner(key, spec),
                 clock=self.ctx.clock,
                 on_change=self._probe_changed,
@@ -176,7 +176,7 @@ class ContainerLife:
             error = await run_hook(
                 hook,
                 spec,
-                pod_ip=self.ctx.address,
+                pod_ip=self.pod_ip,
                 run_exec=self._exec_runner(key, spec, handle),
                 clock=self.ctx.clock,
                 timeout=max(grace, 1.0),
@@ -199,7 +199,7 @@ class ContainerLife:
         error = await run_hook(
             hook,
             spec,
-            pod_ip=self.ctx.address,
+            pod_ip=self.pod_ip,
             run_exec=self._exec_runner(key, spec, handle),
             clock=self.ctx.clock,
             timeout=POST_START_LIMIT,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +60,10 @@ class WorkerContext:
     sync_slots: asyncio.Semaphore
     env: EnvBuilder
     volumes: VolumeManager | None = None
+    pod_ips: Callable[[str], str | None] | None = None
+    """Pod uid → its own address (net/podnet.py); None: pods share the node's."""
+    prepare_network: Callable[[dict[str, Any]], Awaitable[Any]] | None = None
+    """Gives a pod its network before its first container's environment is built."""
 
 
 class PodWorker(ContainerLife):
@@ -100,6 +104,11 @@ class PodWorker(ContainerLife):
         self._older = list(older or [])
 
     # -- outside interface ---------------------------------------------------
+
+    @property
+    def pod_ip(self) -> str:
+        own = self.ctx.pod_ips(self.uid) if self.ctx.pod_ips is not None else None
+        return own or self.ctx.address
 
     def update(self, pod: dict[str, Any] | None) -> None:
         """The newest pod from the cache (None: it is gone)."""
@@ -239,6 +248,8 @@ class PodWorker(ContainerLife):
             self.states.pop(key, None)
         self._stop_probes(key)
         try:
+            if self.ctx.prepare_network is not None:
+                await self.ctx.prepare_network(pod)  # its own address, before probes and env read it
             probes = self._make_probes(spec, key, init)
             env = await self._container_env(pod, spec)
             logs = self.ctx.logs.paths(self.namespace, self.name, self.uid, name, attempt)
@@ -349,7 +360,7 @@ class PodWorker(ContainerLife):
             views,
             init_views,
             host_ip=self.ctx.address,
-            pod_ip=self.ctx.address,
+            pod_ip=self.pod_ip,
             start_time=self.start_time or format_timestamp(self.ctx.clock.now()),
             now=self.ctx.clock.now(),
         )

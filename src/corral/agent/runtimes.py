@@ -66,6 +66,8 @@ class RuntimeSet:
         self._lookup = lookup
         self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self._inflight: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+        self.pod_network: Any = None
+        """net.podnet.PodNetwork when pods get network namespaces: released with the pod."""
 
     @classmethod
     def of(cls, runtime: Runtime | RuntimeSet) -> RuntimeSet:
@@ -195,6 +197,8 @@ class RuntimeSet:
             await runtime.remove_container(handle)
 
     async def remove_pod(self, pod_uid: str) -> None:
+        if self.pod_network is not None:  # CNI DEL while the namespace still exists
+            await self.pod_network.release(pod_uid)
         await asyncio.gather(*(r.remove_pod(pod_uid) for r in self.runtimes.values()))
 
     async def close(self) -> None:

@@ -96,8 +96,10 @@ def main() -> None:
 @click.option("--node-lifecycle", default="", callback=lambda c, p, v: _node_lifecycle(v),
               help="Failure detection and eviction settings, e.g. grace=2.5,detector=fixed,"
                    "unhealthy-threshold=0.55,min-unhealthy=3,secondary-rate=0.1 (docs/failover.md).")
+@click.option("--cluster-cidr", default="198.18.0.0/17", show_default=True, callback=lambda c, p, v: _cidr(v),
+              help="Range the nodes' pod ranges (a /24 each, spec.podCIDR) are cut from.")
 def server(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr: str, verbose: bool,
-           leader_elect: bool | None, node_lifecycle: object) -> None:
+           leader_elect: bool | None, node_lifecycle: object, cluster_cidr: str) -> None:
     """Run the API server (with the controllers and the scheduler)."""
     _setup_logging(verbose)
     opts = _options(data_dir, host, port, store_url, service_cidr)
@@ -108,7 +110,8 @@ def server(data_dir: Path | None, host: str, port: int, store_url: str, service_
         from corral.cluster import ControlPlane
 
         async with RunningServer(opts) as srv, ControlPlane(srv, leader_elect=leader_elect,
-                                                            node_lifecycle=node_lifecycle):
+                                                            node_lifecycle=node_lifecycle,
+                                                            cluster_cidr=cluster_cidr):
             _announce(srv)
             await stop.wait()
 
@@ -167,10 +170,14 @@ def up(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr
               callback=lambda c, p, v: _proxy_mode(v, one_machine=False),
               help="Service proxy: userspace (sockets, no privileges) or nftables (kernel DNAT, root). "
                    "Default: nftables as root with nft, else userspace.")
+@click.option("--pod-network", type=click.Choice(["auto", "cni", "host"]), default="auto", show_default=True,
+              help="cni: every pod (but hostNetwork ones) gets its own network namespace and address from "
+                   "the node's podCIDR through the CNI plugins; host: pods share this machine's network; "
+                   "auto: cni as root with the plugins installed.")
 @click.option("-v", "--verbose", is_flag=True)
 def agent(server_url: str, token: str | None, ca_file: str | None, insecure: bool, node_name: str | None,
           data_dir: Path | None, address: str, port: int, default_runtime: str,
-          system_reserved: dict[str, str], proxy_mode: str, verbose: bool) -> None:
+          system_reserved: dict[str, str], proxy_mode: str, pod_network: str, verbose: bool) -> None:
     """Run a node agent that joins an existing cluster."""
     _setup_logging(verbose)
 
@@ -182,7 +189,8 @@ def agent(server_url: str, token: str | None, ca_file: str | None, insecure: boo
             await run_agent(server_url, token, ca_file=ca_file, insecure=insecure, node_name=node_name,
                             data_dir=data_dir or default_data_dir() / "agent", address=address, port=port,
                             stop=stop, default_runtime=default_runtime,
-                            system_reserved=system_reserved, proxy_mode=proxy_mode)
+                            system_reserved=system_reserved, proxy_mode=proxy_mode,
+                            pod_network=pod_network)
         except BootstrapError as exc:
             raise click.ClickException(f"cannot join the cluster: {exc}") from exc
 
@@ -197,6 +205,15 @@ def _proxy_mode(value: str | None, *, one_machine: bool) -> str:
     if problem:
         raise click.BadParameter(problem, param_hint="--proxy-mode")
     return mode
+
+
+def _cidr(value: str) -> str:
+    from corral.controllers.nodeipam import parse_cluster_cidr
+
+    try:
+        return str(parse_cluster_cidr(value))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 def _reserved(value: str) -> dict[str, str]:

@@ -18,6 +18,7 @@ from corral.controllers.hpa import HorizontalPodAutoscalerController
 from corral.controllers.informers import SharedInformers
 from corral.controllers.job import JobController
 from corral.controllers.namespace import NamespaceController
+from corral.controllers.nodeipam import DEFAULT_CLUSTER_CIDR, NodeIpamController
 from corral.controllers.nodelifecycle import NodeLifecycleConfig, NodeLifecycleController
 from corral.controllers.pdb import DisruptionController
 from corral.controllers.replicaset import ReplicaSetController
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 
 class ControllerManager:
     def __init__(self, client: ApiClient, *, clock: Clock | None = None,
-                 node_lifecycle: NodeLifecycleConfig | None = None) -> None:
+                 node_lifecycle: NodeLifecycleConfig | None = None,
+                 cluster_cidr: str = DEFAULT_CLUSTER_CIDR) -> None:
         self.client = client
         self.clock: Clock = clock or RealClock()
         self.informers = SharedInformers(client, clock=self.clock)
@@ -40,6 +42,7 @@ class ControllerManager:
                for name in ("daemonset", "statefulset", "job", "cronjob")},
             "hpa": EventRecorder(client, "horizontal-pod-autoscaler", clock=self.clock),
             "node-lifecycle": EventRecorder(client, "node-controller", clock=self.clock),
+            "nodeipam": EventRecorder(client, "node-ipam-controller", clock=self.clock),
         }
         # Controllers register handlers and indexes before any informer runs.
         self.controllers: list[Controller] = [
@@ -57,6 +60,8 @@ class ControllerManager:
             EndpointsController(client, self.informers, clock=self.clock),
             NodeLifecycleController(client, self.informers, self.recorders["node-lifecycle"],
                                     config=node_lifecycle, clock=self.clock),
+            NodeIpamController(client, self.informers, self.recorders["nodeipam"],
+                               cluster_cidr=cluster_cidr, clock=self.clock),
         ]
 
     async def run(self) -> None:

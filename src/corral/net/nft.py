@@ -58,10 +58,14 @@ def render(table: str, plans: list[PortPlan]) -> str:
     chains = "\n".join(
         f"  chain {hook} {{\n    type nat hook {hook} priority -100; policy accept;\n{body}\n  }}"
         for hook in ("output", "prerouting"))
-    # A 127.x VIP sent to another host leaves with a loopback source the
-    # peer cannot answer: masquerade it (needs route_localnet, see sync).
+    # Whatever was DNATed and leaves this host's stack is masqueraded: a
+    # 127.x source (needs route_localnet, see sync) cannot be answered by a
+    # peer; a node port's backend on another node would answer the client
+    # directly (not through us, so not un-DNATed); and a pod reaching a
+    # backend on its own bridge would get the answer straight from the
+    # backend's address, not the VIP's (hairpin).
     chains += ("\n  chain postrouting {\n    type nat hook postrouting priority 100; policy accept;\n"
-               '    ip saddr 127.0.0.0/8 oifname != "lo" ct status dnat masquerade\n  }'
+               '    oifname != "lo" ct status dnat masquerade\n  }'
                # and with route_localnet on, refuse what it would let in from
                # outside to loopback services (CVE-2020-8558), as kube-proxy does
                "\n  chain input {\n    type filter hook input priority 0; policy accept;\n"

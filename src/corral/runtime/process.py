@@ -68,6 +68,8 @@ class ProcessRuntime:
         self._launcher: asyncio.subprocess.Process | None = None
         self._launcher_lock = asyncio.Lock()
         self._pruned_at = float("-inf")
+        self.pod_network: Any = None
+        """A net.podnet.PodNetwork when pods get network namespaces (set by the agent)."""
         why_not = namespaces.supported() if isolate else "disabled"
         self.namespaces = why_not is None
         self.cgroup_version = cgroups.detect() if isolate else None
@@ -99,6 +101,7 @@ class ProcessRuntime:
         argv, cwd, full_env = _prepare(container, env)
         cid = secrets.token_hex(16)
         self._check_user(pod, container)
+        net = await self._pod_net(pod)
         handle = ContainerHandle(
             id=cid,
             pod_uid=str(meta.get("uid", "")),
@@ -123,6 +126,11 @@ class ProcessRuntime:
         if mounts and self.rootfs_missing is None:
             spec["mounts"] = [{"source": str(m.host_path), "target": m.container_path,
                                "readOnly": m.read_only} for m in mounts]
+        if net is not None:
+            spec["sandbox"]["netns"] = net.netns
+            if self.rootfs_missing is None:
+                spec.setdefault("mounts", []).append(
+                    {"source": str(net.resolv_conf), "target": "/etc/resolv.conf", "readOnly": True})
         (cdir / "spec.json").write_text(json.dumps(spec))
         _write_meta(cdir, handle)
         report = await self._spawn_shim(cdir)
@@ -130,6 +138,14 @@ class ProcessRuntime:
             shutil.rmtree(cdir, ignore_errors=True)
             raise StartError("RunContainerError", str(report.get("message", "start failed")))
         return handle
+
+    async def _pod_net(self, pod: dict[str, Any]) -> Any:
+        """The pod's network namespace (net/podnet.py) when it gets one."""
+        from corral.net.podnet import wants_own_network
+
+        if self.pod_network is None or not self.namespaces or not wants_own_network(pod):
+            return None
+        return await self.pod_network.ensure_netns(pod)
 
     def _isolation_spec(
         self, pod: dict[str, Any], container: dict[str, Any], cid: str
@@ -188,6 +204,8 @@ class ProcessRuntime:
         # the host before nsenter enters; the container's own cwd is its workingDir.
         wd = "--wd" if "mounts" in spec or spec["sandbox"].get("rootfs") else f"--wd={spec['cwd']}"
         argv = [nsenter, "-t", str(pid), "-p", "-m", "-u", "-i", wd]
+        if spec["sandbox"].get("netns"):
+            argv.insert(3, "-n")
         user = spec.get("user") or {}
         if user.get("gid") is not None:
             argv.append(f"--setgid={int(user['gid'])}")
