@@ -9,6 +9,14 @@ table) and a load generator: ``wrk`` when installed (C, epoll, little CPU
 per request), else closed-loop asyncio clients in this process, which cost
 more CPU than the proxy and so measure mostly themselves.
 
+As root it runs in a network namespace of its own (``unshare --net``): the
+host's sockets in TIME_WAIT, its conntrack table and its firewall rules,
+which other work on a shared machine fills, otherwise make every new
+connection slower by an amount that changes from run to run (connect()
+searching a crowded ephemeral port range was a tenth of the proxy's time),
+and the kernel mode's rules stay private to the run. The CPUs remain
+shared, so the run records the load average.
+
 Direct and proxied rounds alternate (ABBA order, so drift in the machine's
 load hits both alike); each proxied round is divided by the direct round
 next to it and ``ratio_to_direct`` is the median of those ratios. Besides
@@ -89,6 +97,12 @@ async def kernel_table(vip: str, port: int, backend: int) -> str:
     await nft(render(table, [PortPlan("bench/web", "", "TCP", [ListenKey("TCP", vip, port)],
                                       [("127.0.0.1", backend)])]))
     return table
+
+
+async def drop_table(table: str) -> None:
+    from corral.net.nft import nft
+
+    await nft(f"delete table ip {table}\n")
 
 
 @dataclass
@@ -243,19 +257,24 @@ async def main(args: argparse.Namespace) -> None:
     try:
         await wait_listening("127.0.0.1", backend_port)
         await wait_listening(vip, proxy_port)
-        targets = {"userspace": (vip, proxy_port)}
-        if "nftables" in args.mode:
-            table = await kernel_table(kernel_vip, 80, backend_port)
-            targets["nftables"] = (kernel_vip, 80)
+        targets = {"userspace": (vip, proxy_port), "nftables": (kernel_vip, 80)}
         direct = ("127.0.0.1", backend_port)
         for connection, mode in [(c, m) for c in args.connection for m in args.mode]:
             keepalive = connection == "keepalive"
+            # Loaded only while measuring the kernel mode: its nat hooks put
+            # every connection of the namespace, direct ones too, through conntrack.
+            if mode == "nftables" and table is None:
+                table = await kernel_table(kernel_vip, 80, backend_port)
+            elif mode != "nftables" and table is not None:
+                await drop_table(table)
+                table = None
             for target in (direct, targets[mode]):  # warm-up
                 await run(*target, args.clients, 1, keepalive)
             pids = {"backend": backend.pid, **({"proxy": proxy.pid} if mode == "userspace" else {})}
             d, p, ratios = await compare(run, direct, targets[mode], args, keepalive, pids)
             params = {"mode": mode, "connection": connection, "clients": args.clients,
                       "generator": args.generator, "seconds": args.seconds, "rounds": args.rounds,
+                      "netns": args.netns,
                       "loop": "uvloop" if args.uvloop and mode == "userspace" else "asyncio",
                       "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
             errors = sum(r.errors for r in d.rounds + p.rounds)
@@ -270,13 +289,26 @@ async def main(args: argparse.Namespace) -> None:
                  proxied=p.cpu_us_per_request(), direct=d.cpu_us_per_request(), **params)
     finally:
         if table is not None:
-            from corral.net.nft import nft
-
-            await nft(f"delete table ip {table}\n")
+            await drop_table(table)
         for child in (backend, proxy):
             child.send_signal(signal.SIGTERM)
         for child in (backend, proxy):
             child.wait(5)
+
+
+NETNS_ENV = "CORRAL_BENCH_PROXY_NETNS"
+
+
+def enter_netns() -> None:
+    """Re-run this benchmark in a fresh network namespace (root only)."""
+    os.environ[NETNS_ENV] = "1"
+    os.execvp("unshare", ["unshare", "--net", "--", sys.executable, __file__, *sys.argv[1:]])
+
+
+def setup_netns() -> None:
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    # more ephemeral ports: every proxied request also opens one to the backend
+    Path("/proc/sys/net/ipv4/ip_local_port_range").write_text("1024 65535")
 
 
 def cli() -> None:
@@ -292,6 +324,8 @@ def cli() -> None:
     parser.add_argument("--generator", choices=("wrk", "python"),
                         default="wrk" if shutil.which("wrk") else "python",
                         help="load generator (default wrk when installed: scripts/install-deps)")
+    parser.add_argument("--host-netns", action="store_true",
+                        help="stay in the host's network namespace (default as root: a fresh one)")
     parser.add_argument("--uvloop", action="store_true",
                         help="run the userspace proxy process on uvloop (what-if: the agent uses asyncio)")
     parser.add_argument("--serve-backend", type=int, help=argparse.SUPPRESS)
@@ -308,6 +342,11 @@ def cli() -> None:
             uvloop.install()
         asyncio.run(serve_proxy(vip, int(port), int(backend)))
     else:
+        if os.geteuid() == 0 and not args.host_netns and shutil.which("unshare"):
+            if not os.environ.get(NETNS_ENV):
+                enter_netns()
+            setup_netns()
+        args.netns = bool(os.environ.get(NETNS_ENV))
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # so finally cleans up
         asyncio.run(main(args))
 
