@@ -170,6 +170,27 @@ def _pod_network(client: Any, mode: str, node_name: str, address: str, data_dir:
                       plugin_dir=plugins)
 
 
+def _local_node_certificate(server: RunningServer, node_name: str, agent_dir: Path) -> None:
+    """What a join token would buy, signed by the CA on this machine (kept
+    while it is usable for this node)."""
+    from cryptography import x509
+
+    from corral.api.certs import sign_client_csr
+    from corral.client.nodecert import (
+        credential_path,
+        new_key_and_csr,
+        stored_certificate_problem,
+        write_credential,
+    )
+
+    path = credential_path(agent_dir)
+    if not stored_certificate_problem(path, node_name, server.ca_file):
+        return
+    csr_pem, key_pem = new_key_and_csr(node_name)
+    cert = sign_client_csr(server.options.data_dir / "pki", x509.load_pem_x509_csr(csr_pem))
+    write_credential(path, key_pem, cert)
+
+
 class LocalAgent(_Components):
     """The agent of the machine the server runs on (``corral up``)."""
 
@@ -185,11 +206,18 @@ class LocalAgent(_Components):
         self.system_reserved = system_reserved
 
     async def __aenter__(self) -> LocalAgent:
-        from corral.client.api import ApiClient
+        from corral.client.nodecert import node_api_client
 
-        client = ApiClient(self.server.url, token=self.server.token, ca_file=str(self.server.ca_file),
-                           user_agent="corral-agent")
-        self.closers.append(client.close)
+        # The same identity a joining agent gets: a node certificate (issued
+        # here straight from the CA on this machine, renewed through CSRs), so
+        # the node authorizer confines this agent too.
+        agent_dir = self.server.options.data_dir / "agent"
+        _local_node_certificate(self.server, self.node_name, agent_dir)
+        stack = contextlib.AsyncExitStack()
+        self.closers.append(stack.aclose)
+        client = await stack.enter_async_context(node_api_client(
+            self.server.url, None, ca_file=str(self.server.ca_file), insecure=False,
+            node_name=self.node_name, data_dir=agent_dir))
         agent = await _make_agent(client, self.node_name, self.server.options.data_dir / "agent",
                                   "127.0.0.1", self.port, self.server.token,
                                   self.default_runtime, system_reserved=self.system_reserved,

@@ -72,7 +72,8 @@ def is_bootstrap_token(token: str) -> bool:
     return bool(BOOTSTRAP_TOKEN_RE.match(token))
 
 
-def _csr(node_name: str) -> tuple[bytes, bytes]:
+def new_key_and_csr(node_name: str) -> tuple[bytes, bytes]:
+    """(CSR, private key) PEMs for ``system:node:<name>`` in ``system:nodes``."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
                          x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}")])
@@ -96,7 +97,7 @@ def _write_private(path: Path, data: bytes) -> None:
 async def _request_certificate(client: ApiClient, node_name: str, dest: Path) -> Path:
     """Ask for a certificate with whatever ``client`` authenticates with;
     write key and certificate to ``dest`` in one rename."""
-    csr_pem, key_pem = _csr(node_name)
+    csr_pem, key_pem = new_key_and_csr(node_name)
     body = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
             "metadata": {"generateName": f"node-csr-{node_name}-"},
             "spec": {"request": base64.b64encode(csr_pem).decode(), "signerName": NODE_SIGNER,
@@ -109,9 +110,14 @@ async def _request_certificate(client: ApiClient, node_name: str, dest: Path) ->
     if not cert_b64:
         raise BootstrapError("the certificate request was stored but not signed (not auto-approved)")
     cert_pem = base64.b64decode(cert_b64)
+    write_credential(dest, key_pem, cert_pem)
+    return dest
+
+
+def write_credential(dest: Path, key_pem: bytes, cert_pem: bytes) -> None:
+    """Key and certificate in one 0600 file, replaced in one rename."""
     x509.load_pem_x509_certificate(cert_pem)  # refuse to store garbage over a working credential
     _write_private(dest, key_pem + cert_pem)
-    return dest
 
 
 async def bootstrap_node_certificate(server: str | Sequence[str], join_token: str, ca_file: Path,

@@ -26,10 +26,10 @@ from corral.cli.main import main
 from corral.cli.token import create_token, token_secret
 from corral.client.nodecert import (
     BootstrapError,
-    _csr,
     bootstrap_node_certificate,
     client_ssl_context,
     credential_path,
+    new_key_and_csr,
     node_api_client,
     read_certificate,
 )
@@ -169,7 +169,7 @@ async def test_rotation_replaces_the_certificate_and_the_agent_keeps_working(sec
     server = secure.server
     agent_dir = tmp_path / "agent"
     # A stored certificate with 10 minutes left, as if issued long ago.
-    csr_pem, key_pem = _csr("n1")
+    csr_pem, key_pem = new_key_and_csr("n1")
     short = sign_client_csr(server.options.data_dir / "pki", x509.load_pem_x509_csr(csr_pem),
                             dt.timedelta(minutes=10))
     pem = credential_path(agent_dir)
@@ -229,3 +229,21 @@ async def test_create_token_refuses_bad_input(secure: Users) -> None:
         assert secret["type"] == "bootstrap.kubernetes.io/token" and "expiration" not in secret["data"]
     bad = await _corral("token", "create", "--data-dir", str(secure.server.options.data_dir), "--ttl", "soon")
     assert bad.exit_code != 0 and "ttl" in bad.output
+
+
+async def test_the_local_agent_of_corral_up_is_a_node_too(secure: Users) -> None:
+    from corral.client.resources import NODES
+    from corral.cluster import LocalAgent
+
+    server = secure.server
+    async with server.client() as admin, LocalAgent(server, "local-1", default_runtime="process"):
+        async def registered() -> bool:
+            return any(n["metadata"]["name"] == "local-1" for n in (await admin.list(NODES))["items"])
+
+        await eventually(registered, 30, "the local agent's Node")
+        pem = credential_path(server.options.data_dir / "agent")
+        cn = read_certificate(pem).subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        assert cn == "system:node:local-1"
+        audit = (server.options.data_dir / "audit.log").read_text()
+        assert '"username":"system:node:local-1"' in audit.replace(" ", "")
+    await _cleanup(server.options.data_dir / "agent" / "runtime")
