@@ -5,6 +5,7 @@ the API through the `kubernetes` Service, and RBAC decides what it may do."""
 from __future__ import annotations
 
 import json
+import random
 import sys
 import uuid
 
@@ -33,7 +34,11 @@ except client.exceptions.ApiException as exc:
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory):
-    proc = CorralProcess("up", tmp_path_factory.mktemp("incluster") / "data", "--node-name", "in-node")
+    # A service range of its own: another cluster on this machine (a parallel
+    # test run) would hold 127.43.0.1:443 for its own kubernetes Service.
+    cidr = f"127.{random.randint(60, 250)}.0.0/16"
+    proc = CorralProcess("up", tmp_path_factory.mktemp("incluster") / "data", "--node-name", "in-node",
+                         "--service-cidr", cidr)
     try:
         proc.wait_ready()
         yield proc
