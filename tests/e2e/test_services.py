@@ -2,14 +2,17 @@
 pods behind one Service (a named targetPort, since pods share the host's
 network in the process runtime and so listen on different ports), a client
 pod that finds the Service through the cluster DNS and reaches it through
-its virtual IP, readiness and deletion followed, and a NodePort."""
+its virtual IP, readiness and deletion followed, and a NodePort; once per
+proxy mode (`--proxy-mode userspace`, and `nftables` when root)."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -18,6 +21,8 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import CorralProcess, Kubectl, wait_for
+
+from corral.net import nft
 
 pytestmark = pytest.mark.e2e
 
@@ -64,23 +69,39 @@ def backend(name: str, port: int, flags: Path) -> dict:
                 "name": "http", "image": "python", "command": [sys.executable, "-c", BACKEND],
                 "env": [{"name": "PORT", "value": str(port)}],
                 "ports": [{"name": "http", "containerPort": port}],
+                # the flags directory as a hostPath volume: a pod's root is
+                # its own overlay, where files the test adds later need not show
+                "volumeMounts": [{"name": "flags", "mountPath": str(flags), "readOnly": True}],
                 "readinessProbe": {"exec": {"command": ["sh", "-c", f"test ! -e {flags}/{name}"]},
-                                   "periodSeconds": 1}}]}}
+                                   "periodSeconds": 1}}],
+                "volumes": [{"name": "flags", "hostPath": {"path": str(flags)}}]}}
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory):
+KERNEL = pytest.mark.skipif(os.geteuid() != 0 or not nft.available(), reason="needs root and nft")
+
+
+def nft_tables() -> str:
+    return subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+
+
+@pytest.fixture(scope="module", params=["userspace", pytest.param("nftables", marks=KERNEL)])
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    mode = request.param
     data = tmp_path_factory.mktemp("up-svc") / "data"
-    # A service range of our own: other clusters on this machine bind 127.43.x.
+    # A service range and node name of our own: other clusters on this
+    # machine bind 127.43.x, and the kernel mode's table is named after the node.
     cidr = f"127.{random.randint(100, 199)}.{random.randint(0, 255)}.0/24"
-    proc = CorralProcess("up", data, "--node-name", "svc-node", "--service-cidr", cidr)
+    node = f"svc-node-{mode}-{os.getpid()}"
+    proc = CorralProcess("up", data, "--node-name", node, "--service-cidr", cidr, "--proxy-mode", mode)
     try:
         proc.wait_ready()
         k = Kubectl(proc.kubeconfig, tmp_path_factory.mktemp("kubecache-svc"))
-        wait_for(lambda: "Ready" in k("get", "node", "svc-node", check=False), message="node Ready")
-        yield k
+        wait_for(lambda: "Ready" in k("get", "node", node, check=False), message="node Ready")
+        yield k, mode, nft.table_name(node)
     finally:
         proc.stop()
+    if mode == "nftables":
+        assert nft.table_name(node) not in nft_tables(), "the kernel mode's table outlived corral"
 
 
 def get(url: str) -> str:
@@ -93,8 +114,8 @@ def ready_ips(kc: Kubectl) -> set[int]:
     return {p["port"] for s in ep.get("subsets") or [] for p in s.get("ports") or [] if s.get("addresses")}
 
 
-def test_service_vip_dns_readiness_deletion_and_node_port(cluster: Kubectl) -> None:
-    kc = cluster
+def test_service_vip_dns_readiness_deletion_and_node_port(cluster: tuple[Kubectl, str, str]) -> None:
+    kc, mode, table = cluster
     flags = Path(tempfile.mkdtemp(prefix="corral-svc-", dir="/var/tmp"))
     try:
         ports = [free_port() for _ in range(3)]
@@ -109,6 +130,12 @@ def test_service_vip_dns_readiness_deletion_and_node_port(cluster: Kubectl) -> N
         slices = kc("get", "endpointslices", "-l", "kubernetes.io/service-name=web")
         assert all(str(p) in slices for p in ports) and "IPv4" in slices, slices
         vip = json.loads(kc("get", "svc", "web", "-o", "json"))["spec"]["clusterIP"]
+        if mode == "nftables":  # the VIP is DNATed by the kernel, nobody listens on it
+            wait_for(lambda: f"ip daddr {vip} tcp dport 80 dnat" in subprocess.run(
+                ["nft", "list", "table", "ip", table], capture_output=True, text=True).stdout,
+                timeout=10, message="DNAT rule for the VIP")
+        listeners = subprocess.run(["ss", "-Hltn", f"src {vip}"], capture_output=True, text=True).stdout
+        assert bool(listeners.strip()) == (mode == "userspace"), listeners
 
         client = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client"},
                   "spec": {"restartPolicy": "Never", "containers": [{
