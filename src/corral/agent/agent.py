@@ -82,6 +82,7 @@ class Agent:
             clock=self.clock,
             resolve_exec=self._resolve_exec,
             stats=self._stats,
+            resolve_forward=self._resolve_forward,
         )
         self.recorder = EventRecorder(client, "kubelet", host=node_name, clock=self.clock)
         self.informer = Informer(
@@ -326,6 +327,16 @@ class Agent:
         if handle is None or (await self.runtime.container_state(handle)).status != "running":
             raise LogError(400, f'container "{container}" in pod "{name}" is not running')
         return await worker.exec_plan(key, opts.command, tty=opts.tty)
+
+    async def _resolve_forward(self, namespace: str, name: str) -> str:
+        """Where kubectl port-forward reaches the pod's ports: its address."""
+        pod = self.informer.cache.get(f"{namespace}/{name}")
+        worker = self.workers.get(str((pod or {}).get("metadata", {}).get("uid", "")))
+        if pod is None or worker is None:
+            raise LogError(404, f'pod "{name}" not found on node {self.node_name}')
+        if (pod.get("status") or {}).get("phase") != "Running":
+            raise LogError(400, f'pod "{name}" is not running')
+        return worker.pod_ip
 
     async def _stats(self) -> dict[str, Any]:
         handles: dict[tuple[str, str], ContainerHandle] = {}

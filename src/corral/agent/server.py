@@ -1,6 +1,6 @@
 """The agent's HTTP endpoint (the kubelet's port 10250, the part we need).
 
-The API server proxies ``pods/log`` here with the agent token; this side
+The API server proxies ``pods/log``, ``exec`` and ``portforward`` here with the agent token; this side
 checks the token, finds the container instance and streams its log. Errors
 are plain text with the right status code, which the API server passes on.
 """
@@ -44,6 +44,9 @@ LogResolver = Callable[[str, str, str, bool], Awaitable[LogTarget]]
 ExecResolver = Callable[[str, str, str, ExecOptions], Awaitable[ExecPlan]]
 """(namespace, pod, container, options) -> how to run the command; raises LogError."""
 
+ForwardResolver = Callable[[str, str], Awaitable[str]]
+"""(namespace, pod) -> the address its ports are reached at; raises LogError."""
+
 StatsSource = Callable[[], Awaitable[dict[str, Any]]]
 """The Summary document (see :mod:`corral.agent.stats`)."""
 
@@ -59,8 +62,10 @@ class AgentServer:
         clock: Clock | None = None,
         resolve_exec: ExecResolver | None = None,
         stats: StatsSource | None = None,
+        resolve_forward: ForwardResolver | None = None,
     ) -> None:
         self.resolve = resolve
+        self.resolve_forward = resolve_forward
         self.resolve_exec = resolve_exec
         self.stats = stats
         self.address = address
@@ -75,6 +80,7 @@ class AgentServer:
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_route("*", "/exec/{namespace}/{pod}/{container}", self._exec)
         app.router.add_get("/stats/summary", self._stats)
+        app.router.add_get("/portForward/{namespace}/{pod}", self._port_forward)
         return app
 
     async def start(self) -> int:
@@ -122,6 +128,18 @@ class AgentServer:
         except LogError as exc:
             return web.Response(status=exc.status, text=f"{exc}\n")
         return await serve_exec(request, opts, plan)
+
+    async def _port_forward(self, request: web.Request) -> web.StreamResponse:
+        from corral.agent.portforward import serve_port_forward
+
+        if self.resolve_forward is None:
+            return web.Response(status=404, text="port-forward is not served here\n")
+        m = request.match_info
+        try:
+            host = await self.resolve_forward(m["namespace"], m["pod"])
+        except LogError as exc:
+            return web.Response(status=exc.status, text=f"{exc}\n")
+        return await serve_port_forward(request, host, f"{m['namespace']}/{m['pod']}")
 
     async def _stats(self, request: web.Request) -> web.Response:
         if self.stats is None:

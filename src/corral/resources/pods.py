@@ -274,7 +274,7 @@ def pod_type(schema: Schema) -> ResourceType:
     return ResourceType(
         group="", version="v1", kind="Pod", plural="pods", singular="pod", namespaced=True,
         schema=schema, short_names=("po",), categories=("all",),
-        subresources=("status", "binding", "log", "exec", "eviction"),
+        subresources=("status", "binding", "log", "exec", "portforward", "eviction"),
         columns=COLUMNS, defaulter=default_pod, validator=validate_pod,
         field_selectors=pod_fields, has_status=True,
     )
