@@ -357,8 +357,8 @@ class CorralHosts:
             with contextlib.suppress(Exception):
                 self.kill_pods(node)
 
-    def start_agent(self, index: int, name: str | None = None,
-                    extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+    def start_agent(self, index: int, name: str | None = None, extra: tuple[str, ...] = (),
+                    env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         host = self.agent_host(index)
         node = name or f"node-{index}"
         proc = self.net.spawn(
@@ -367,7 +367,7 @@ class CorralHosts:
              self.join_token, "--ca-file", str(self.ca_file), "--name", node,
              "--address", host.ip, "--port", str(AGENT_PORT),
              "--data-dir", str(self.workdir / node), *extra],
-            log=self.workdir / f"{node}.log",
+            log=self.workdir / f"{node}.log", env=env,
         )
         self.agents[node] = proc
         return proc

@@ -109,9 +109,8 @@ class Agent:
         self.pod_network = pod_network
         """net.podnet.PodNetwork: pods of the process runtime get their own network."""
         if pod_network is not None:
-            process = self.runtime.runtimes.get("process")
-            if process is not None:
-                process.pod_network = pod_network  # type: ignore[attr-defined]
+            for runtime in self.runtime.runtimes.values():
+                runtime.pod_network = pod_network  # type: ignore[attr-defined]
             self.runtime.pod_network = pod_network
             self._ctx.pod_ips = pod_network.pod_ip
             self._ctx.prepare_network = lambda pod: pod_network.prepare(pod, self.runtime)

@@ -309,7 +309,13 @@ class PodNetwork:
         if not wants_own_network(pod):
             return None
         runtime = runtimes.runtimes[await runtimes.handler_for(pod)]
-        if getattr(runtime, "pod_network", None) is not self or not getattr(runtime, "namespaces", False):
+        if getattr(runtime, "pod_network", None) is not self:
+            return None
+        sandbox = getattr(runtime, "pod_sandbox", None)
+        if sandbox is not None:  # Docker: the namespace of a sandbox container
+            made = await sandbox(pod)
+            return made[1].ip if made is not None else None
+        if not getattr(runtime, "namespaces", False):
             return None
         return (await self.ensure_netns(pod)).ip
 

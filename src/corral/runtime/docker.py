@@ -7,8 +7,14 @@ namespace and name, the container's name, attempt and log file), and the
 agents may share one engine. The engine is the source of truth; this object
 caches only the final state of exited containers (it never changes).
 
-Pods use the node's network (as with the process runtime, until a pod
-network exists): a container's ports are the node's ports. No init is put
+Pods use the node's network unless the agent gives them their own
+(net/podnet.py): then each pod gets a sandbox container (``sleep`` in the
+pod's first image, or ``sandbox_image``, with network ``none``) whose
+network namespace the CNI plugins put on the node's bridge, and every app
+container joins it (``network_mode=container:<sandbox>``, as Kubernetes'
+pause container), with the pod's resolv.conf bound at /etc/resolv.conf.
+The sandbox is labelled like the pod's containers (plus
+``corral.dev/sandbox``), so a restarted agent finds it again. No init is put
 in front of the command, so a missing executable fails the start itself
 (a clear RunContainerError) rather than a crash loop.
 
@@ -58,6 +64,8 @@ ATTEMPT = "corral.dev/attempt"
 INIT = "corral.dev/init"
 LOG_PATH = "corral.dev/log-path"
 LOG_MAX = "corral.dev/log-max-bytes"
+SANDBOX = "corral.dev/sandbox"
+SANDBOX_SLEEP = ["sleep", "2147483647"]
 PULL_TIMEOUT = 30.0
 SNAPSHOT_TTL = 0.5
 THREADS = 16
@@ -85,6 +93,7 @@ class DockerRuntime:
         self._logs = LogFollowers(DockerEndpoint(base_url, self._api.api_version))
         self._final: dict[str, ContainerState] = {}
         self._started: dict[str, datetime] = {}
+        self._started_loop: dict[str, float] = {}  # when we started it (loop time)
         self._snapshot: dict[str, str] = {}
         self._snapshot_at = float("-inf")
         self._snapshot_lock = asyncio.Lock()
@@ -92,6 +101,11 @@ class DockerRuntime:
         self._images_seen: dict[str, float] = {}
         self._pids: dict[str, int] = {}
         self.base_url = base_url
+        self.pod_network: Any = None
+        """net.podnet.PodNetwork when pods get their own network (set by the agent)."""
+        self.sandbox_image: str | None = None
+        """Image of the sandbox containers (needs ``sleep``); None: the pod's first image."""
+        self._sandbox_locks: dict[str, asyncio.Lock] = {}
         self._engine_version = str(client.version().get("Version", "unknown"))
 
     @classmethod
@@ -136,6 +150,7 @@ class DockerRuntime:
         meta = pod.get("metadata") or {}
         uid, name = str(meta.get("uid", "")), str(container.get("name", ""))
         await self._ensure_image(container, uid)
+        net = await self.pod_sandbox(pod)
         labels = {
             OWNER_LABEL: self.owner,
             POD_UID: uid,
@@ -147,11 +162,12 @@ class DockerRuntime:
             LOG_PATH: str(logs.path),
             LOG_MAX: str(logs.max_bytes),
         }
-        config = self._create_config(pod, container, env, labels, mounts)
+        config = self._create_config(pod, container, env, labels, mounts, net)
         cname = f"k8s_{name}_{meta.get('name')}_{meta.get('namespace')}_{uid}_{attempt}"
         cid = await self._create_and_start(cname, config)
         handle = _handle(cid, labels)
         self._started[cid] = datetime.now(UTC)
+        self._started_loop[cid] = asyncio.get_running_loop().time()
         self._logs.follow(cid, logs.path, logs.max_bytes)
         return handle
 
@@ -162,6 +178,7 @@ class DockerRuntime:
         env: dict[str, str],
         labels: dict[str, str],
         mounts: Sequence[Mount] = (),
+        net: tuple[str, Any] | None = None,
     ) -> dict[str, Any]:
         try:
             limits = ContainerLimits.from_container(container, pod)
@@ -170,10 +187,15 @@ class DockerRuntime:
         for key in env:
             if not key or "=" in key or "\0" in key:
                 raise StartError("CreateContainerConfigError", f"env: invalid variable {key!r}")
+        # Volumes at their mountPath, as the process runtime binds them.
+        binds = [f"{m.host_path}:{m.container_path}:{'ro' if m.read_only else 'rw'}" for m in mounts]
+        network_mode = "host"
+        if net is not None:  # the pod's sandbox: its network namespace and resolv.conf
+            network_mode = f"container:{net[0]}"
+            binds.append(f"{net[1].resolv_conf}:/etc/resolv.conf:ro")
         host_config = self._api.create_host_config(
-            network_mode="host",
-            # Volumes at their mountPath, as the process runtime binds them.
-            binds=[f"{m.host_path}:{m.container_path}:{'ro' if m.read_only else 'rw'}" for m in mounts],
+            network_mode=network_mode,
+            binds=binds,
             **limits.docker_host_config(),
             log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "1"}},
         )
@@ -261,6 +283,61 @@ class DockerRuntime:
                 ) from exc
             raise StartError("ErrImagePull", message) from exc
 
+    # -- the pod's network sandbox ------------------------------------------------
+
+    async def pod_sandbox(self, pod: dict[str, Any]) -> tuple[str, Any] | None:
+        """(sandbox container id, PodNet) of a pod that gets its own network
+        namespace: found (after an agent restart too) or made, and on the
+        pod network; None for a pod on the node's network."""
+        from corral.net.podnet import wants_own_network
+
+        if self.pod_network is None or not wants_own_network(pod):
+            return None
+        uid = str((pod.get("metadata") or {}).get("uid", ""))
+        async with self._sandbox_locks.setdefault(uid, asyncio.Lock()):
+            cid, pid = await self._find_sandbox(uid)
+            if cid is None or pid <= 0:
+                if cid is not None:
+                    await self._forget(cid)
+                cid, pid = await self._make_sandbox(pod)
+            net = await self.pod_network.attach(pod, f"/proc/{pid}/ns/net", cid)
+            return cid, net
+
+    async def _find_sandbox(self, uid: str) -> tuple[str | None, int]:
+        found = await self._call(self._api.containers, all=True, filters={"label": [
+            f"{OWNER_LABEL}={self.owner}", f"{POD_UID}={uid}", f"{SANDBOX}=true"]})
+        if not found:
+            return None, 0
+        cid = str(found[0]["Id"])
+        info = await self._call(self._api.inspect_container, cid)
+        state = info.get("State") or {}
+        return cid, int(state.get("Pid") or 0) if state.get("Running") else 0
+
+    async def _make_sandbox(self, pod: dict[str, Any]) -> tuple[str, int]:
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        uid = str(meta.get("uid", ""))
+        first = (spec.get("initContainers") or spec.get("containers") or [{}])[0]
+        image = self.sandbox_image or str(first.get("image") or "")
+        await self._ensure_image({**first, "image": image} if not self.sandbox_image else
+                                 {"image": image, "imagePullPolicy": "IfNotPresent"}, uid)
+        labels = {OWNER_LABEL: self.owner, POD_UID: uid, POD_NAME: str(meta.get("name", "")),
+                  POD_NAMESPACE: str(meta.get("namespace", "")), SANDBOX: "true"}
+        config = {"image": image, "entrypoint": SANDBOX_SLEEP, "command": [], "labels": labels,
+                  "host_config": self._api.create_host_config(network_mode="none"),
+                  "hostname": str(spec.get("hostname") or meta.get("name"))[:63]}
+        cname = f"k8s_POD_{meta.get('name')}_{meta.get('namespace')}_{uid}_0"
+        try:
+            cid = await self._create_and_start(cname, config)
+        except StartError as exc:
+            raise StartError("ContainerCreating", f"the pod's network sandbox ({image} running "
+                             f"sleep) did not start: {exc.message}") from exc
+        info = await self._call(self._api.inspect_container, cid)
+        pid = int((info.get("State") or {}).get("Pid") or 0)
+        if pid <= 0:
+            await self._forget(cid)
+            raise StartError("ContainerCreating", f"the pod's network sandbox ({image}) exited at once")
+        return cid, pid
+
     # -- observe -------------------------------------------------------------
 
     async def container_state(self, handle: ContainerHandle) -> ContainerState:
@@ -268,7 +345,10 @@ class DockerRuntime:
         if final is not None:
             return final
         status = (await self._states()).get(handle.id)
-        if status == "running" and handle.id in self._started:
+        # Started after the last snapshot was taken: running as of our start,
+        # no need for an inspect per new container (the next snapshot says more).
+        fresh = self._started_loop.get(handle.id, float("-inf")) >= self._snapshot_at
+        if handle.id in self._started and (status == "running" or (status is None and fresh)):
             return ContainerState("running", self._started[handle.id])
         state = await self._inspect_state(handle.id)
         if state.status == "exited":
@@ -311,6 +391,8 @@ class DockerRuntime:
         handles = []
         for c in found:
             labels = c.get("Labels") or {}
+            if labels.get(SANDBOX) == "true":
+                continue  # a pod's network sandbox, not one of its containers
             try:
                 handle = _handle(str(c["Id"]), labels)
             except (KeyError, ValueError):
@@ -385,11 +467,17 @@ class DockerRuntime:
             log.warning("removing container %s: %s", cid[:12], _explain(exc))
         self._final.pop(cid, None)
         self._started.pop(cid, None)
+        self._started_loop.pop(cid, None)
         self._pids.pop(cid, None)
 
     async def remove_pod(self, pod_uid: str) -> None:
         for key in [k for k in self._pull_failures if k[0] == pod_uid]:
             del self._pull_failures[key]
+        if self.pod_network is not None:
+            cid, _ = await self._find_sandbox(pod_uid)
+            if cid is not None:
+                await self._forget(cid)
+        self._sandbox_locks.pop(pod_uid, None)
 
     async def close(self) -> None:
         await self._logs.close()
