@@ -112,3 +112,57 @@ async def test_close_flushes_and_later_records_are_dropped():
         assert rec.written == 1 and len(api.objects["events"]) == 1
         rec.record(POD, "Normal", "Started", "again")
         assert rec.dropped == 1
+
+
+async def test_repeats_waiting_to_be_written_cost_one_write():
+    async with serve() as api, ApiClient(api.url) as c:
+        rec = EventRecorder(c, "scheduler", clock=FakeClock())
+        for _ in range(5):  # run() not started: all five wait together
+            rec.record(POD, "Warning", "FailedScheduling", "0/3 nodes are available")
+        task = asyncio.ensure_future(rec.run())
+        await until(lambda: rec.written == 5)
+        assert rec.requests == 1
+        [ev] = api.objects["events"].values()
+        assert ev["count"] == 5
+        await rec.close(timeout=2)
+        await asyncio.wait_for(task, 2)
+
+
+async def test_spam_filter_limits_one_object_then_refills():
+    clock = FakeClock()
+    async with serve() as api, recorder(api.url, clock, spam_burst=3) as rec:
+        for i in range(5):
+            rec.record(POD, "Normal", "Pulled", f"image {i}")
+        rec.record(NODE, "Normal", "NodeReady", "ready")  # another object: its own bucket
+        assert rec.filtered == 2
+        await until(lambda: rec.written == 4)
+        await clock.advance(300)  # one token back
+        rec.record(POD, "Normal", "Pulled", "image 5")
+        rec.record(POD, "Normal", "Pulled", "image 6")
+        assert rec.filtered == 3
+        await until(lambda: rec.written == 5)
+
+
+async def test_many_messages_of_one_reason_are_combined():
+    async with serve() as api, recorder(api.url, FakeClock(), aggregate_max=3) as rec:
+        for i in range(6):
+            rec.record(POD, "Warning", "FailedMount", f"volume {i} not ready")
+        await until(lambda: rec.written == 6)
+        messages = sorted(e["message"] for e in api.objects["events"].values())
+        assert len(messages) == 6 and messages[:3] == [
+            "(combined from similar events): volume 3 not ready",
+            "(combined from similar events): volume 4 not ready",
+            "(combined from similar events): volume 5 not ready"]
+
+
+async def test_writes_are_paced_not_dropped():
+    clock = FakeClock()
+    async with serve() as api, recorder(api.url, clock, qps=1, burst=2) as rec:
+        pods = [{**POD, "metadata": {**POD["metadata"], "name": f"p{i}", "uid": f"u{i}"}} for i in range(5)]
+        for pod in pods:
+            rec.record(pod, "Normal", "Scheduled", "assigned")
+        await until(lambda: rec.written == 2)
+        await asyncio.sleep(0.1)
+        assert rec.written == 2 and rec.dropped == 0  # the rest wait for tokens
+        await clock.advance(3)
+        await until(lambda: rec.written == 5)
