@@ -165,8 +165,11 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=5000)
     parser.add_argument("--pods", type=int, default=150_000)
     parser.add_argument("--e2e-pods", type=int, default=None, help="pods for end_to_end (default --pods)")
-    parser.add_argument("--lease-interval", type=float, default=10.0)
+    parser.add_argument("--lease-period", "--lease-interval", dest="lease_period", type=float, default=10.0,
+                        help="hollow nodes' Lease renewal period, seconds (Kubernetes' node lease: 10)")
     parser.add_argument("--e2e-timeout", type=float, default=1800.0)
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="end_to_end: write py-spy profiles (raw folded stacks) of server and sim here")
     args = parser.parse_args()
     if args.mode in ("algorithm", "all"):
         algorithm(args)

@@ -5,7 +5,10 @@ A `corral server` child (SQLite store, controllers, scheduler) and a
 as users would (a Deployment per templated app, bare pods for the small
 plain web pods), then watches pods until every one is Running. Prints
 pods_per_second (first create to last Running), p50/p99_ms (each pod's
-creation to Running), and each child's peak RSS and CPU use, which tells
+creation to Running), each child's peak RSS and CPU use over the measured
+window, and writes_per_pod: the write requests the server's audit log
+records in that window, by client, divided by the pods (--profile DIR also
+records py-spy profiles of the server and the sim). Together they tell
 where the time went.
 """
 
@@ -14,17 +17,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from _common import CORRAL, CpuMeter, corral_child, emit, percentile, rss_mb
 from schedule_workload import NAMESPACE, apps, template
 
 from corral.client.api import ApiClient
 from corral.client.resources import DEPLOYMENTS, NAMESPACES, NODES, PODS
+
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+PY_SPY = str(Path(sys.executable).with_name("py-spy"))
 
 
 def peak_rss(pid: int) -> float:
@@ -59,18 +71,27 @@ async def create_workload(client: ApiClient, total: int, nodes: int, created: di
     await asyncio.gather(*jobs)
 
 
-async def run(args: argparse.Namespace, server: Any) -> dict[str, Any]:
+async def run(args: argparse.Namespace, server: Any, sim_log: Path, meters: list[CpuMeter]) -> dict[str, Any]:
     total = args.e2e_pods or args.pods
     async with ApiClient(server.url, token=server.token(), ca_file=str(server.ca_file),
                          user_agent="bench-schedule", timeout=120) as client:
         await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                          "metadata": {"name": NAMESPACE}})
-        while len((await client.list(NODES))["items"]) < args.nodes:
-            await asyncio.sleep(1)
+        # The sim says when every node is registered; listing 5,000 nodes
+        # every second instead would load the server being measured.
+        while "hollow nodes ready" not in sim_log.read_text(errors="replace"):
+            await asyncio.sleep(0.5)
+        nodes = len((await client.list(NODES))["items"])
+        if nodes < args.nodes:
+            raise SystemExit(f"only {nodes}/{args.nodes} nodes registered")
         created: dict[str, float] = {}
         running: dict[str, float] = {}
-        t0 = time.monotonic()
-        watcher = asyncio.create_task(watch_running(client, running, total))
+        for meter in meters:
+            meter.start()
+        t0, t0_wall = time.monotonic(), time.time()
+        seen: dict[str, float] = {}
+        bound: dict[str, float] = {}
+        watcher = asyncio.create_task(watch_running(client, running, total, seen, bound))
         await create_workload(client, total, args.nodes, created)
         t_created = time.monotonic()
         try:
@@ -78,12 +99,19 @@ async def run(args: argparse.Namespace, server: Any) -> dict[str, Any]:
         except TimeoutError:
             raise SystemExit(f"only {len(running)}/{total} pods Running after {args.e2e_timeout}s") from None
         t_end = max(running.values())
-        lat = [(running[k] - created.get(k, t0)) * 1000 for k in running]
-        return {"seconds": t_end - t0, "create_seconds": t_created - t0, "latencies": lat,
-                "running": len(running)}
+        cpu = [meter.percent() for meter in meters]
+        lat = [(running[k] - created.get(k, seen.get(k, t0))) * 1000 for k in running]
+        stages = {"seen_to_bound_p50_ms": _p50([bound[k] - seen[k] for k in bound if k in seen]),
+                  "bound_to_running_p50_ms": _p50([running[k] - bound[k] for k in running if k in bound]),
+                  "last_seen_s": round(max(seen.values()) - t0, 1),
+                  "last_bound_s": round(max(bound.values()) - t0, 1)}
+        return {"stages": stages, "seconds": t_end - t0, "create_seconds": t_created - t0, "latencies": lat,
+                "running": len(running), "cpu_pct": cpu, "window": (t0_wall, t0_wall + t_end - t0)}
 
 
-async def watch_running(client: ApiClient, running: dict[str, float], total: int) -> None:
+async def watch_running(client: ApiClient, running: dict[str, float], total: int,
+                        seen: dict[str, float], bound: dict[str, float]) -> None:
+    """Time each pod's first sight, binding and Running, from one watch."""
     rv = None
     while len(running) < total:
         if rv is None:
@@ -91,10 +119,59 @@ async def watch_running(client: ApiClient, running: dict[str, float], total: int
             rv = page["metadata"]["resourceVersion"]
         async for type_, pod in client.watch(PODS, NAMESPACE, resource_version=rv, timeout_seconds=600):
             rv = pod.get("metadata", {}).get("resourceVersion") or rv
-            if type_ in ("ADDED", "MODIFIED") and (pod.get("status") or {}).get("phase") == "Running":
-                running.setdefault(pod["metadata"]["name"], time.monotonic())
+            if type_ not in ("ADDED", "MODIFIED"):
+                continue
+            name, now = pod["metadata"]["name"], time.monotonic()
+            seen.setdefault(name, now)
+            if (pod.get("spec") or {}).get("nodeName"):
+                bound.setdefault(name, now)
+            if (pod.get("status") or {}).get("phase") == "Running":
+                running.setdefault(name, now)
                 if len(running) >= total:
                     return
+
+
+def _p50(seconds: list[float]) -> float | None:
+    return round(percentile(seconds, 50) * 1000, 1) if seconds else None
+
+
+def writes_in(audit_log: Path, window: tuple[float, float]) -> Counter[str]:
+    """Write requests the server answered within the window, by client and
+    resource (from its audit log): where each pod's writes come from."""
+    counts: Counter[str] = Counter()
+    start, end = (datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") for t in window)
+    with audit_log.open("rb") as f:
+        for line in f:
+            event = orjson.loads(line)
+            if event.get("verb") not in WRITE_VERBS or not start <= event["requestReceivedTimestamp"] <= end:
+                continue
+            ref = event.get("objectRef") or {}
+            what = "/".join(filter(None, (ref.get("resource"), ref.get("subresource"))))
+            counts[f"{event['userAgent'].split('/')[0]} {event['verb']} {what}"] += 1
+    return counts
+
+
+@contextmanager
+def profiling(out: Path | None, **pids: int) -> Iterator[None]:
+    """py-spy (raw folded stacks, one file per process) while the block runs."""
+    if out is None:
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    spies = [subprocess.Popen([PY_SPY, "record", "--pid", str(pid), "--rate", "50", "--nonblocking",
+                               "-f", "raw", "-o", str(out / f"{name}.txt")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name, pid in pids.items()]
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+        for spy in spies:
+            try:
+                spy.wait(30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait()
 
 
 def end_to_end(args: argparse.Namespace) -> None:
@@ -102,25 +179,31 @@ def end_to_end(args: argparse.Namespace) -> None:
     with corral_child("server", ready_timeout=120) as server:
         sim = subprocess.Popen(
             [*CORRAL, "sim", "--nodes", str(args.nodes), "--server", server.url, "--token", server.token(),
-             "--ca-file", str(server.ca_file), "--lease-interval", str(args.lease_interval),
+             "--ca-file", str(server.ca_file), "--lease-period", str(args.lease_period),
              "--label", "disktype=ssd/3"],
             stdout=subprocess.DEVNULL, stderr=open(server.data_dir.parent / "sim.log", "wb"),
             start_new_session=True)
         try:
-            server_cpu, sim_cpu = CpuMeter(server.pid), CpuMeter(sim.pid)
+            meters = [CpuMeter(server.pid), CpuMeter(sim.pid), CpuMeter(os.getpid())]
             started = time.monotonic()
-            result = asyncio.run(run(args, server))
-            server_cpu.start()  # (reset for the idle reading below is not needed)
+            with profiling(args.profile, server=server.pid, sim=sim.pid):
+                result = asyncio.run(run(args, server, server.data_dir.parent / "sim.log", meters))
+            writes = writes_in(server.data_dir / "audit.log", result["window"])
+            server_pct, sim_pct, bench_pct = result["cpu_pct"]
             params = {"mode": "end_to_end", "nodes": args.nodes, "pods": total,
-                      "lease_interval_s": args.lease_interval, "running": result["running"],
+                      "lease_period_s": args.lease_period, "running": result["running"],
+                      "seconds": round(result["seconds"], 1),
                       "create_seconds": round(result["create_seconds"], 1),
-                      "setup_seconds": round(time.monotonic() - started - result["seconds"], 1)}
+                      "setup_seconds": round(time.monotonic() - started - result["seconds"], 1),
+                      "server_cpu_pct": server_pct, "sim_cpu_pct": sim_pct, "client_cpu_pct": bench_pct}
             emit("schedule", "pods_per_second", total / result["seconds"], "1/s", **params)
-            emit("schedule", "p50_ms", percentile(result["latencies"], 50), "ms", **params)
+            emit("schedule", "p50_ms", percentile(result["latencies"], 50), "ms", **result["stages"], **params)
             emit("schedule", "p99_ms", percentile(result["latencies"], 99), "ms", **params)
             emit("schedule", "peak_rss_mb", peak_rss(server.pid), "MiB", process="server", **params)
             emit("schedule", "peak_rss_mb", peak_rss(sim.pid), "MiB", process="sim", **params)
-            del sim_cpu
+            emit("schedule", "writes_per_pod", sum(writes.values()) / total, "1/pod",
+                 writes_per_second=round(sum(writes.values()) / result["seconds"], 1),
+                 by_client=dict(writes.most_common()), **params)
         finally:
             sim.terminate()
             try:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 
 import click
 
-from corral.sim.hollow import RENEW_INTERVAL, NodeShape
+from corral.sim.hollow import LEASE_PERIOD, NodeShape
 
 
 @click.command()
@@ -27,12 +28,17 @@ from corral.sim.hollow import RENEW_INTERVAL, NodeShape
               help="Runtimes the nodes advertise (corral.dev/runtimes).")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE[/EVERY]",
               help="Label every node (or every EVERY-th node) with KEY=VALUE; repeatable.")
-@click.option("--lease-interval", default=RENEW_INTERVAL, show_default=True, type=click.FloatRange(0.1, 3600),
-              help="Seconds between a node's Lease renewals.")
+@click.option("--lease-period", "--lease-interval", "lease_period", default=LEASE_PERIOD, show_default=True,
+              type=click.FloatRange(0.1, 3600),
+              help="Seconds between a node's Lease renewals (a kubelet's node lease: 10). Each node "
+                   "promises a fence timeout of three periods, which sets its failover grace.")
+@click.option("--pod-cidr-range", default="100.64.0.0/10", show_default=True,
+              help="Each node registers with the next /24 of this range as spec.podCIDR (hollow nodes run "
+                   "no pod network); '' leaves allocation to the node IPAM controller.")
 @click.option("-v", "--verbose", is_flag=True)
 def sim(count: int, server_url: str, token: str, ca_file: str | None, insecure: bool, prefix: str,
         cpu: str, memory: str, max_pods: int, zones: int, runtimes: str, labels: tuple[str, ...],
-        lease_interval: float, verbose: bool) -> None:
+        lease_period: float, pod_cidr_range: str, verbose: bool) -> None:
     """Run N hollow nodes: real Nodes, Leases and pod status, nothing started."""
     from corral.cli.main import _setup_logging, run_until_signalled
     from corral.scheduler.quantity import milli, units
@@ -45,12 +51,17 @@ def sim(count: int, server_url: str, token: str, ca_file: str | None, insecure: 
         units(memory, field="--memory")
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    if pod_cidr_range:
+        try:
+            ipaddress.IPv4Network(pod_cidr_range)
+        except ValueError as exc:
+            raise click.BadParameter(f"{pod_cidr_range!r}: {exc}", param_hint="--pod-cidr-range") from None
     shape = NodeShape(cpu=cpu, memory=memory, pods=max_pods, zones=zones, runtimes=runtimes,
-                      labels=dict(_parse_label(raw) for raw in labels))
+                      labels=dict(_parse_label(raw) for raw in labels), pod_cidr_range=pod_cidr_range or None)
 
     async def run(stop: asyncio.Event) -> None:
         cluster = HollowCluster(server_url, token=token, ca_file=ca_file, insecure=insecure, count=count,
-                                prefix=prefix, shape=shape, lease_interval=lease_interval)
+                                prefix=prefix, shape=shape, lease_period=lease_period)
         ready = asyncio.Event()
         task = asyncio.ensure_future(cluster.run(ready))
         waiter = asyncio.ensure_future(ready.wait())

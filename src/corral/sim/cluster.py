@@ -9,16 +9,19 @@ pod event in the server, and would measure that rather than scheduling. The
 dispatcher stays faithful: a node receives exactly the events its own
 ``spec.nodeName=<name>`` watch would (a re-list after 410 re-delivers
 everything, as it would per node), and each node still owns its Node, its
-Lease (renewed every ``lease_interval`` seconds, spread evenly over the
-interval) and its own reactions.
+Lease (renewed every ``lease_period`` seconds, spread evenly over the
+period, its first renewal one period after it registered) and its own
+reactions. Renewals run from one heap of due times, and start as each node
+registers: a node must not wait for 4,999 others before its first renewal,
+or the node lifecycle controller rightly declares it dead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -28,7 +31,7 @@ from corral.client.errors import ApiError
 from corral.client.informer import Informer, object_key
 from corral.client.resources import PODS
 from corral.clock import Clock, RealClock
-from corral.sim.hollow import RENEW_INTERVAL, HollowNode, NodeShape
+from corral.sim.hollow import LEASE_PERIOD, HollowNode, NodeShape
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +55,12 @@ class _PooledClient(ApiClient):
 class HollowCluster:
     def __init__(self, server: str, *, token: str | None, ca_file: str | None = None,
                  insecure: bool = False, count: int = 100, prefix: str = "hollow-",
-                 shape: NodeShape | None = None, lease_interval: float = RENEW_INTERVAL,
-                 workers: int = 64, clock: Clock | None = None) -> None:
+                 shape: NodeShape | None = None, lease_period: float = LEASE_PERIOD,
+                 workers: int = 64, clock: Clock | None = None, max_renewals_in_flight: int = 256) -> None:
         if count < 1:
             raise ValueError(f"nodes: must be at least 1, got {count}")
-        if lease_interval <= 0:
-            raise ValueError(f"lease_interval: must be positive, got {lease_interval}")
+        if lease_period <= 0:
+            raise ValueError(f"lease_period: must be positive, got {lease_period}")
         self.clock = clock or RealClock()
         self.pool = ApiClient(server, token=token, ca_file=ca_file, insecure=insecure,
                               user_agent="corral-hollow-node", timeout=60.0)
@@ -67,8 +70,12 @@ class HollowCluster:
             name = f"{prefix}{i}"
             client = _PooledClient(self.pool, token=token, ca_file=ca_file, insecure=insecure,
                                    user_agent=f"corral-hollow-node/{name}", timeout=60.0)
-            self.nodes[name] = HollowNode(client, name, i, shape, self.clock, renew_interval=lease_interval)
-        self.lease_interval = lease_interval
+            self.nodes[name] = HollowNode(client, name, i, shape, self.clock, lease_period=lease_period)
+        self.lease_period = lease_period
+        self._due: list[tuple[float, int, str]] = []  # (monotonic due time, index, node)
+        self._due_changed = asyncio.Event()
+        self._renew_slots = asyncio.Semaphore(max_renewals_in_flight)
+        self.late_renewals = 0  # renewals started more than a period late: the server is behind
         self.workers = workers
         self.pods = Informer(self.pool, PODS, field_selector="spec.nodeName!=", clock=self.clock)
         self.pods.add_handler(on_add=self._dispatch, on_update=lambda old, new: self._dispatch(new))
@@ -109,35 +116,58 @@ class HollowCluster:
         async def one(node: HollowNode) -> None:
             async with gate:
                 await node.register()
-                await node.renew_lease()
+            self._renew_after(node, self.clock.monotonic() + self.lease_period)
 
         await asyncio.gather(*(one(n) for n in self.nodes.values()))
 
+    def _renew_after(self, node: HollowNode, at: float) -> None:
+        heapq.heappush(self._due, (at, node.index, node.name))
+        self._due_changed.set()
+
     async def _renew_forever(self) -> None:
-        """Each node renews once per interval; renewals are spread evenly."""
-        nodes: Sequence[HollowNode] = list(self.nodes.values())
-        step = self.lease_interval / len(nodes)
-        inflight: set[asyncio.Task[None]] = set()
+        """Renew each node when due; the next renewal is due one period
+        after the last was due (not after it finished), so a slow server
+        delays renewals but does not slow the cadence down for good."""
+        tasks: set[asyncio.Task[None]] = set()
         while True:
-            for node in nodes:
-                if len(inflight) < 256:
-                    task = asyncio.ensure_future(self._renew(node))
-                    inflight.add(task)
-                    task.add_done_callback(inflight.discard)
-                await self.clock.sleep(step)
+            now = self.clock.monotonic()
+            while self._due and self._due[0][0] <= now:
+                at, _, name = heapq.heappop(self._due)
+                if now - at > self.lease_period:
+                    self.late_renewals += 1
+                    at = now
+                self._renew_after(self.nodes[name], at + self.lease_period)
+                await self._renew_slots.acquire()
+                task = asyncio.ensure_future(self._renew(self.nodes[name]))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                task.add_done_callback(lambda _: self._renew_slots.release())
+                now = self.clock.monotonic()
+            self._due_changed.clear()
+            wait = self._due[0][0] - now if self._due else None
+            waiter = asyncio.ensure_future(self._due_changed.wait())
+            timer = asyncio.ensure_future(self.clock.sleep(wait)) if wait is not None else None
+            try:
+                await asyncio.wait([t for t in (waiter, timer) if t], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for t in (waiter, timer):
+                    if t is not None:
+                        t.cancel()
 
     async def _renew(self, node: HollowNode) -> None:
         try:
             await node.renew_lease()
-        except ApiError as exc:
+        except Exception as exc:  # the next period tries again, as a kubelet would
             log.warning("hollow %s: lease renewal failed: %s", node.name, exc)
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
-        """Register every node, then serve pods and renew leases until cancelled."""
-        await self.register()
-        tasks = [asyncio.ensure_future(self.pods.run()), asyncio.ensure_future(self._renew_forever())]
-        tasks += [asyncio.ensure_future(self._worker()) for _ in range(self.workers)]
+        """Register every node (each renewing its lease from then on), then
+        serve pods until cancelled."""
+        tasks = [asyncio.ensure_future(self._renew_forever())]
         try:
+            await self.register()
+            tasks.append(asyncio.ensure_future(self.pods.run()))
+            tasks += [asyncio.ensure_future(self._worker()) for _ in range(self.workers)]
             await self.pods.wait_synced()
             log.info("%d hollow nodes registered", len(self.nodes))
             if ready is not None:

@@ -2,7 +2,8 @@
 
 Each hollow node registers its own Node (Ready, with allocatable capacity,
 hostname/zone labels and the runtimes it offers), renews its own Lease in
-kube-node-lease every 10 s, and reacts to its own pods: a pod bound to it is
+kube-node-lease every lease period (10 s by default, as a kubelet's node
+lease), and reacts to its own pods: a pod bound to it is
 marked Running (a status write, as an agent reports a started pod) and a
 pod deleted gracefully is confirmed (a delete with grace 0, as an agent does
 once the containers stopped). Nothing is started, so thousands fit in one
@@ -12,6 +13,7 @@ process and the real server, store, controllers and scheduler carry the load.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +28,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_SECONDS = 40
-RENEW_INTERVAL = 10.0
+LEASE_PERIOD = 10.0
 
 
 @dataclass
@@ -38,6 +40,18 @@ class NodeShape:
     runtimes: str = "process"
     # label -> (value, every): the label goes on nodes whose index is a multiple of every.
     labels: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # Hollow nodes run no pod network, so by default each brings its own
+    # spec.podCIDR (the i-th /24 of this range) and the node IPAM controller
+    # has nothing to allocate for them; None leaves allocation to it.
+    pod_cidr_range: str | None = "100.64.0.0/10"
+
+    def pod_cidr(self, index: int) -> str | None:
+        if not self.pod_cidr_range:
+            return None
+        net = ipaddress.ip_network(self.pod_cidr_range)
+        if net.prefixlen > 24 or index >= 2 ** (24 - net.prefixlen):
+            return None
+        return str(ipaddress.ip_network((int(net.network_address) + (index << 8), 24)))
 
 
 def micro_time(clock: Clock) -> str:
@@ -47,7 +61,7 @@ def micro_time(clock: Clock) -> str:
 class HollowNode:
     def __init__(self, client: ApiClient, name: str, index: int, shape: NodeShape,
                  clock: Clock | None = None, address: str = "127.0.0.1",
-                 renew_interval: float = RENEW_INTERVAL) -> None:
+                 lease_period: float = LEASE_PERIOD) -> None:
         self.client = client
         self.name = name
         self.index = index
@@ -55,9 +69,9 @@ class HollowNode:
         self.clock = clock or RealClock()
         self.address = address
         # Like an agent, a hollow node tells the control plane how long it
-        # may go without renewing (three intervals), so the node lifecycle
+        # may go without renewing (three periods), so the node lifecycle
         # controller's grace for it follows its slower, kubelet-like cadence.
-        self.fence_timeout = 3 * renew_interval
+        self.fence_timeout = 3 * lease_period
         self.running: set[str] = set()  # pods this node has reported Running
         self.renewals = 0
 
@@ -65,6 +79,7 @@ class HollowNode:
         now = format_timestamp(self.clock.now())
         s = self.shape
         resources = {"cpu": s.cpu, "memory": s.memory, "pods": str(s.pods), "ephemeral-storage": "100Gi"}
+        cidr = s.pod_cidr(self.index)
         return {
             "apiVersion": "v1", "kind": "Node",
             "metadata": {
@@ -76,6 +91,7 @@ class HollowNode:
                 "annotations": {"corral.dev/runtimes": s.runtimes,
                                 "corral.dev/fence-timeout-seconds": f"{self.fence_timeout:g}"},
             },
+            "spec": {"podCIDR": cidr, "podCIDRs": [cidr]} if cidr else {},
             "status": {
                 "capacity": resources, "allocatable": resources,
                 "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
@@ -89,27 +105,39 @@ class HollowNode:
         }
 
     async def register(self) -> None:
-        """Create the Node, or take over an existing one and refresh its status."""
+        """Create the Node with its status in one write (as a kubelet
+        registers), or take over an existing one and refresh its status;
+        then take the Lease, creating it first since a new node has none."""
         wanted = self.node_object()
         try:
-            node = await self.client.create(NODES, wanted)
+            await self.client.create(NODES, wanted)
         except AlreadyExistsError:
             node = await self.client.get(NODES, self.name)
             node["metadata"].setdefault("labels", {}).update(wanted["metadata"]["labels"])
             node["metadata"].setdefault("annotations", {}).update(wanted["metadata"]["annotations"])
             node = await self.client.replace(NODES, node)
-        node["status"] = wanted["status"]
-        await self.client.replace_status(NODES, node)
+            node["status"] = wanted["status"]
+            await self.client.replace_status(NODES, node)
+        await self.renew_lease(create=True)
 
-    async def renew_lease(self) -> None:
+    async def renew_lease(self, create: bool = False) -> None:
+        """One write: a patch of renewTime (or, with ``create``, the Lease
+        itself, falling back to the patch if it exists)."""
         spec = {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_SECONDS,
                 "renewTime": micro_time(self.clock)}
+        lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                 "metadata": {"name": self.name, "namespace": LEASE_NAMESPACE},
+                 "spec": {**spec, "acquireTime": spec["renewTime"]}}
+        if create:
+            try:
+                await self.client.create(LEASES, lease)
+                self.renewals += 1
+                return
+            except AlreadyExistsError:
+                pass
         try:
             await self.client.patch(LEASES, self.name, {"spec": spec}, LEASE_NAMESPACE)
         except NotFoundError:
-            lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                     "metadata": {"name": self.name, "namespace": LEASE_NAMESPACE},
-                     "spec": {**spec, "acquireTime": spec["renewTime"]}}
             with contextlib.suppress(AlreadyExistsError):
                 await self.client.create(LEASES, lease)
         self.renewals += 1

@@ -44,7 +44,7 @@ def pod(name: str, cpu: str = "100m", labels: dict | None = None, **spec: Any) -
 async def cluster(tmp_path, nodes: int = 3, cpu: str = "2"):
     async with running_server(tmp_path) as srv, srv.client() as client:
         hollow = HollowCluster(srv.url, token=srv.token, ca_file=str(srv.ca_file), count=nodes,
-                               shape=NodeShape(cpu=cpu, memory="4Gi", zones=nodes), lease_interval=1.0)
+                               shape=NodeShape(cpu=cpu, memory="4Gi", zones=nodes), lease_period=1.0)
         ready = asyncio.Event()
         scheduler = Scheduler(srv.client())
         tasks = [asyncio.create_task(hollow.run(ready)), asyncio.create_task(scheduler.run())]
@@ -149,3 +149,18 @@ async def test_preemption_evicts_lower_priority(tmp_path):
         assert len(left) == 3  # exactly one victim
         events = (await client.list(EVENTS, "default"))["items"]
         assert any(e["reason"] == "Preempted" for e in events)
+
+
+async def test_hollow_nodes_renew_once_per_period_and_bring_pod_ranges(tmp_path):
+    async with cluster(tmp_path, nodes=3) as (client, hollow, _):
+        start = {name: node.renewals for name, node in hollow.nodes.items()}
+        began = time.monotonic()
+        await asyncio.sleep(3.2)
+        elapsed = time.monotonic() - began
+        for name, node in hollow.nodes.items():
+            done = node.renewals - start[name]
+            # One renewal per 1 s period (timer phase decides the edge).
+            assert int(elapsed) - 1 <= done <= int(elapsed) + 1, (name, done)
+        assert hollow.late_renewals == 0
+        cidrs = {(await client.get(NODES, name))["spec"]["podCIDR"] for name in hollow.nodes}
+        assert cidrs == {"100.64.0.0/24", "100.64.1.0/24", "100.64.2.0/24"}
