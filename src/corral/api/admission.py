@@ -22,7 +22,12 @@ NODE_PORT_RANGE = range(30000, 32768)
 
 
 async def require_live_namespace(objects: ObjectStore, registry: Registry, namespace: str) -> None:
-    """Namespaced objects need their namespace, and not a terminating one."""
+    """Namespaced objects need their namespace, and not a terminating one.
+    The watch-fed index answers for namespaces it knows live; the store for
+    the rest (api/namespaces.py)."""
+    index = objects.namespaces
+    if index is not None and index.known_live(namespace):
+        return
     ns_type = registry.lookup("", "v1", "namespaces")
     assert ns_type is not None
     try:

@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from corral.api.uids import new_uid
+
 LEVELS = ("None", "Metadata", "Request")
 SENSITIVE = frozenset({"secrets", "configmaps", "tokenreviews", "serviceaccounts/token", "tokenrequests"})
 
 
 def _ts(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # What strftime("%Y-%m-%dT%H:%M:%S.%fZ") gives, at a third of its cost (twice per request).
+    return (f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:{when.minute:02d}:"
+            f"{when.second:02d}.{when.microsecond:06d}Z")
 
 
 class AuditLog:
@@ -56,7 +59,7 @@ class AuditLog:
             return None
         ev: dict[str, Any] = {
             "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": self.level,
-            "auditID": str(uuid.uuid4()), "stage": "ResponseComplete", "requestURI": uri, "verb": verb,
+            "auditID": new_uid(), "stage": "ResponseComplete", "requestURI": uri, "verb": verb,
             "user": {"username": getattr(user, "name", "system:anonymous"),
                      "groups": list(getattr(user, "groups", ("system:unauthenticated",)))},
             "sourceIPs": [source_ip] if source_ip else [], "userAgent": user_agent,

@@ -11,7 +11,6 @@ is a 409 for the caller to resolve.
 from __future__ import annotations
 
 import secrets
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,6 +27,7 @@ from corral.api.errors import (
     invalid,
     not_found,
 )
+from corral.api.uids import new_uid
 from corral.clock import Clock, format_timestamp
 from corral.resources.types import FieldCause, ResourceType
 from corral.store.protocol import (
@@ -112,6 +112,8 @@ class ObjectStore:
     def __init__(self, store: Store, clock: Clock) -> None:
         self.store = store
         self.clock = clock
+        self.namespaces: Any = None
+        """A :class:`~corral.api.namespaces.NamespaceIndex` once the server runs one."""
 
     async def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
         try:
@@ -136,7 +138,7 @@ class ObjectStore:
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         for field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
             meta.pop(field, None)
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = new_uid()
         meta["creationTimestamp"] = format_timestamp(self.clock.now())
         meta["generation"] = 1
         rt.defaulter(obj)
@@ -171,7 +173,10 @@ class ObjectStore:
                 ) from None
             except StoreUnavailableError as exc:
                 raise ServiceUnavailable(f"storage is unavailable: {exc}") from exc
-            return decode(kv)
+            # The stored bytes are encode(obj): hand back obj itself rather
+            # than parsing them again.
+            meta["resourceVersion"] = str(kv.mod_revision)
+            return obj
         raise AlreadyExists(f"could not generate a unique name from {meta['generateName']!r}")
 
     # -- update -------------------------------------------------------------
@@ -318,6 +323,8 @@ class ObjectStore:
         """Returns (object, gone): gone is False while finalizers or a pod's
         grace period hold the object."""
         key = rt.key(namespace, name)
+        if self.namespaces is not None and rt.kind == "Namespace" and not rt.group:
+            self.namespaces.forget(name)  # before the write: no create may trust a stale "live"
         for _attempt in range(MAX_UPDATE_RETRIES):
             kv = await self.store.get(key)
             if kv is None:

@@ -239,9 +239,15 @@ class RestHandlers:
         manager = request.query.get("fieldManager") or _manager_from_agent(request.headers.get("User-Agent", ""))
         try:
             from corral.api.patch import update_managed_fields
+            from corral.api.patch.managed_fields import created_managed_fields
         except ImportError:
             return
         now = format_timestamp(self.ctx.clock.now())
+        if old is None:
+            entries = created_managed_fields(new, manager, operation, rt.api_version, now, rt.schema)
+            if entries is not None:
+                new.setdefault("metadata", {})["managedFields"] = entries
+                return
         updated = update_managed_fields(old, new, manager, operation, rt.api_version, now, rt.schema)
         new.setdefault("metadata", {})["managedFields"] = updated.get("metadata", {}).get("managedFields", [])
 

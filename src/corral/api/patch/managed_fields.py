@@ -14,6 +14,7 @@ from corral.api.patch.fielddiff import changed_fields
 from corral.api.patch.fieldpath import (
     FieldSet,
     Path,
+    field_values,
     from_fields_v1,
     to_fields_v1,
 )
@@ -142,6 +143,18 @@ def update_managed_fields(
         mine.api_version = api_version
     store(result, _fold_old_updates(managers))
     return result
+
+
+def created_managed_fields(
+    new: dict[str, Any], manager: str, operation: str, api_version: str, now: str, schema: Schema | None,
+) -> list[dict[str, Any]] | None:
+    """The entries :func:`update_managed_fields` records for a create, without
+    copying or diffing: every field of ``new`` belongs to ``manager``. None
+    when the client sent entries of its own (the general path handles those)."""
+    if (new.get("metadata") or {}).get("managedFields"):
+        return None
+    fields = set(field_values(new, schema))
+    return encode([Manager(manager, operation, api_version, now, fields=fields)])
 
 
 def _base_managers(old: dict[str, Any], new: dict[str, Any]) -> list[Manager]:
