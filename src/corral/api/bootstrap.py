@@ -21,8 +21,9 @@ from corral.api.auth import TokenAuthenticator, ensure_token_file
 from corral.api.certs import accept_client_certs
 from corral.api.context import ServerContext, ServerSettings
 from corral.api.encryption import encrypt_secrets, reencrypt
-from corral.api.security import start_security
+from corral.api.security import SecurityOptions, start_security
 from corral.api.server import build_app, ensure_default_namespaces, make_context, token_file
+from corral.api.slowclients import GuardedSite
 from corral.api.tls import ServingCertificateReloader, ensure_serving_files, server_ssl_context
 from corral.clock import Clock
 
@@ -120,12 +121,11 @@ class RunningServer:
         tls = accept_client_certs(server_ssl_context(files), files.ca_cert)
         self.cert_reloader = ServingCertificateReloader(tls, files, hosts)  # `corral certs renew`, no restart
         self._reloading = asyncio.create_task(self.cert_reloader.run(), name="serving-cert-reloader")
-        site = web.TCPSite(self.runner, opts.host, opts.port, ssl_context=tls,
-                           backlog=1024, reuse_address=True)
+        limits = (opts.security or SecurityOptions()).limits
+        site = GuardedSite(self.runner, opts.host, opts.port, ssl_context=tls, backlog=1024,
+                           reuse_address=True, header_timeout=limits.header_timeout)
         await site.start()
-        if opts.port == 0:
-            server = site._server  # the only way aiohttp exposes the bound port
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = site.port
         settings.advertise_address = f"{opts.host}:{self.port}"
         write_kubeconfig(self.kubeconfig, self.url, files.ca_cert.read_bytes(), self.token)
         log.info("API server listening on %s", self.url)

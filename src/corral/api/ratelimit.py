@@ -9,8 +9,9 @@ counted separately, per user and in total, so thousands of idle watches
 cannot starve the server of memory. ``system:masters`` is exempt, as APF
 exempts it, so the control plane and the administrator are never queued.
 
-Slow clients are bounded too: a request body must arrive within
-``body_timeout`` (408 otherwise) and a short request must finish within
+Slow clients are bounded too: request headers must arrive within
+``header_timeout`` (the connection is closed otherwise, api/slowclients.py),
+a request body within ``body_timeout`` (408, and the connection is closed) and a short request must finish within
 ``request_timeout`` (504, as Kubernetes answers a timed-out handler).
 """
 
@@ -43,6 +44,8 @@ class LimitSettings:
     max_watches_total: int = 20000
     body_timeout: float = 30.0
     request_timeout: float = 60.0
+    header_timeout: float = 10.0
+    """Seconds a connection has to deliver a request's headers (api/slowclients.py)."""
 
 
 class _Lane:

@@ -23,6 +23,7 @@ from corral.api.errors import ApiError, InternalError, NotFound, RequestEntityTo
 from corral.api.metrics import RESOURCES as VIRTUAL
 from corral.api.metrics import MetricsApi
 from corral.api.rest import RestHandlers, json_response
+from corral.api.slowclients import slow_client_middleware
 from corral.clock import Clock, RealClock
 from corral.resources.registry import Registry
 from corral.store.protocol import Store
@@ -135,7 +136,8 @@ class Routes:
 def build_app(ctx: ServerContext, auth: TokenAuthenticator, security: Any = None) -> web.Application:
     """``security`` (api/security.py) adds audit, authorization and fair
     shares around the handlers; without it only tokens are checked."""
-    middlewares = [error_middleware, auth_middleware] if security is None else security.middlewares(error_middleware)
+    chain = [error_middleware, auth_middleware] if security is None else security.middlewares(error_middleware)
+    middlewares = [slow_client_middleware, *chain]
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[CONTEXT_KEY] = ctx
     app[AUTH_KEY] = auth

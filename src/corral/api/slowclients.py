@@ -1,0 +1,170 @@
+"""Slow clients get their connections closed (slowloris).
+
+aiohttp bounds idle keep-alive connections but not a request whose headers
+trickle in a byte at a time, so a few hundred such connections would hold
+the server's sockets forever. Like Go's ``ReadHeaderTimeout`` (which the
+Kubernetes API server sets), a connection has ``header_timeout`` seconds
+from its TLS handshake, and from the first byte of each later request, to
+deliver complete request headers; otherwise it is closed. The TLS handshake
+itself gets the same bound. A request body that does not arrive within the
+body timeout is answered 408 (api/ratelimit.py) and its connection closed
+(:data:`CLOSE_KEY`).
+
+:class:`GuardedSite` is aiohttp's ``TCPSite`` with each connection's
+protocol wrapped in a :class:`SlowClientGuard`; :func:`slow_client_middleware`
+tells the guard when a request has arrived (headers complete) and when it
+is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HEADER_TIMEOUT = 10.0
+CLOSE_KEY = web.RequestKey("close-connection", bool)
+"""Set on a request whose connection must not be reused (a body that timed out)."""
+
+
+class SlowClientGuard(asyncio.Protocol):
+    """Forwards everything to aiohttp's per-connection handler; arms a
+    deadline whenever request headers are due and aborts the connection
+    when it passes."""
+
+    def __init__(self, inner: Any, header_timeout: float, loop: asyncio.AbstractEventLoop) -> None:
+        self.inner = inner
+        self.header_timeout = header_timeout
+        self._loop = loop
+        self._transport: asyncio.BaseTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._busy = 0  # requests of this connection between headers and answer
+        self.timed_out = False
+
+    # -- what the middleware reports ------------------------------------------
+
+    def request_started(self) -> None:
+        self._busy += 1
+        self._disarm()
+
+    def request_finished(self) -> None:
+        self._busy = max(0, self._busy - 1)
+
+    def close(self) -> None:
+        """Close after what has been written is sent."""
+        if self._transport is not None:
+            self._transport.close()
+
+    # -- the deadline ---------------------------------------------------------
+
+    def _arm(self) -> None:
+        if self._timer is None and self._transport is not None:
+            self._timer = self._loop.call_later(self.header_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self._busy or self._transport is None:
+            return
+        self.timed_out = True
+        peer = self._transport.get_extra_info("peername")
+        log.info("closing connection from %s: request headers not received within %gs", peer, self.header_timeout)
+        self._transport.abort()  # type: ignore[attr-defined]
+
+    # -- asyncio.Protocol, forwarded -----------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        self.inner.connection_made(transport)
+        self._arm()  # the first request's headers are due now
+
+    def data_received(self, data: bytes) -> None:
+        if not self._busy:
+            self._arm()  # bytes of the next request: its headers are due
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self._transport = None
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+
+@web.middleware
+async def slow_client_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    transport = request.transport
+    guard = transport.get_protocol() if transport is not None else None
+    if not isinstance(guard, SlowClientGuard):
+        return await handler(request)
+    guard.request_started()
+    try:
+        response = await handler(request)
+        if request.get(CLOSE_KEY):
+            # Send the answer now and close: aiohttp would otherwise keep
+            # reading ("lingering") the body that did not come for 10 s more.
+            response.force_close()
+            await response.prepare(request)
+            await response.write_eof()
+            guard.close()
+        return response
+    finally:
+        guard.request_finished()
+
+
+class GuardedSite(web.BaseSite):
+    """``web.TCPSite`` whose connections are wrapped in :class:`SlowClientGuard`."""
+
+    __slots__ = ("_host", "_port", "_reuse_address", "header_timeout")
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, *, ssl_context: ssl.SSLContext | None,
+                 backlog: int = 1024, reuse_address: bool = True,
+                 header_timeout: float = DEFAULT_HEADER_TIMEOUT, shutdown_timeout: float = 60.0) -> None:
+        if header_timeout <= 0:
+            raise ValueError(f"header_timeout: must be positive, got {header_timeout!r}")
+        super().__init__(runner, shutdown_timeout=shutdown_timeout, ssl_context=ssl_context, backlog=backlog)
+        self._host, self._port, self._reuse_address = host, port, reuse_address
+        self.header_timeout = header_timeout
+
+    @property
+    def name(self) -> str:
+        scheme = "https" if self._ssl_context else "http"
+        return f"{scheme}://{self._host}:{self.port}"
+
+    @property
+    def port(self) -> int:
+        if self._server is not None and self._server.sockets:  # type: ignore[union-attr]
+            return int(self._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        return self._port
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        server = self._runner.server
+        assert server is not None
+        timeout = self.header_timeout
+
+        def factory() -> SlowClientGuard:
+            return SlowClientGuard(server(), timeout, loop)
+
+        self._server = await loop.create_server(
+            factory, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            ssl_handshake_timeout=timeout if self._ssl_context is not None else None,
+        )
