@@ -196,9 +196,10 @@ class LocalAgent(_Components):
 
     def __init__(self, server: RunningServer, node_name: str | None = None, port: int = 0,
                  default_runtime: str = "auto", system_reserved: dict[str, str] | None = None,
-                 proxy_mode: str = "userspace") -> None:
+                 proxy_mode: str = "userspace", pod_network: str = "host") -> None:
         super().__init__()
         self.proxy_mode = proxy_mode
+        self.pod_network = pod_network
         self.server = server
         self.node_name = node_name or socket.gethostname().lower()
         self.port = port
@@ -221,7 +222,7 @@ class LocalAgent(_Components):
         agent = await _make_agent(client, self.node_name, self.server.options.data_dir / "agent",
                                   "127.0.0.1", self.port, self.server.token,
                                   self.default_runtime, system_reserved=self.system_reserved,
-                                  proxy_mode=self.proxy_mode)
+                                  proxy_mode=self.proxy_mode, pod_network=self.pod_network)
         self.tasks.append(_watch_task("agent", agent.run()))
         return self
 

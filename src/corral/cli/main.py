@@ -130,19 +130,28 @@ def server(data_dir: Path | None, host: str, port: int, store_url: str, service_
               callback=lambda c, p, v: _proxy_mode(v, one_machine=True),
               help="Service proxy: userspace (sockets, no privileges) or nftables (kernel DNAT, root). "
                    "Default: userspace.")
+@click.option("--pod-network", type=click.Choice(["host", "cni"]), default="host", show_default=True,
+              help="cni: every pod (but hostNetwork ones) gets its own network namespace and address "
+                   "(root, CNI plugins; needs --proxy-mode nftables and a --service-cidr outside 127/8, "
+                   "e.g. 198.18.160.0/24, since pods have a loopback of their own); host: pods share "
+                   "this machine's network.")
+@click.option("--cluster-cidr", default="198.18.0.0/17", show_default=True, callback=lambda c, p, v: _cidr(v),
+              help="Range the node's pod range (spec.podCIDR, with --pod-network cni) is cut from.")
 def up(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr: str, verbose: bool,
-       node_name: str | None, default_runtime: str, system_reserved: dict[str, str], proxy_mode: str) -> None:
+       node_name: str | None, default_runtime: str, system_reserved: dict[str, str], proxy_mode: str,
+       pod_network: str, cluster_cidr: str) -> None:
     """Run a one-machine cluster: API server, controllers, scheduler and an agent."""
     _setup_logging(verbose)
+    if pod_network == "cni":
+        _check_pod_network(service_cidr, proxy_mode)
     opts = _options(data_dir, host, port, store_url, service_cidr)
 
     async def run(stop: asyncio.Event) -> None:
         from corral.cluster import ControlPlane, LocalAgent
 
-        async with RunningServer(opts) as srv, ControlPlane(srv), LocalAgent(srv, node_name,
-                                                                   default_runtime=default_runtime,
-                                                                   system_reserved=system_reserved,
-                                                                   proxy_mode=proxy_mode):
+        async with RunningServer(opts) as srv, ControlPlane(srv, cluster_cidr=cluster_cidr), \
+                LocalAgent(srv, node_name, default_runtime=default_runtime, system_reserved=system_reserved,
+                           proxy_mode=proxy_mode, pod_network=pod_network):
             _announce(srv)
             await stop.wait()
 
@@ -205,6 +214,30 @@ def _proxy_mode(value: str | None, *, one_machine: bool) -> str:
     if problem:
         raise click.BadParameter(problem, param_hint="--proxy-mode")
     return mode
+
+
+def _check_pod_network(service_cidr: str, proxy_mode: str) -> None:
+    """Pods in their own network namespace cannot reach a 127.x VIP (it is
+    their own loopback) nor the userspace proxy's sockets on it."""
+    import ipaddress
+
+    from corral.net.cni import find_plugin_dir
+    from corral.net.podnet import why_unavailable
+
+    why_not = why_unavailable(find_plugin_dir())
+    if why_not:
+        raise click.BadParameter(why_not, param_hint="--pod-network")
+    try:
+        loopback = ipaddress.ip_network(service_cidr, strict=False).is_loopback
+    except ValueError:
+        return  # the server says what is wrong with it
+    if loopback:
+        raise click.BadParameter(f"{service_cidr} is loopback, which pods in their own network namespace "
+                                 "cannot reach: give --service-cidr outside 127/8 (e.g. 198.18.160.0/24)",
+                                 param_hint="--service-cidr")
+    if proxy_mode != "nftables":
+        raise click.BadParameter("--pod-network cni needs --proxy-mode nftables (the userspace proxy "
+                                 "listens on loopback VIPs)", param_hint="--proxy-mode")
 
 
 def _cidr(value: str) -> str:
