@@ -15,7 +15,7 @@ REGISTRY = build_registry()
 # (group, plural): kind, namespaced, short names, categories, subresources
 FACTS: dict[tuple[str, str], tuple[str, bool, tuple[str, ...], tuple[str, ...], set[str]]] = {
     ("", "pods"): ("Pod", True, ("po",), ("all",),
-                   {"status", "binding", "log", "exec", "eviction"}),
+                   {"status", "binding", "log", "exec", "portforward", "eviction"}),
     ("", "nodes"): ("Node", False, ("no",), (), {"status"}),
     ("", "namespaces"): ("Namespace", False, ("ns",), (), {"status", "finalize"}),
     ("", "services"): ("Service", True, ("svc",), ("all",), {"status"}),
