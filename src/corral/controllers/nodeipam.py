@@ -2,11 +2,11 @@
 ``spec.podCIDRs``) cut from the cluster CIDR, as kube-controller-manager's
 range allocator does.
 
-The set of ranges in use is never kept on its own: it is read from the Node
-cache at each reconcile (plus the ranges this controller has just written and
-not yet seen back), so a deleted Node's range is free again as soon as its
-deletion reaches the cache, and a restarted controller picks up exactly where
-the Nodes say. ``podCIDR`` is immutable once set (resources/nodes.py), so a
+Which ranges are taken is what the Nodes say (the informer's handlers keep
+an index of it, plus what this controller has just written), so a deleted
+Node's range is free again as soon as its deletion reaches the cache, and a
+restarted controller picks up exactly where the Nodes say. A Node that finds
+no range left gets one Event and waits until a range is freed. ``podCIDR`` is immutable once set (resources/nodes.py), so a
 range is never moved under a running node. One worker, so two Nodes never
 get the same range in one process; the leader election keeps it to one
 process.
@@ -19,7 +19,7 @@ import logging
 from typing import Any
 
 from corral.client.api import ApiClient
-from corral.client.errors import ConflictError, NotFoundError
+from corral.client.errors import NotFoundError
 from corral.client.events import EventRecorder
 from corral.client.resources import NODES
 from corral.clock import Clock
@@ -34,7 +34,6 @@ DEFAULT_CLUSTER_CIDR = "198.18.0.0/17"
 hosts (198.18.200.0/24 upwards), the pod-network service range
 (198.18.160.0/19) and Docker's bridge (198.19.0.0/16 in tests)."""
 DEFAULT_NODE_MASK = 24
-RETRY_EXHAUSTED = 30.0
 
 
 def parse_cluster_cidr(text: str, node_mask: int = DEFAULT_NODE_MASK) -> ipaddress.IPv4Network:
@@ -64,64 +63,72 @@ class NodeIpamController(Controller):
         self.node_mask = node_mask
         self.nodes = informers.get(NODES)
         self.watches(self.nodes)
-        self._pending: dict[str, str] = {}
-        """Node name → range written but maybe not yet in the cache."""
+        # Kept by the handlers, so a reconcile costs O(ranges), not O(nodes):
+        # thousands of (hollow) nodes must not make every allocation a scan.
+        self._owner: dict[ipaddress.IPv4Network, str] = {}
+        """Range → the Node that has it (or was just given it)."""
+        self._of: dict[str, ipaddress.IPv4Network] = {}
+        self._waiting: set[str] = set()
+        """Nodes told there is no range left: looked at again when one is freed."""
         self.nodes.add_handler(on_add=self._node, on_update=lambda old, new: self._node(new),
                                on_delete=self._deleted)
 
     def _node(self, node: Obj) -> None:
-        if not _cidrs(node):
-            self.queue.add(str(meta(node).get("name")))
+        name = str(meta(node).get("name"))
+        cidrs = _cidrs(node)
+        if not cidrs:
+            if name not in self._of:
+                self.queue.add(name)
+            return
+        try:
+            net = ipaddress.ip_network(cidrs[0], strict=False)
+        except ValueError:
+            return
+        if isinstance(net, ipaddress.IPv4Network) and self._of.get(name) != net:
+            self._release(name)
+            self._owner[net], self._of[name] = name, net
+
+    def _release(self, name: str) -> None:
+        net = self._of.pop(name, None)
+        if net is not None and self._owner.get(net) == name:
+            del self._owner[net]
 
     def _deleted(self, node: Obj) -> None:
         name = str(meta(node).get("name"))
-        self._pending.pop(name, None)
-        # Its range is free now: a node that waited for one may get it.
-        for other in self.nodes.cache.list():
-            self._node(other)
-
-    def in_use(self) -> set[ipaddress.IPv4Network]:
-        used = set()
-        names = set()
-        for node in self.nodes.cache.list():
-            names.add(str(meta(node).get("name")))
-            for cidr in _cidrs(node):
-                try:
-                    net = ipaddress.ip_network(cidr, strict=False)
-                except ValueError:
-                    continue
-                if isinstance(net, ipaddress.IPv4Network):
-                    used.add(net)
-        for name in [n for n in self._pending if n not in names]:
-            del self._pending[name]
-        used.update(ipaddress.IPv4Network(c) for c in self._pending.values())
-        return used
+        self._waiting.discard(name)
+        if name in self._of:
+            self._release(name)
+            for waiting in sorted(self._waiting):  # a range is free: the next in line gets it
+                self.queue.add(waiting)
 
     def next_free(self) -> ipaddress.IPv4Network | None:
-        used = self.in_use()
+        odd = [n for n in self._owner if n.prefixlen != self.node_mask]
         for candidate in self.cluster.subnets(new_prefix=self.node_mask):
-            if not any(candidate.overlaps(u) for u in used):
-                return candidate
+            if candidate in self._owner or any(candidate.overlaps(o) for o in odd):
+                continue
+            return candidate
         return None
 
     async def reconcile(self, key: str) -> float | None:
         node = self.nodes.cache.get(key)
-        if node is None or _cidrs(node) or key in self._pending:
+        if node is None or _cidrs(node) or key in self._of:
+            self._waiting.discard(key)
             return None
         cidr = self.next_free()
         if cidr is None:
-            self.recorder.record(node, "Warning", "CIDRNotAvailable",
-                                 f"Node {key} status is now: CIDRNotAvailable (cluster CIDR "
-                                 f"{self.cluster} has no free /{self.node_mask} left)")
-            return RETRY_EXHAUSTED
+            if key not in self._waiting:
+                self._waiting.add(key)
+                self.recorder.record(node, "Warning", "CIDRNotAvailable",
+                                     f"Node {key} status is now: CIDRNotAvailable (cluster CIDR "
+                                     f"{self.cluster} has no free /{self.node_mask} left)")
+            return None
         patch = {"spec": {"podCIDR": str(cidr), "podCIDRs": [str(cidr)]}}
         try:
             await self.client.patch(NODES, key, patch)
         except NotFoundError:
             return None
-        except ConflictError:
-            raise  # retried from fresh cache state
-        self._pending[key] = str(cidr)
+        self._waiting.discard(key)
+        self._owner[cidr], self._of[key] = key, cidr
         log.info("node %s: pod range %s", key, cidr)
         return None
 

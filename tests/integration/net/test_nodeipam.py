@@ -62,7 +62,7 @@ async def test_ranges_are_unique_reused_and_exhaustion_is_reported(tmp_path: Pat
 
             freed = got[2]
             await client.delete(NODES, "n2")
-            assert await until(lambda: cidr_of("late"), 40) == freed  # retried within 30 s
+            assert await until(lambda: cidr_of("late")) == freed  # the freed range goes to the waiting node
         finally:
             for task in tasks:
                 task.cancel()
