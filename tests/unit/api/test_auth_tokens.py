@@ -41,9 +41,11 @@ def test_certs_command_lists_and_renews(tmp_path: Path) -> None:
     before = files.cert.read_bytes()
     listed = CliRunner().invoke(certs, ["--data-dir", str(tmp_path)])
     assert listed.exit_code == 0, listed.output
-    assert "CN=corral-apiserver" in listed.output and "days_left=36" in listed.output
+    serving = next(line.split("\t") for line in listed.output.splitlines() if line.startswith("API server serving"))
+    assert serving[2] == "CN=corral-apiserver" and serving[3] == "127.0.0.1" and serving[5] in ("364", "365")
     renewed = CliRunner().invoke(certs, ["--data-dir", str(tmp_path), "renew"])
     assert renewed.exit_code == 0, renewed.output
     assert files.cert.read_bytes() != before
+    assert "127.0.0.1" in renewed.output  # the names it had are kept
     missing = CliRunner().invoke(certs, ["--data-dir", str(tmp_path / "nothing")])
     assert missing.exit_code != 0 and "no certificates" in missing.output
