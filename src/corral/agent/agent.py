@@ -266,6 +266,9 @@ class Agent:
                 if strays:
                     await self._remove(strays)
                 self.logs.remove_pods_except(self.workers)
+                if self.pod_network is not None:  # pods gone while no container of theirs ran
+                    for uid in set(self.pod_network.pods()) - set(self.workers):
+                        await self.runtime.remove_pod(uid)
                 if self._ctx.volumes is not None:
                     self._ctx.volumes.remove_pods_except(self.workers)
             except Exception:

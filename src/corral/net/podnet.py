@@ -184,8 +184,11 @@ class PodNetwork:
         self._dirty.set()
 
     async def run(self) -> None:
-        """Follow the Nodes: our own range (once), routes to the others."""
-        tasks = [asyncio.create_task(self.nodes.run(), name="podnet nodes")]
+        """Follow the Nodes: our own range, routes to the others; serve DNS
+        on the gateway of the range."""
+        informer = asyncio.create_task(self.nodes.run(), name="podnet nodes")
+        dns: asyncio.Task[None] | None = None
+        dns_on = ""
         try:
             await self.nodes.wait_synced()
             while True:
@@ -196,13 +199,18 @@ class PodNetwork:
                     log.error("pod network: %s", exc)
                     await asyncio.sleep(2.0)
                     self._dirty.set()
-                if self.ready.is_set() and len(tasks) == 1:
-                    tasks.append(asyncio.create_task(self._serve_dns(), name="podnet dns"))
+                if self.ready.is_set() and dns_on != self.gateway:
+                    if dns is not None:
+                        dns.cancel()
+                        await asyncio.gather(dns, return_exceptions=True)
+                    dns_on = self.gateway
+                    dns = asyncio.create_task(self._serve_dns(), name="podnet dns")
                 await self._dirty.wait()
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for task in (informer, dns):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
 
     async def _serve_dns(self) -> None:
         """The cluster DNS where pods look for it: port 53 of their gateway
@@ -216,9 +224,14 @@ class PodNetwork:
     async def sync(self) -> None:
         nodes = self.nodes.cache.list()
         mine = next((n for n in nodes if n["metadata"]["name"] == self.node_name), None)
-        if self.pod_cidr is None and mine is not None:
-            cidr = _pod_cidr(mine)
-            if cidr is not None:
+        cidr = _pod_cidr(mine) if mine is not None else None
+        if cidr is not None and cidr != self.pod_cidr:
+            if self.pod_cidr is not None and self._state:
+                # Our Node was deleted and registered again with another
+                # range: its pods are being evicted; move once they are gone.
+                log.warning("pod network: node range is now %s; moving from %s when the %d pods "
+                            "left on it are gone", cidr, self.pod_cidr, len(self._state))
+            else:
                 await self._setup_bridge(cidr)
         if self.pod_cidr is None:
             return
@@ -229,6 +242,10 @@ class PodNetwork:
         code, _ = await run_cmd("ip", "link", "show", self.bridge, check=False)
         if code != 0:
             await run_cmd("ip", "link", "add", self.bridge, "type", "bridge")
+        else:
+            _, addrs = await run_cmd("ip", "-4", "-o", "addr", "show", "dev", self.bridge)
+            if f" {gateway}/{cidr.prefixlen} " not in addrs:  # an earlier range's gateway goes
+                await run_cmd("ip", "-4", "addr", "flush", "dev", self.bridge)
         await run_cmd("ip", "addr", "replace", f"{gateway}/{cidr.prefixlen}", "dev", self.bridge)
         await run_cmd("ip", "link", "set", self.bridge, "up")
         Path("/proc/sys/net/ipv4/ip_forward").write_text("1")
@@ -393,7 +410,12 @@ class PodNetwork:
             state = self._state.get(uid)
             if state is not None:
                 await self._del(uid, state)
+                self._dirty.set()  # a range change may have waited for this pod
         self._locks.pop(uid, None)
+
+    def pods(self) -> list[str]:
+        """Uids of the pods that have a network here (for housekeeping)."""
+        return list(self._state)
 
     async def _del(self, uid: str, state: dict[str, Any]) -> None:
         at = Attachment(str(state["containerId"]), str(state["netns"]), "eth0")
