@@ -62,10 +62,12 @@ class ControlPlane(_Components):
     """
 
     def __init__(self, server: RunningServer, *, leader_elect: bool = False,
-                 election: Any = None, node_lifecycle: Any = None, cluster_cidr: str | None = None) -> None:
+                 election: Any = None, node_lifecycle: Any = None,
+                 scheduler_profiles: Any = None, cluster_cidr: str | None = None) -> None:
         super().__init__()
         self.server = server
         self.node_lifecycle = node_lifecycle  # a NodeLifecycleConfig; None = defaults
+        self.scheduler_profiles = scheduler_profiles  # scheduler Profiles; None = $CORRAL_SCHEDULER_CONFIG
         self.cluster_cidr = cluster_cidr  # pods' ranges (controllers/nodeipam.py); None = default
         self.leader_elect = leader_elect
         self.election = election  # a LeaderElectionConfig; None = defaults
@@ -86,7 +88,8 @@ class ControlPlane(_Components):
         manager = ControllerManager(self._client("corral-controller-manager", owner), clock=self.server.clock,
                                     node_lifecycle=self.node_lifecycle,
                                     **({"cluster_cidr": self.cluster_cidr} if self.cluster_cidr else {}))
-        scheduler = Scheduler(self._client("corral-scheduler", owner), clock=self.server.clock)
+        scheduler = Scheduler(self._client("corral-scheduler", owner), clock=self.server.clock,
+                              profiles=self.scheduler_profiles)
         owner.tasks.append(_watch_task("controller-manager", manager.run()))
         owner.tasks.append(_watch_task("scheduler", scheduler.run()))
         manager.add_api_publishers(**api_publishing(self.server))  # before the task first runs

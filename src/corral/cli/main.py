@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -69,6 +70,23 @@ def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     ctx.meta[f"corral.{param.name}"] = value
 
 
+def scheduler_config_option(fn: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--scheduler-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        callback=lambda c, p, v: _scheduler_profiles(v),
+        help="Scheduler profiles (YAML, docs/scheduler.md); default: $CORRAL_SCHEDULER_CONFIG, "
+             "else one spread profile.")(fn)
+
+
+def _scheduler_profiles(path: Path | None) -> list[Any] | None:
+    from corral.scheduler.profile import load_profiles_file
+
+    try:
+        return load_profiles_file(path) if path is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 def _options(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr: str) -> ServerOptions:
     from corral.store.etcd_conn import with_tls_files
 
@@ -98,8 +116,10 @@ def main() -> None:
                    "unhealthy-threshold=0.55,min-unhealthy=3,secondary-rate=0.1 (docs/failover.md).")
 @click.option("--cluster-cidr", default="198.18.0.0/17", show_default=True, callback=lambda c, p, v: _cidr(v),
               help="Range the nodes' pod ranges (a /24 each, spec.podCIDR) are cut from.")
+@scheduler_config_option
 def server(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr: str, verbose: bool,
-           leader_elect: bool | None, node_lifecycle: object, cluster_cidr: str) -> None:
+           leader_elect: bool | None, node_lifecycle: object, cluster_cidr: str,
+           scheduler_config: list[Any] | None) -> None:
     """Run the API server (with the controllers and the scheduler)."""
     _setup_logging(verbose)
     opts = _options(data_dir, host, port, store_url, service_cidr)
@@ -111,7 +131,8 @@ def server(data_dir: Path | None, host: str, port: int, store_url: str, service_
 
         async with RunningServer(opts) as srv, ControlPlane(srv, leader_elect=leader_elect,
                                                             node_lifecycle=node_lifecycle,
-                                                            cluster_cidr=cluster_cidr):
+                                                            cluster_cidr=cluster_cidr,
+                                                            scheduler_profiles=scheduler_config):
             _announce(srv)
             await stop.wait()
 
@@ -137,9 +158,10 @@ def server(data_dir: Path | None, host: str, port: int, store_url: str, service_
                    "this machine's network.")
 @click.option("--cluster-cidr", default="198.18.0.0/17", show_default=True, callback=lambda c, p, v: _cidr(v),
               help="Range the node's pod range (spec.podCIDR, with --pod-network cni) is cut from.")
+@scheduler_config_option
 def up(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr: str, verbose: bool,
        node_name: str | None, default_runtime: str, system_reserved: dict[str, str], proxy_mode: str,
-       pod_network: str, cluster_cidr: str) -> None:
+       pod_network: str, cluster_cidr: str, scheduler_config: list[Any] | None) -> None:
     """Run a one-machine cluster: API server, controllers, scheduler and an agent."""
     _setup_logging(verbose)
     if pod_network == "cni":
@@ -149,7 +171,8 @@ def up(data_dir: Path | None, host: str, port: int, store_url: str, service_cidr
     async def run(stop: asyncio.Event) -> None:
         from corral.cluster import ControlPlane, LocalAgent
 
-        async with RunningServer(opts) as srv, ControlPlane(srv, cluster_cidr=cluster_cidr), \
+        async with RunningServer(opts) as srv, ControlPlane(srv, cluster_cidr=cluster_cidr,
+                                                            scheduler_profiles=scheduler_config), \
                 LocalAgent(srv, node_name, default_runtime=default_runtime, system_reserved=system_reserved,
                            proxy_mode=proxy_mode, pod_network=pod_network):
             _announce(srv)

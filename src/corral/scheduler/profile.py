@@ -117,11 +117,27 @@ class Profile:
                    extra)
 
 
+def load_profiles_file(path: str | Path) -> list[Profile]:
+    """Profiles from a YAML file (``--scheduler-config`` or
+    CORRAL_SCHEDULER_CONFIG); a ValueError names the file and what is wrong."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ValueError(f"scheduler config {path}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        return load_profiles(text)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
 def load_profiles(text: str | None) -> list[Profile]:
     """Profiles from YAML text; none given means one default profile."""
     if not text:
         return [Profile()]
-    data = yaml.safe_load(text) or {}
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"scheduler config: not valid YAML: {exc}") from None
     raw = data.get("profiles") if isinstance(data, dict) else None
     if not isinstance(raw, list) or not raw:
         raise ValueError("scheduler config: profiles: must be a non-empty list")

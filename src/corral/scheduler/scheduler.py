@@ -9,9 +9,9 @@ Kubernetes' message, a FailedScheduling event, and backoff; one whose
 priority allows it may preempt lower-priority pods (status.nominatedNodeName,
 then graceful eviction of the victims).
 
-Profiles come from ``profiles=`` or the YAML file named by the
-CORRAL_SCHEDULER_CONFIG environment variable; one scheduler serves every
-profile's schedulerName.
+Profiles come from ``profiles=`` (``--scheduler-config FILE``) or else the
+YAML file named by the CORRAL_SCHEDULER_CONFIG environment variable; one
+scheduler serves every profile's schedulerName.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import logging
 import os
 import random
 from collections.abc import Coroutine, Sequence
-from pathlib import Path
 from typing import Any
 
 from corral.client.api import ApiClient
@@ -33,7 +32,7 @@ from corral.clock import Clock, RealClock, format_timestamp
 from corral.scheduler.core import Decision, SchedulingCore
 from corral.scheduler.podinfo import pod_key
 from corral.scheduler.preemption import Victims, budgets_from
-from corral.scheduler.profile import Profile, load_profiles
+from corral.scheduler.profile import Profile, load_profiles, load_profiles_file
 from corral.scheduler.queue import SchedulingQueue
 
 log = logging.getLogger(__name__)
@@ -63,7 +62,7 @@ def _holds_resources(pod: Obj) -> bool:
 
 def profiles_from_env() -> list[Profile]:
     path = os.environ.get(CONFIG_ENV)
-    return load_profiles(Path(path).read_text() if path else None)
+    return load_profiles_file(path) if path else load_profiles(None)
 
 
 class Scheduler:
