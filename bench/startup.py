@@ -23,7 +23,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import calendar
+import json
 import os
+import shutil
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,7 +37,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT.parent / "tests"))
-from _common import corral_child, emit, percentile  # noqa: E402
+from _common import (  # noqa: E402
+    CpuMeter,
+    corral_child,
+    cpu_seconds,
+    emit,
+    percentile,
+    processes_matching,
+)
 
 from corral.client.api import ApiClient  # noqa: E402
 from corral.client.resources import DEPLOYMENTS, NODES, PODS  # noqa: E402
@@ -56,12 +68,72 @@ def pod_body(name: str, runtime: str, image: str) -> dict[str, Any]:
     }
 
 
+class Stages:
+    """When the benchmark saw each pod pass each stage of its start, on this
+    process's monotonic clock (the watch is the observer, so every stage
+    includes the time for its event to reach us, as Running does)."""
+
+    NAMES = ("created", "bound", "agent_status", "running")
+
+    def __init__(self) -> None:
+        self.at: dict[str, dict[str, float]] = {}
+        self.started_wall: dict[str, float] = {}
+
+    def saw(self, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        marks = self.at.setdefault(name, {})
+        now = time.monotonic()
+        marks.setdefault("watched", now)
+        status = obj.get("status") or {}
+        if (obj.get("spec") or {}).get("nodeName"):
+            marks.setdefault("bound", now)
+        if status.get("hostIP"):
+            marks.setdefault("agent_status", now)
+        if status.get("phase") == "Running" and "running" not in marks:
+            marks["running"] = now
+            for cs in status.get("containerStatuses") or []:
+                started = ((cs.get("state") or {}).get("running") or {}).get("startedAt")
+                if started:
+                    self.started_wall[name] = _wall(started)
+
+    def report(self, sent: dict[str, float], wall_offset: float, **params: Any) -> None:
+        """p50/p99 of each stage's share: created → bound → the agent's
+        first status → Running, and where the container process started
+        (its startedAt, wall clock) within that."""
+        deltas: dict[str, list[float]] = {}
+        for name, t0 in sent.items():
+            marks = self.at.get(name, {})
+            for stage, at in marks.items():
+                deltas.setdefault(f"at_{stage}", []).append((at - t0) * 1000)
+            prev = t0
+            for stage in self.NAMES:
+                if stage in marks:
+                    deltas.setdefault(f"to_{stage}", []).append((marks[stage] - prev) * 1000)
+                    prev = marks[stage]
+            if name in self.started_wall and "running" in marks:
+                started = self.started_wall[name] - wall_offset
+                deltas.setdefault("process_started", []).append((started - t0) * 1000)
+                deltas.setdefault("started_to_running", []).append(
+                    (marks["running"] - started) * 1000)
+        for stage, values in deltas.items():
+            emit(BENCH, "stage_ms", percentile(values, 50), "ms", stage=stage,
+                 p99_ms=round(percentile(values, 99), 1), **params)
+
+
+def _wall(text: str) -> float:
+    base, _, frac = text.rstrip("Z").partition(".")
+    moment = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
+    return moment + (float("0." + frac) if frac else 0.0)
+
+
 async def watch_running(client: ApiClient, want: set[str], seen: dict[str, float],
-                        selector: str) -> None:
+                        selector: str, stages: Stages | None = None) -> None:
     """Record when each pod in ``want`` is first seen Running."""
     async for _type, obj in client.watch(PODS, NS, label_selector=selector):
         if _type == "BOOKMARK":
             continue
+        if stages is not None:
+            stages.saw(obj)
         name = obj["metadata"]["name"]
         if (obj.get("status") or {}).get("phase") == "Running" and name not in seen:
             seen[name] = time.monotonic()
@@ -69,31 +141,111 @@ async def watch_running(client: ApiClient, want: set[str], seen: dict[str, float
                 return
 
 
-async def burst(client: ApiClient, runtime: str, n: int, image: str, timeout: float) -> None:
+async def burst(client: ApiClient, runtime: str, n: int, image: str, timeout: float,
+                child: Any, profile: Path | None, marks: Path | None) -> None:
     names = [f"s-{runtime}-{i}" for i in range(n)]
     seen: dict[str, float] = {}
-    watcher = asyncio.create_task(watch_running(client, set(names), seen, "bench=startup"))
+    stages = Stages()
+    watcher = asyncio.create_task(
+        watch_running(client, set(names), seen, "bench=startup", stages))
     await asyncio.sleep(0.3)  # let the watch establish before the burst
+    # Connections as a long-lived client (a controller, kubectl's cache) has
+    # them: the burst measures starting pods, not n TLS handshakes.
+    await asyncio.gather(*(client.list(NODES) for _ in range(n)))
     sent: dict[str, float] = {}
 
     async def create(name: str) -> None:
         sent[name] = time.monotonic()
         await client.create(PODS, pod_body(name, runtime, image), NS)
+        stages.at.setdefault(name, {})["created"] = time.monotonic()
 
+    spy = start_profile(child.pid, profile, runtime)
+    meter = CpuMeter(child.pid)
+    corral_cpu0 = cpu_seconds(child.pid)
+    aside = ChildrenCpu(child.data_dir)
+    wall_offset = time.time() - time.monotonic()
     t0 = time.monotonic()
     await asyncio.gather(*(create(name) for name in names))
     try:
         await asyncio.wait_for(watcher, timeout)
     except TimeoutError:
         print(f"# {runtime}: only {len(seen)}/{n} Running after {timeout}s", file=sys.stderr)
+    corral_cpu, others_cpu = meter.percent(), aside.percent()
+    corral_s, others_s = cpu_seconds(child.pid) - corral_cpu0, aside.seconds()
+    stop_profile(spy)
     lat = [(seen[x] - sent[x]) * 1000 for x in names if x in seen]
     params = {"runtime": runtime, "pods": n, "running": len(lat)}
     if lat:
         emit(BENCH, "start_p50_ms", percentile(lat, 50), "ms", **params)
         emit(BENCH, "start_p99_ms", percentile(lat, 99), "ms", **params)
         emit(BENCH, "start_max_ms", max(lat), "ms", **params)
-        emit(BENCH, "burst_all_running_s", max(seen.values()) - t0, "s", **params)
+        emit(BENCH, "burst_all_running_s", max(seen.values()) - t0, "s", corral_cpu_pct=corral_cpu,
+             helpers_cpu_pct=others_cpu, **params)
+        # CPU per pod is what a busy machine distorts least (wall time waits for cores).
+        emit(BENCH, "cpu_ms_per_pod", (corral_s + others_s) * 1000 / n, "ms",
+             corral_ms=round(corral_s * 1000 / n, 1), helpers_ms=round(others_s * 1000 / n, 1),
+             **params)
+        stages.report(sent, wall_offset, **params)
+        if marks is not None:
+            with open(marks, "a") as out:
+                for name, t in sent.items():
+                    row = {"pod": name, "sent": t, **stages.at.get(name, {})}
+                    out.write(json.dumps(row) + "\n")
     await delete_all(client, "bench=startup", timeout)
+
+
+class ChildrenCpu:
+    """CPU of what corral started that is not corral itself (the shim
+    launcher, container supervisors with the children they reaped, the
+    pods' init processes), from the machine's process table."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.needles = [["corral.runtime.", str(data_dir)], ["corral-pod-init", str(data_dir)]]
+        self._base = self._total()
+        self._wall = time.monotonic()
+
+    def _total(self) -> float:
+        total = 0.0
+        for pid in {p for needles in self.needles for p in processes_matching(needles)}:
+            try:
+                raw = Path(f"/proc/{pid}/stat").read_bytes()
+            except OSError:
+                continue
+            fields = raw[raw.rindex(b")") + 2 :].split()
+            total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def seconds(self) -> float:
+        return self._total() - self._base
+
+    def percent(self) -> float:
+        wall = time.monotonic() - self._wall
+        return round(100 * self.seconds() / wall, 1) if wall > 0 else 0.0
+
+
+def start_profile(pid: int, out_dir: Path | None, runtime: str) -> subprocess.Popen[bytes] | None:
+    """py-spy on the corral process for the burst (on-CPU samples only, in
+    the collapsed-stack format ``flamegraph.pl`` and scripts read)."""
+    if out_dir is None:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"startup-{runtime}.txt"
+    proc = subprocess.Popen([spy, "record", "-p", str(pid), "-r", "200", "-f", "raw", "-o",
+                             str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # attached before the burst starts
+    print(f"# profiling corral ({pid}) into {out}", file=sys.stderr)
+    return proc
+
+
+def stop_profile(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 async def delete_all(client: ApiClient, selector: str, timeout: float) -> None:
@@ -191,7 +343,8 @@ async def corral_part(child: Any, args: argparse.Namespace, image: str) -> float
                 raise TimeoutError("no node registered")
             await asyncio.sleep(0.2)
         for runtime in args.runtimes.split(",") if args.pods else []:
-            await burst(client, runtime, args.pods, image, args.timeout)
+            await burst(client, runtime, args.pods, image, args.timeout, child, args.profile,
+                        args.marks)
         if args.replicas and "docker" in args.runtimes:
             took = await corral_replicas(client, args.replicas, image, args.timeout)
             emit(BENCH, "replicas_running_s", took, "s", runtime="docker", system="corral",
@@ -208,11 +361,17 @@ def main() -> None:
     parser.add_argument("--no-swarm", action="store_true")
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="py-spy the corral process during each burst into DIR")
+    parser.add_argument("--up-arg", action="append", default=[], metavar="ARG",
+                        help="pass ARG to `corral up` (repeat; e.g. --up-arg=--pod-network=host)")
+    parser.add_argument("--marks", type=Path, metavar="FILE",
+                        help="append each pod's stage times (CLOCK_MONOTONIC) as JSON lines")
     args = parser.parse_args()
     engine = engine_for_bench()
     os.environ["DOCKER_HOST"] = engine.base_url  # the corral child finds the engine here
     try:
-        with corral_child("up", "--default-runtime", "process", keep=args.keep,
+        with corral_child("up", "--default-runtime", "process", *args.up_arg, keep=args.keep,
                           after_stop=remove_leftovers) as child:
             corral_s = asyncio.run(corral_part(child, args, engine.image))
         if corral_s is not None and not args.no_swarm:
