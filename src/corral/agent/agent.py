@@ -35,6 +35,7 @@ from corral.client.informer import Informer
 from corral.client.resources import PODS, RUNTIMECLASSES
 from corral.clock import Clock, RealClock
 from corral.net.node import NodeNetwork
+from corral.net.podnet import POD_NETWORK_ANNOTATION
 from corral.runtime.protocol import ContainerHandle, ExecPlan, Runtime
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ class Agent:
                 self.node.annotations.update(fence_annotations(self.fencing))
                 self.node.on_renewed = self.fence.renewed
                 self._spawn(self.fence.run(), "fence")
+            self.node.annotations[POD_NETWORK_ANNOTATION] = "cni" if self.pod_network else "host"
             self._spawn(self.recorder.run(), "event recorder")
             self._spawn(self.network.run(), "service proxy and DNS")
             await self._register()

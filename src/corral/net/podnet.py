@@ -49,6 +49,9 @@ from corral.runtime.protocol import StartError
 log = logging.getLogger(__name__)
 
 NETNS_DIR = Path("/run/netns")
+POD_NETWORK_ANNOTATION = "corral.dev/pod-network"
+"""On the Node: ``cni`` (pods have their own addresses) or ``host`` (pods
+share the node's, so their container ports are the node's ports)."""
 CIDR_WAIT = 20.0
 NETWORK_NAME = "corral"
 DNS_DOMAIN = "cluster.local"

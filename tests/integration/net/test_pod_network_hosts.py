@@ -193,6 +193,7 @@ async def test_pods_reach_services_across_three_hosts(api: ApiClient, hosts: Cor
     nodes = {n["metadata"]["name"]: n for n in (await api.list(NODES))["items"]}
     ranges = {name: ipaddress.ip_network(nodes[name]["spec"]["podCIDR"]) for name in NODE_NAMES}
     assert len(set(ranges.values())) == AGENTS
+    assert {nodes[n]["metadata"]["annotations"]["corral.dev/pod-network"] for n in NODE_NAMES} == {"cni"}
     assert all(r.subnet_of(ipaddress.ip_network(CLUSTER_CIDR)) for r in ranges.values())  # type: ignore[arg-type]
 
     await api.create(SERVICES, SERVICE, "default")
