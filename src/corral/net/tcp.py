@@ -46,7 +46,7 @@ def _settled(sock: socket.socket) -> int:
 class _End:
     """One socket of a forwarded connection and what is owed to it."""
 
-    __slots__ = ("sock", "fd", "pending", "eof", "fin_sent")
+    __slots__ = ("sock", "fd", "pending", "eof", "fin_sent", "reading")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -55,6 +55,7 @@ class _End:
         """Bytes read from the other end that this one's kernel buffer had no room for."""
         self.eof = False  # this end sent FIN: nothing more to read from it
         self.fin_sent = False  # we passed the other end's FIN on to this one
+        self.reading = False  # registered with the loop for reading
 
 
 class _Connection:
@@ -122,8 +123,16 @@ class _Connection:
         self.upstream, self.backend = _End(sock), backend
         backend.active += 1
         backend.total += 1
-        self.loop.add_reader(self.client.fd, self._readable, self.client, self.upstream)
-        self.loop.add_reader(sock.fileno(), self._readable, self.upstream, self.client)
+        self._read(self.client, self.upstream)
+        self._read(self.upstream, self.client)
+
+    def _read(self, src: _End, dst: _End) -> None:
+        self.loop.add_reader(src.fd, self._readable, src, dst)
+        src.reading = True
+
+    def _stop_reading(self, src: _End) -> None:
+        self.loop.remove_reader(src.fd)
+        src.reading = False
 
     # forwarding
 
@@ -136,7 +145,7 @@ class _Connection:
             self.close()
             return
         if not data:
-            self.loop.remove_reader(src.fd)
+            self._stop_reading(src)
             src.eof = True
             if dst.pending is None:
                 self._pass_eof(dst)
@@ -151,7 +160,7 @@ class _Connection:
         if sent < len(data):
             # dst is full: hold the rest and stop reading src until it drains
             dst.pending = memoryview(data)[sent:]
-            self.loop.remove_reader(src.fd)
+            self._stop_reading(src)
             self.loop.add_writer(dst.fd, self._writable, src, dst)
 
     def _writable(self, src: _End, dst: _End) -> None:
@@ -170,7 +179,7 @@ class _Connection:
         if src.eof:
             self._pass_eof(dst)
         else:
-            self.loop.add_reader(src.fd, self._readable, src, dst)
+            self._read(src, dst)
 
     def _pass_eof(self, dst: _End) -> None:
         """The other end finished and all it sent reached ``dst``."""
@@ -195,8 +204,11 @@ class _Connection:
             sock.close()
         for end in (self.client, self.upstream):
             if end is not None:
-                self.loop.remove_reader(end.fd)
-                self.loop.remove_writer(end.fd)
+                # only what is registered: each removal is a selector lookup
+                if end.reading:
+                    self.loop.remove_reader(end.fd)
+                if end.pending is not None:
+                    self.loop.remove_writer(end.fd)
                 end.sock.close()
         if self.backend is not None:
             self.backend.active -= 1
@@ -216,6 +228,7 @@ class TcpListener:
         self.loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in self.key.ip else socket.AF_INET
         sock = socket.create_server((self.key.ip, self.key.port), family=family, backlog=1024)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it
         sock.setblocking(False)
         self.sock = sock
         self.loop.add_reader(sock.fileno(), self._accept)
@@ -233,8 +246,7 @@ class TcpListener:
                 self.loop.remove_reader(self.sock.fileno())
                 self.loop.call_later(1.0, self._resume)
                 return
-            client.setblocking(False)
-            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            client.setblocking(False)  # TCP_NODELAY comes from the listening socket
             _Connection(self, client, str(peer[0])).connect()
 
     def _resume(self) -> None:
