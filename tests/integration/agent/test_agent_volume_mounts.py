@@ -3,6 +3,7 @@ own over the host's /): the real API server and a real Agent as root."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,7 @@ from corral.client.resources import CONFIGMAPS, EVENTS, PODS
 from corral.runtime.rootfs import supported
 from fixtures.agent_cluster import cluster, container_status, eventually, pod
 
-pytestmark = pytest.mark.skipif(
-    supported(Path("/var/tmp")) is not None, reason="needs root and overlayfs"
-)
+needs_rootfs = pytest.mark.skipif(supported(Path("/var/tmp")) is not None, reason="needs root and overlayfs")
 
 CFG = "/etc/corral-mt-cfg"
 SHARED = "/data/corral-mt-shared"
@@ -45,6 +44,7 @@ async def _true(value: bool) -> bool:
     return value
 
 
+@needs_rootfs
 async def test_volumes_at_mount_path_shared_read_only_and_updated(tmp_path: Path):
     for path in (CFG, SHARED, READER_IN, PART):
         assert not os.path.exists(path)
@@ -90,6 +90,7 @@ async def test_volumes_at_mount_path_shared_read_only_and_updated(tmp_path: Path
             assert not os.path.exists(path), path
 
 
+@needs_rootfs
 async def test_a_mount_that_cannot_be_made_is_a_clear_start_error(tmp_path: Path):
     async with cluster(tmp_path) as (_, client, _agent):
         spec = pod("badmount", ["sleep", "1000"])
@@ -110,3 +111,36 @@ async def test_a_mount_that_cannot_be_made_is_a_clear_start_error(tmp_path: Path
         assert "/proc/1/nope" in message
         events = await client.list(EVENTS, "default", field_selector="involvedObject.name=badmount")
         assert events["items"]
+
+
+async def test_without_a_root_of_its_own_volumes_come_by_environment_and_an_event(tmp_path: Path):
+    from corral.agent.agent import Agent
+    from corral.runtime.process import ProcessRuntime
+    from corral.testing import running_server
+
+    async with running_server(tmp_path) as srv, srv.client() as client:
+        runtime = ProcessRuntime(tmp_path / "agent" / "runtime", isolate=False)  # as without root
+        assert not runtime.mounts_supported({}) and runtime.rootfs_missing == "disabled"
+        agent = Agent(client, node_name="node-1", data_dir=tmp_path / "agent", runtime=runtime, port=0,
+                      agent_token=srv.token)
+        task = asyncio.create_task(agent.run())
+        try:
+            spec = pod("byenv", ["sh", "-c", 'echo "at=$CORRAL_MOUNT_DATA"; exec sleep 1000'])
+            spec["spec"]["containers"][0]["volumeMounts"] = [{"name": "scratch", "mountPath": "/data"}]
+            spec["spec"]["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+            uid = (await client.create(PODS, spec))["metadata"]["uid"]
+            log = agent.logs.paths("default", "byenv", uid, "main", 0).path
+            want = f"at={agent.data_dir / 'volumes' / uid / 'scratch'}"
+            await eventually(lambda: _true(log.exists() and want in log.read_text()),
+                             what="the volume's host path in the environment")
+
+            async def told() -> bool:
+                items = (await client.list(EVENTS, "default", field_selector="involvedObject.name=byenv"))["items"]
+                return any(e["reason"] == "VolumesByEnvironment" for e in items)
+
+            await eventually(told, what="a VolumesByEnvironment Event")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            for handle in await runtime.list():
+                await runtime.remove_container(handle)
