@@ -17,6 +17,7 @@ re-read of object-backed volumes.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import os
@@ -109,7 +110,9 @@ class VolumeManager:
             return PodVolume(name, path)
         payload = await self._payload(pod, vol, host_ip, pod_ip)
         if payload is not None:
-            write_atomic(path, payload)
+            # File system work off the event loop: a burst of pods writes
+            # thousands of small files, and the agent must not stall meanwhile.
+            await asyncio.to_thread(write_atomic, path, payload)
         return PodVolume(name, path)
 
     async def _payload(
