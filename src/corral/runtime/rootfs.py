@@ -220,7 +220,9 @@ class ContainerBinds:
         self.binds: list[Bind] = []
         self._errors_r, self._errors_w = os.pipe()
         try:
-            for m in mounts:
+            # Parents before children (/data before /data/cache), as containerd
+            # orders a container's mounts, so a nested mountPath is not hidden.
+            for m in sorted(mounts, key=lambda m: len([p for p in str(m["target"]).split("/") if p])):
                 self.binds.append(_open_bind(m))
         except BaseException:
             self.close()

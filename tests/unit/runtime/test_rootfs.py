@@ -64,3 +64,24 @@ def test_the_container_being_started_counts_even_if_the_pod_lacks_it(tmp_path: P
     work.mkdir()
     spec = sandbox_spec({"spec": {}}, tmp_path, rootfs=True, also={"name": "c", "workingDir": str(work)})
     assert spec["keep"] == [str(work)]
+
+
+def test_container_binds_attach_parents_before_children(tmp_path: Path):
+    import os
+
+    from corral.runtime.rootfs import ContainerBinds, supported
+
+    if supported(tmp_path) is not None:
+        import pytest
+
+        pytest.skip("open_tree needs root")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    binds = ContainerBinds([{"source": str(tmp_path / "a"), "target": "/data/cache"},
+                            {"source": str(tmp_path / "b"), "target": "/data", "readOnly": True}])
+    try:
+        assert [(b.target, b.read_only, b.is_dir) for b in binds.binds] == [
+            ("/data", True, True), ("/data/cache", False, True)]
+        assert all(os.get_inheritable(b.fd) is False for b in binds.binds)
+    finally:
+        binds.close()
