@@ -197,6 +197,8 @@ class NamespacePolicies:
     # -- ResourceQuota -------------------------------------------------------
 
     async def _quota(self, namespace: str, rt: Any, obj: Obj, *, charge: bool) -> None:
+        if not self.index.may_have("resourcequotas", namespace):
+            return  # nearly every namespace: no usage to count
         delta = usage_of(rt, obj)
         if not delta:
             return

@@ -59,23 +59,34 @@ class _EventWriter:
         return orjson.dumps({"type": event.type, "object": obj}) + b"\n"
 
 
-WATCH_BUFFER = 1000
+class _Progress:
+    """The newest revision written so far (what a bookmark may carry)."""
+
+    __slots__ = ("revision",)
+
+    def __init__(self, revision: int) -> None:
+        self.revision = revision
 
 
-async def _pump(events: Any, queue: asyncio.Queue[Any]) -> None:
-    """Move events to the writer's queue. A client too slow to keep a
-    bounded backlog is cut off (it will re-list), as Kubernetes does."""
+async def _stream(events: Any, response: web.StreamResponse, writer: _EventWriter, progress: _Progress) -> None:
+    """Write events as they come, in one task per watch: the store wakes it
+    and it writes, with no queue or second task in between (a thousand
+    watchers of one event cost a thousand task steps, not three thousand).
+    A client too slow to drain its socket stops this task in ``write``; its
+    store watch then overflows and ends with 410 Expired, so it re-lists, as
+    Kubernetes does with a watcher that cannot keep up."""
     try:
         async for event in events:
-            if queue.full():
-                await queue.put(Gone("watch closed: the client is too slow to keep up"))
-                return
-            queue.put_nowait(event)
-        await queue.put(None)
+            if event.revision > progress.revision:
+                progress.revision = event.revision
+            await response.write(writer.encode(event))
     except asyncio.CancelledError:
         raise
-    except BaseException as exc:  # handed to the writer, which reports it in-stream
-        await queue.put(exc)
+    except (ConnectionResetError, ConnectionError):
+        return
+    except BaseException as exc:  # reported in-stream, as Kubernetes does
+        with contextlib.suppress(ConnectionError):
+            await response.write(_error_line(exc))
     finally:
         with contextlib.suppress(BaseException):
             await events.aclose()
@@ -116,35 +127,28 @@ async def serve_watch(ctx: ServerContext, request: web.Request, target: Target, 
     await response.prepare(request)
     writer = _EventWriter(ctx, request, target)
     bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
-    queue: asyncio.Queue[ApiEvent | BaseException | None] = asyncio.Queue(WATCH_BUFFER)
-    pump = asyncio.create_task(_pump(events, queue))
+    progress = _Progress(int(rv) if rv and rv.isdigit() else 0)
+    streaming = asyncio.create_task(_stream(events, response, writer, progress))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    last_revision = int(rv) if rv and rv.isdigit() else 0
     try:
-        while (remaining := deadline - loop.time()) > 0:
+        # This task only keeps time: the end of the watch and, when asked
+        # for, a bookmark after each quiet interval.
+        while (remaining := deadline - loop.time()) > 0 and not streaming.done():
             wait = min(remaining, ctx.settings.watch_bookmark_interval) if bookmarks else remaining
-            try:
-                # A busy stream takes from the queue directly; only an idle
-                # one pays for a timer.
-                item = queue.get_nowait() if not queue.empty() else await asyncio.wait_for(queue.get(), wait)
-            except TimeoutError:
-                if bookmarks and last_revision:
-                    await response.write(writer.encode(_bookmark(target, last_revision)))
-                continue
-            if item is None:
+            before = progress.revision
+            await asyncio.wait((streaming,), timeout=wait)
+            if streaming.done():
                 break
-            if isinstance(item, BaseException):
-                await response.write(_error_line(item))
-                break
-            last_revision = max(last_revision, item.revision)
-            await response.write(writer.encode(item))
-    except ConnectionResetError:
-        return response
+            if bookmarks and progress.revision and progress.revision == before:
+                try:
+                    await response.write(writer.encode(_bookmark(target, progress.revision)))
+                except ConnectionError:
+                    return response
     finally:
-        pump.cancel()
+        streaming.cancel()
         with contextlib.suppress(BaseException):
-            await pump
+            await streaming
     with contextlib.suppress(ConnectionResetError):
         await response.write_eof()
     return response
