@@ -256,11 +256,25 @@ def container_mounts(
         if sub:
             if not _safe_relative(sub):
                 raise VolumeError(f"{where}.subPath: must be a relative path without '..'")
-            host = vol.path / sub
+            host = _beneath(vol.path, sub, f"{where}.subPath")
             if not host.exists():
                 host.mkdir(parents=True, exist_ok=True)
         mounts.append(Mount(host, mount_path, bool(vm.get("readOnly"))))
     return mounts
+
+
+def _beneath(root: Path, sub: str, field: str) -> Path:
+    """``root/sub`` with symlinks resolved, refused if it leaves ``root``: a
+    pod may plant a symlink in its emptyDir, and a subPath through it must
+    not bind a host directory into a container. (The runtime opens the
+    result a moment later; a pod racing that window could still swap a
+    directory for a link, which Kubernetes closes by opening each component
+    without following links.)"""
+    top = os.path.realpath(root)
+    real = os.path.realpath(root / sub)
+    if real != top and not real.startswith(top.rstrip("/") + "/"):
+        raise VolumeError(f"{field}: {sub!r} resolves outside the volume")
+    return Path(real)
 
 
 def mount_env(container: dict[str, Any], volumes: dict[str, PodVolume]) -> dict[str, str]:

@@ -71,3 +71,4 @@ async def test_no_token_at_all_is_a_mount_failure(tmp_path: Path):
     manager = VolumeManager(client, tmp_path)  # type: ignore[arg-type]
     with pytest.raises(VolumeError, match="failed to fetch token"):
         await manager.prepare(POD, host_ip="127.0.0.1", pod_ip="127.0.0.1")
+
