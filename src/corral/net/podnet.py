@@ -88,6 +88,12 @@ def names(node_name: str) -> tuple[str, str]:
     return f"crl{digest[:10]}", f"corral_pn_{digest[:10]}"
 
 
+def bridge_mac(node_name: str) -> str:
+    """A locally administered unicast MAC of the node's bridge."""
+    digest = hashlib.sha256(("mac:" + node_name).encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
+
+
 def why_unavailable(plugin_dir: Path | None) -> str | None:
     """None when this process can give pods their own network, else why not."""
     if os.geteuid() != 0:
@@ -176,6 +182,7 @@ class PodNetwork:
         self._dirty = asyncio.Event()
         self._routes: dict[str, str] = {}  # cidr -> via
         self._locks: dict[str, asyncio.Lock] = {}
+        self._checked: set[str] = set()
         self._state: dict[str, dict[str, Any]] = {}
         for path in self._pods.glob("*.json"):
             with contextlib.suppress(OSError, ValueError):
@@ -244,7 +251,10 @@ class PodNetwork:
         gateway = str(next(cidr.hosts()))
         code, _ = await run_cmd("ip", "link", "show", self.bridge, check=False)
         if code != 0:
-            await run_cmd("ip", "link", "add", self.bridge, "type", "bridge")
+            # A fixed address: a bridge otherwise takes its ports' lowest one,
+            # changing as pods come and go (and CNI CHECK compares it).
+            await run_cmd("ip", "link", "add", self.bridge, "address", bridge_mac(self.node_name),
+                          "type", "bridge")
         else:
             _, addrs = await run_cmd("ip", "-4", "-o", "addr", "show", "dev", self.bridge)
             if f" {gateway}/{cidr.prefixlen} " not in addrs:  # an earlier range's gateway goes
@@ -348,10 +358,15 @@ class PodNetwork:
         uid = _uid(pod)
         async with self._lock(uid):
             state = self._state.get(uid)
-            if state is not None and Path(state["netns"]).exists():
+            if state is not None and await self._intact(uid, state):
                 return self._podnet(state)
+            if state is not None:  # lost (e.g. the host rebooted): a fresh one
+                log.warning("pod network of %s is gone (%s); making it again", uid, state["netns"])
+                await self._del(uid, state)
             name = f"corral-{uid}"
             path = NETNS_DIR / name
+            if path.exists() and not _mounted(path):
+                await run_cmd("ip", "netns", "del", name, check=False)  # a stale placeholder
             if not path.exists():
                 try:
                     await run_cmd("ip", "netns", "add", name)
@@ -362,6 +377,22 @@ class PodNetwork:
             except StartError:
                 await run_cmd("ip", "netns", "del", name, check=False)
                 raise
+
+    async def _intact(self, uid: str, state: dict[str, Any]) -> bool:
+        """Is the recorded namespace still there and as the ADD left it?
+        CHECK runs once per pod and agent (an adopted pod), not per start."""
+        if not _mounted(Path(state["netns"])):
+            return False
+        if uid in self._checked or state.get("result") is None:
+            return True
+        at = Attachment(str(state["containerId"]), str(state["netns"]), "eth0")
+        try:
+            await self.cni.check(state["conflist"], at, state["result"], state.get("runtimeConfig"))
+        except CniError as exc:
+            log.warning("pod %s: %s", uid, exc)
+            return False
+        self._checked.add(uid)
+        return True
 
     async def attach(self, pod: dict[str, Any], netns: str, container_id: str) -> PodNet:
         """Put an existing namespace (a sandbox container's) on the network."""
@@ -403,6 +434,7 @@ class PodNetwork:
             raise self._failed(pod, "the CNI result has no address")
         state.update(result=result, ip=ips[0])
         self._write(uid, state)
+        self._checked.add(uid)
         resolv = self._pods / f"{uid}.resolv.conf"
         resolv.write_text(resolv_conf(pod, self.gateway))
         return self._podnet(state)
@@ -426,6 +458,7 @@ class PodNetwork:
         if state.get("own"):
             await run_cmd("ip", "netns", "del", Path(state["netns"]).name, check=False)
         self._state.pop(uid, None)
+        self._checked.discard(uid)
         for suffix in (".json", ".resolv.conf"):
             (self._pods / f"{uid}{suffix}").unlink(missing_ok=True)
 
@@ -468,6 +501,17 @@ def render_table(table: str, pod_cidr: str, bridge: str, ranges: list[str]) -> s
             f"  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;\n"
             f'    ip saddr {pod_cidr} ip daddr != {{ {podnets} }} oifname != "{bridge}" masquerade\n'
             f"  }}\n}}\n")
+
+
+def _mounted(path: Path) -> bool:
+    """A namespace file is a mount of nsfs; an unmounted one is an empty
+    placeholder (e.g. seen from another mount namespace)."""
+    target = str(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return any(line.split()[4] == target for line in f)
+    except OSError:
+        return False
 
 
 def _uid(pod: dict[str, Any]) -> str:
