@@ -92,12 +92,12 @@ async def test_volumes_at_mount_path_shared_read_only_and_updated(tmp_path: Path
 
 @needs_rootfs
 async def test_a_mount_that_cannot_be_made_is_a_clear_start_error(tmp_path: Path):
-    async with cluster(tmp_path) as (_, client, _agent):
+    async with cluster(tmp_path) as (_, client, agent):
         spec = pod("badmount", ["sleep", "1000"])
         # /proc/1 is the pod's init: nothing can be created in it.
         spec["spec"]["containers"][0]["volumeMounts"] = [{"name": "e", "mountPath": "/proc/1/nope"}]
         spec["spec"]["volumes"] = [{"name": "e", "emptyDir": {}}]
-        await client.create(PODS, spec)
+        uid = (await client.create(PODS, spec))["metadata"]["uid"]
 
         async def failed() -> str | None:
             cs = container_status(await client.get(PODS, "badmount", "default"))
@@ -111,6 +111,11 @@ async def test_a_mount_that_cannot_be_made_is_a_clear_start_error(tmp_path: Path
         assert "/proc/1/nope" in message
         events = await client.list(EVENTS, "default", field_selector="involvedObject.name=badmount")
         assert events["items"]
+        # The sandbox made before the mount failed goes with the pod.
+        sandbox = agent.data_dir / "runtime" / "pods" / uid
+        assert sandbox.exists()
+        await client.delete(PODS, "badmount", "default")
+        await eventually(lambda: _true(not sandbox.exists()), what="the pod's sandbox removed")
 
 
 async def test_without_a_root_of_its_own_volumes_come_by_environment_and_an_event(tmp_path: Path):
