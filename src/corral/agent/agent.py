@@ -119,6 +119,8 @@ class Agent:
             self.runtime.pod_network = pod_network
             self._ctx.pod_ips = pod_network.pod_ip
             self._ctx.prepare_network = lambda pod: pod_network.prepare(pod, self.runtime)
+            node_env = self.network.pod_env
+            self._ctx.env.network = lambda pod: {**node_env(pod), **pod_network.pod_env(pod)}
         self._adopted: dict[str, list[ContainerHandle]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.node: NodeStatusManager | None = None

@@ -448,6 +448,16 @@ class PodNetwork:
                 self._dirty.set()  # a range change may have waited for this pod
         self._locks.pop(uid, None)
 
+    def pod_env(self, pod: dict[str, Any]) -> dict[str, str]:
+        """CORRAL_DNS_SERVER as a pod in its own namespace reaches it (the
+        node's 127.x listener is not in its view)."""
+        uid = str((pod.get("metadata") or {}).get("uid") or "")
+        if uid not in self._state or not self.gateway:
+            return {}
+        if (pod.get("spec") or {}).get("dnsPolicy") == "Default":
+            return {}
+        return {"CORRAL_DNS_SERVER": f"{self.gateway}:53"}
+
     def pods(self) -> list[str]:
         """Uids of the pods that have a network here (for housekeeping)."""
         return list(self._state)

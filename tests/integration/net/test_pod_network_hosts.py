@@ -44,6 +44,7 @@ SERVICE_CIDR = "198.18.160.0/24"
 CLUSTER_CIDR = "198.18.16.0/20"
 PORT = 8080
 NODE_PORT = 31080
+HOST_PORT = 18080
 
 BACKEND = """
 import http.server, socket
@@ -67,7 +68,7 @@ http.server.ThreadingHTTPServer(("0.0.0.0", PORT), H).serve_forever()
 # Resolves "web" as a stub resolver would: the nameserver and search list
 # of the pod's own /etc/resolv.conf, port 53.
 CLIENT = """
-import collections, json, urllib.request
+import collections, json, os, urllib.request
 from dnslib import DNSRecord, RCODE
 conf = open("/etc/resolv.conf").read().split("\\n")
 server = next(l.split()[1] for l in conf if l.startswith("nameserver"))
@@ -79,7 +80,8 @@ for domain in search:
         break
 seen = collections.Counter(urllib.request.urlopen(f"http://{ip}/", timeout=5).read().decode()
                            for _ in range(40))
-print(json.dumps({"server": server, "name": name, "ip": ip, "seen": seen}))
+print(json.dumps({"server": server, "name": name, "ip": ip, "seen": seen,
+                  "env": os.environ.get("CORRAL_DNS_SERVER")}))
 """
 
 
@@ -217,9 +219,18 @@ async def test_pods_reach_services_across_three_hosts(api: ApiClient, hosts: Cor
     assert set(report["seen"]) == set(node_of), report  # every backend answered
     assert {node_of[name] for name in report["seen"]} == set(NODE_NAMES)
     assert report["server"] == str(next(ranges["node-1"].hosts()))  # the pod's gateway
+    assert report["env"] == f"{report['server']}:53"
 
     for i in range(1, AGENTS + 1):  # the NodePort on every host
         assert await fetch(f"http://{hosts.agent_host(i).ip}:{NODE_PORT}/") in node_of
+    # a hostPort (CNI portmap) on the pod's node only
+    hp = web(1)["spec"]["template"]["spec"]
+    hp["containers"][0]["ports"][0]["hostPort"] = HOST_PORT
+    await api.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hp"},
+                            "spec": {**hp, "nodeName": "node-3"}}, "default")
+    assert await until(lambda: fetch(f"http://{hosts.agent_host(3).ip}:{HOST_PORT}/"), 20,
+                       "the hostPort to answer") == "hp"
+    await api.delete(PODS, "hp", "default")
 
     # a backend turns unready: out of the endpoints, no new connection
     unready = pods[0]["metadata"]["name"]
