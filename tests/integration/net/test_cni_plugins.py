@@ -72,3 +72,35 @@ def test_add_check_del_and_errors(tmp_path: Path) -> None:
     finally:
         subprocess.run(["ip", "netns", "del", pod], capture_output=True)
         subprocess.run(["ip", "netns", "del", host], capture_output=True)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str]] = []
+
+    def record(self, obj: dict, type_: str, reason: str, message: str) -> None:
+        self.events.append((type_, reason, message))
+
+
+async def test_a_failing_plugin_is_a_pod_event_not_a_crash(tmp_path: Path) -> None:
+    import ipaddress
+
+    from corral.net.podnet import NETNS_DIR, PodNetwork
+    from corral.runtime.protocol import StartError
+
+    recorder = _Recorder()
+    empty = tmp_path / "no-plugins"
+    empty.mkdir()
+    net = PodNetwork(object(), node_name=f"cnit-{uuid.uuid4().hex[:6]}", address="198.18.200.11",  # type: ignore[arg-type]
+                     state_dir=tmp_path / "podnet", plugin_dir=empty, recorder=recorder)  # type: ignore[arg-type]
+    net.pod_cidr, net.gateway = ipaddress.IPv4Network("198.18.251.0/24"), "198.18.251.1"
+    net.ready.set()
+    uid = str(uuid.uuid4())
+    pod = {"metadata": {"name": "p", "namespace": "default", "uid": uid}, "spec": {}}
+    with pytest.raises(StartError) as err:
+        await net.ensure_netns(pod)
+    assert err.value.reason == "ContainerCreating"
+    assert "plugin 'loopback' not found" in err.value.message
+    assert recorder.events and recorder.events[0][:2] == ("Warning", "FailedCreatePodSandBox")
+    assert not (NETNS_DIR / f"corral-{uid}").exists()  # nothing left behind
+    assert net.pod_ip(uid) is None and not list((tmp_path / "podnet" / "pods").iterdir())
