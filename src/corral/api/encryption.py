@@ -155,7 +155,15 @@ def _open_kv(kv: KeyValue, ring: KeyRing) -> KeyValue:
 
 def _open_event(event: WatchEvent, ring: KeyRing) -> WatchEvent:
     prev = _open_kv(event.prev, ring) if event.prev is not None else None
-    return dataclasses.replace(event, kv=_open_kv(event.kv, ring), prev=prev)
+    kv = _open_kv(event.kv, ring)
+    if kv is event.kv and prev is event.prev:
+        return event
+    return dataclasses.replace(event, kv=kv, prev=prev)
+
+
+def _may_cover(prefix: str) -> bool:
+    """Whether keys under ``prefix`` can include sealed ones."""
+    return any(p.startswith(prefix) or prefix.startswith(p) for p in ENCRYPTED_PREFIXES)
 
 
 class EncryptingStore:
@@ -186,11 +194,11 @@ class EncryptingStore:
 
     async def create(self, key: str, value: bytes) -> KeyValue:
         kv = await self.inner.create(key, self._seal(key, value))
-        return dataclasses.replace(kv, value=value)
+        return dataclasses.replace(kv, value=value) if kv.value is not value else kv
 
     async def update(self, key: str, value: bytes, expected_revision: int) -> KeyValue:
         kv = await self.inner.update(key, self._seal(key, value), expected_revision)
-        return dataclasses.replace(kv, value=value)
+        return dataclasses.replace(kv, value=value) if kv.value is not value else kv
 
     async def delete(self, key: str, expected_revision: int = 0) -> KeyValue:
         return _open_kv(await self.inner.delete(key, expected_revision), self.ring)
@@ -205,7 +213,10 @@ class EncryptingStore:
         return await self.inner.count(prefix)
 
     def watch(self, prefix: str, after_revision: int) -> Any:
-        return _OpeningWatch(self.inner.watch(prefix, after_revision), self.ring)
+        inner = self.inner.watch(prefix, after_revision)
+        # Most watches (pods, configmaps...) never see a sealed value: no
+        # extra generator layer per event and watcher for them.
+        return _OpeningWatch(inner, self.ring) if _may_cover(prefix) else inner
 
     async def compact(self, revision: int) -> None:
         await self.inner.compact(revision)
