@@ -19,6 +19,7 @@ is done.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from typing import Any
@@ -33,16 +34,21 @@ CLOSE_KEY = web.RequestKey("close-connection", bool)
 
 
 class SlowClientGuard(asyncio.Protocol):
-    """Forwards everything to aiohttp's per-connection handler; arms a
-    deadline whenever request headers are due and aborts the connection
-    when it passes."""
+    """Forwards everything to aiohttp's per-connection handler and notes when
+    request headers fall due; :class:`_Sweeper` closes the connections whose
+    headers are overdue. (A deadline is a float, not a timer: arming and
+    disarming one per request costs nothing.)"""
 
-    def __init__(self, inner: Any, header_timeout: float, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, inner: Any, header_timeout: float, loop: asyncio.AbstractEventLoop,
+                 live: set[SlowClientGuard]) -> None:
         self.inner = inner
         self.header_timeout = header_timeout
+        self._live: set[SlowClientGuard] = set()
+        self._sweeper: asyncio.Task[None] | None = None
         self._loop = loop
+        self._live = live
         self._transport: asyncio.BaseTransport | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self.due: float | None = None  # loop time by which headers must be complete
         self._busy = 0  # requests of this connection between headers and answer
         self.timed_out = False
 
@@ -50,7 +56,7 @@ class SlowClientGuard(asyncio.Protocol):
 
     def request_started(self) -> None:
         self._busy += 1
-        self._disarm()
+        self.due = None
 
     def request_finished(self) -> None:
         self._busy = max(0, self._busy - 1)
@@ -63,18 +69,13 @@ class SlowClientGuard(asyncio.Protocol):
     # -- the deadline ---------------------------------------------------------
 
     def _arm(self) -> None:
-        if self._timer is None and self._transport is not None:
-            self._timer = self._loop.call_later(self.header_timeout, self._expire)
+        if self.due is None:
+            self.due = self._loop.time() + self.header_timeout
 
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _expire(self) -> None:
-        self._timer = None
-        if self._busy or self._transport is None:
+    def expire_if_due(self, now: float) -> None:
+        if self.due is None or now < self.due or self._busy or self._transport is None:
             return
+        self.due = None
         self.timed_out = True
         peer = self._transport.get_extra_info("peername")
         log.info("closing connection from %s: request headers not received within %gs", peer, self.header_timeout)
@@ -84,6 +85,7 @@ class SlowClientGuard(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
+        self._live.add(self)
         self.inner.connection_made(transport)
         self._arm()  # the first request's headers are due now
 
@@ -96,8 +98,9 @@ class SlowClientGuard(asyncio.Protocol):
         return self.inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self.due = None
         self._transport = None
+        self._live.discard(self)
         self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
@@ -105,6 +108,17 @@ class SlowClientGuard(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.inner.resume_writing()
+
+
+async def _sweep(live: set[SlowClientGuard], interval: float) -> None:
+    """Close overdue connections, ``interval`` apart (a quarter of the timeout,
+    at most a second: a slow client is cut at most that much late)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(interval)
+        now = loop.time()
+        for guard in list(live):
+            guard.expire_if_due(now)
 
 
 @web.middleware
@@ -131,7 +145,7 @@ async def slow_client_middleware(request: web.Request, handler: Any) -> web.Stre
 class GuardedSite(web.BaseSite):
     """``web.TCPSite`` whose connections are wrapped in :class:`SlowClientGuard`."""
 
-    __slots__ = ("_host", "_port", "_reuse_address", "header_timeout")
+    __slots__ = ("_host", "_port", "_reuse_address", "header_timeout", "_live", "_sweeper")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, ssl_context: ssl.SSLContext | None,
                  backlog: int = 1024, reuse_address: bool = True,
@@ -141,6 +155,8 @@ class GuardedSite(web.BaseSite):
         super().__init__(runner, shutdown_timeout=shutdown_timeout, ssl_context=ssl_context, backlog=backlog)
         self._host, self._port, self._reuse_address = host, port, reuse_address
         self.header_timeout = header_timeout
+        self._live: set[SlowClientGuard] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
@@ -158,13 +174,22 @@ class GuardedSite(web.BaseSite):
         loop = asyncio.get_running_loop()
         server = self._runner.server
         assert server is not None
-        timeout = self.header_timeout
+        timeout, live = self.header_timeout, self._live
 
         def factory() -> SlowClientGuard:
-            return SlowClientGuard(server(), timeout, loop)
+            return SlowClientGuard(server(), timeout, loop, live)
 
         self._server = await loop.create_server(
             factory, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
             reuse_address=self._reuse_address,
             ssl_handshake_timeout=timeout if self._ssl_context is not None else None,
         )
+        self._sweeper = asyncio.create_task(_sweep(live, min(1.0, timeout / 4)), name="slow-client-sweeper")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        await super().stop()
