@@ -39,9 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from corral.client.api import ApiClient
+from corral.client.errors import ApiError
 from corral.client.events import EventRecorder
 from corral.client.informer import Informer
-from corral.client.resources import NODES
+from corral.client.resources import NODES, SERVICES
 from corral.clock import Clock, RealClock
 from corral.net.cni import Attachment, CniError, CniRunner, result_ips
 from corral.runtime.protocol import StartError
@@ -266,6 +267,20 @@ class PodNetwork:
         self.pod_cidr, self.gateway = cidr, gateway
         log.info("pod network: range %s on bridge %s (gateway %s)", cidr, self.bridge, gateway)
         self.ready.set()
+        await self._warn_loopback_services()
+
+    async def _warn_loopback_services(self) -> None:
+        """A 127.x service range is every pod's own loopback: say so once."""
+        try:
+            svc = await self.client.get(SERVICES, "kubernetes", "default")
+        except ApiError:
+            return
+        ip = str((svc.get("spec") or {}).get("clusterIP") or "")
+        with contextlib.suppress(ValueError):
+            if ip and ipaddress.ip_address(ip).is_loopback:
+                log.error("pod network: the cluster's service range is loopback (%s), which pods in "
+                          "their own network namespace cannot reach; start the server with "
+                          "--service-cidr outside 127/8 (e.g. 198.18.160.0/24)", ip)
 
     async def _firewall(self, on: bool) -> None:
         """Where Docker set the FORWARD policy to DROP (br_netfilter makes
