@@ -81,8 +81,7 @@ class _Connection:
             if backend is None:
                 break  # no ready endpoint: refuse by closing, as a REJECT would
             family = socket.AF_INET6 if ":" in backend.ip else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setblocking(False)
+            sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
             code = sock.connect_ex((backend.ip, backend.port))
             if code in _IN_PROGRESS:
                 code = _settled(sock)
