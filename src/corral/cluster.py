@@ -129,7 +129,7 @@ class ControlPlane(_Components):
 
 
 async def _make_agent(client: Any, node_name: str, data_dir: Path, address: str, port: int,
-                      agent_token: str | None, default_runtime: str = "auto", *,
+                      default_runtime: str = "auto", *,
                       fence: bool = False,
                       system_reserved: dict[str, str] | None = None,
                       proxy_mode: str = "userspace", pod_network: str = "host") -> Any:
@@ -140,7 +140,7 @@ async def _make_agent(client: Any, node_name: str, data_dir: Path, address: str,
     runtimes = await build_runtimes(data_dir, default_runtime, node_name=node_name)
     fencing = FenceOptions(watchdog_containers=data_dir / "runtime" / "containers") if fence else None
     agent = Agent(client, node_name=node_name, data_dir=data_dir, runtime=runtimes,
-                  address=address, port=port, agent_token=agent_token,
+                  address=address, port=port,
                   system_reserved=system_reserved, fencing=fencing, proxy_mode=proxy_mode,
                   pod_network=_pod_network(client, pod_network, node_name, address, data_dir))
     return agent
@@ -194,6 +194,15 @@ def _local_node_certificate(server: RunningServer, node_name: str, agent_dir: Pa
     write_credential(path, key_pem, cert)
 
 
+def _local_serving_certificate(server: RunningServer, node_name: str, agent_dir: Path) -> None:
+    """The agent endpoint's certificate, from the CA on this machine (renewed
+    later through CSRs like a joined agent's)."""
+    from corral.agent.servingcert import serving_path
+    from corral.api.kubelet_serving import issue_local
+
+    issue_local(server.options.data_dir / "pki", node_name, ["127.0.0.1"], serving_path(agent_dir))
+
+
 class LocalAgent(_Components):
     """The agent of the machine the server runs on (``corral up``)."""
 
@@ -222,9 +231,10 @@ class LocalAgent(_Components):
         client = await stack.enter_async_context(node_api_client(
             self.server.url, None, ca_file=str(self.server.ca_file), insecure=False,
             node_name=self.node_name, data_dir=agent_dir))
+        _local_serving_certificate(self.server, self.node_name, agent_dir)
         agent = await _make_agent(client, self.node_name, self.server.options.data_dir / "agent",
-                                  "127.0.0.1", self.port, self.server.token,
-                                  self.default_runtime, system_reserved=self.system_reserved,
+                                  "127.0.0.1", self.port, self.default_runtime,
+                                  system_reserved=self.system_reserved,
                                   proxy_mode=self.proxy_mode, pod_network=self.pod_network)
         self.tasks.append(_watch_task("agent", agent.run()))
         return self
@@ -241,17 +251,15 @@ async def run_agent(server_url: str, token: str | None, *, ca_file: str | None, 
     """A joining agent: a join token is exchanged for a node client
     certificate (kept in DATA_DIR/pki, reused on restart, renewed before it
     expires), which is then the agent's identity (client/nodecert.py)."""
-    import secrets
-
     from corral.client.nodecert import node_api_client
 
     name = node_name or socket.gethostname().lower()
     async with node_api_client(server_url, token, ca_file=ca_file, insecure=insecure, node_name=name,
                                data_dir=data_dir) as client:
-        # The log/exec endpoint's token; without one, a secret nobody knows
-        # (never an open endpoint).
-        agent = await _make_agent(client, name, data_dir, address, port, token or secrets.token_urlsafe(32),
-                                  default_runtime, fence=True, system_reserved=system_reserved,
+        # Its log/exec endpoint serves a certificate from a CSR and lets in
+        # only the API servers' client certificate (agent/servingcert.py).
+        agent = await _make_agent(client, name, data_dir, address, port, default_runtime,
+                                  fence=True, system_reserved=system_reserved,
                                   proxy_mode=proxy_mode, pod_network=pod_network)
         task = _watch_task("agent", agent.run())
         await stop.wait()

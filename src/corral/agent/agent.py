@@ -26,6 +26,7 @@ from corral.agent.node import NodeStatusManager
 from corral.agent.pod_worker import PodWorker, WorkerContext
 from corral.agent.runtimes import RuntimeSet
 from corral.agent.server import AgentServer, LogError, LogTarget
+from corral.agent.servingcert import ServingCertificates
 from corral.agent.stats import ContainerRef, Sample, StatsCollector
 from corral.agent.volumes import VolumeManager
 from corral.client.api import ApiClient
@@ -60,7 +61,6 @@ class Agent:
         clock: Clock | None = None,
         address: str = "127.0.0.1",
         port: int = 10250,
-        agent_token: str | None = None,
         system_reserved: dict[str, str] | None = None,
         fencing: FenceOptions | None = None,
         proxy_mode: str = "userspace",
@@ -83,7 +83,7 @@ class Agent:
             self._resolve_log,
             address=address,
             port=port,
-            token=agent_token,
+            tls=ServingCertificates(client, node_name, self.data_dir, [address], clock=self.clock),
             clock=self.clock,
             resolve_exec=self._resolve_exec,
             stats=self._stats,
@@ -151,6 +151,9 @@ class Agent:
             self._spawn(self.recorder.run(), "event recorder")
             self._spawn(self.network.run(), "service proxy and DNS")
             await self._register()
+            if self.server.tls is not None:  # the Node's addresses exist now: the CSR can name them
+                await self.server.tls.ensure()
+                self._spawn(self.server.tls.run(), "serving certificate")
             if self.pod_network is not None:
                 self._spawn(self.pod_network.run(), "pod network")
             self.allocatable.update(self.node.allocatable)

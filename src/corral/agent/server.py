@@ -1,13 +1,15 @@
-"""The agent's HTTP endpoint (the kubelet's port 10250, the part we need).
+"""The agent's HTTPS endpoint (the kubelet's port 10250, the part we need).
 
-The API server proxies ``pods/log``, ``exec`` and ``portforward`` here with the agent token; this side
-checks the token, finds the container instance and streams its log. Errors
-are plain text with the right status code, which the API server passes on.
+The API server proxies ``pods/log``, ``exec``, ``portforward`` and the
+stats for ``kubectl top`` here over TLS with its kubelet-client certificate;
+this side serves a certificate from the cluster CA (agent/servingcert.py),
+lets only that identity in, finds the container instance and streams its
+log. Errors are plain text with the right status code, which the API server
+passes on.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from aiohttp import web
 
 from corral.agent.exec import ExecOptions, serve_exec
 from corral.agent.logs import LogOptions, stream_log
+from corral.agent.servingcert import KUBELET_CLIENT_CN, ServingCertificates, caller_identity
 from corral.clock import Clock, RealClock
 from corral.runtime.protocol import ExecPlan, LogPaths
 
@@ -58,7 +61,7 @@ class AgentServer:
         *,
         address: str = "127.0.0.1",
         port: int = 10250,
-        token: str | None = None,
+        tls: ServingCertificates | None = None,
         clock: Clock | None = None,
         resolve_exec: ExecResolver | None = None,
         stats: StatsSource | None = None,
@@ -70,7 +73,8 @@ class AgentServer:
         self.stats = stats
         self.address = address
         self.port = port
-        self.token = token
+        self.tls = tls
+        """Without it the endpoint refuses everything but /healthz (never plain-HTTP access)."""
         self.clock = clock or RealClock()
         self._runner: web.AppRunner | None = None
 
@@ -87,7 +91,10 @@ class AgentServer:
         """Listen; returns the bound port (useful with port 0)."""
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.address, self.port)
+        if self.tls is not None:
+            self.tls.load_stored()  # a restart serves at once; a new one waits for its CSR
+        site = web.TCPSite(self._runner, self.address, self.port,
+                           ssl_context=self.tls.context if self.tls is not None else None)
         await site.start()
         server = site._server  # aiohttp exposes the bound socket only here
         if server is not None and server.sockets:  # type: ignore[union-attr]
@@ -103,13 +110,16 @@ class AgentServer:
     async def _auth(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if self.token is not None:
-            header = request.headers.get("Authorization", "")
-            expected = f"Bearer {self.token}"
-            if not hmac.compare_digest(header.encode(), expected.encode()):
-                return web.Response(
-                    status=401, text="Unauthorized: a valid agent token is required\n"
-                )
+        if request.path == "/healthz":
+            return await handler(request)
+        if self.tls is None or request.transport is None:
+            return web.Response(status=401, text="Unauthorized: this endpoint is served over TLS only\n")
+        identity = caller_identity(request.transport.get_extra_info("peercert"))
+        if not identity:
+            return web.Response(status=401, text="Unauthorized: a client certificate from the cluster CA "
+                                                 "is required\n")
+        if identity != KUBELET_CLIENT_CN:
+            return web.Response(status=403, text=f'Forbidden: "{identity}" may not use the agent API\n')
         return await handler(request)
 
     async def _healthz(self, request: web.Request) -> web.Response:

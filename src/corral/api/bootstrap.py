@@ -21,6 +21,7 @@ from corral.api.auth import TokenAuthenticator, ensure_token_file
 from corral.api.certs import accept_client_certs
 from corral.api.context import ServerContext, ServerSettings
 from corral.api.encryption import encrypt_secrets, reencrypt
+from corral.api.kubelet_client import KubeletClient
 from corral.api.security import SecurityOptions, start_security
 from corral.api.server import build_app, ensure_default_namespaces, make_context, token_file
 from corral.api.slowclients import GuardedSite
@@ -106,12 +107,13 @@ class RunningServer:
         await store.start()
         await reencrypt(store)
         self.token = ensure_token_file(token_file(opts.data_dir))
-        settings = ServerSettings(service_cidr=opts.service_cidr, agent_token=self.token)
+        settings = ServerSettings(service_cidr=opts.service_cidr)
         self.ctx = make_context(store, clock=self.clock, settings=settings)
         await ensure_default_namespaces(self.ctx)
         hosts = sorted({opts.host, "127.0.0.1", "localhost", "::1", *in_cluster_names(opts.service_cidr)}
                        - {"0.0.0.0"})
         files = ensure_serving_files(opts.data_dir, hosts)
+        settings.kubelet_client = KubeletClient(files.ca_cert.parent)  # its own, from the (shared) CA
         tokens = TokenAuthenticator.from_file(token_file(opts.data_dir))
         self.security = await start_security(self.ctx, opts.data_dir, tokens, opts.security)
         app = build_app(self.ctx, tokens, self.security)

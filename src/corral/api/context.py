@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from corral.api.admission import ServiceAllocator
 from corral.api.fanout import WatchFanout
@@ -15,8 +16,9 @@ from corral.store.protocol import Store
 @dataclass
 class ServerSettings:
     service_cidr: str = "127.43.0.0/16"
-    agent_token: str | None = None
-    """Bearer token the API server presents to agents when it proxies logs/exec."""
+    kubelet_client: Any = None
+    """api.kubelet_client.KubeletClient: the TLS identity agents are called
+    with for logs, exec, port-forward and stats (None: agents are not called)."""
     watch_bookmark_interval: float = 30.0
     max_watch_seconds: int = 1800
     advertise_address: str = "127.0.0.1:6443"

@@ -5,12 +5,15 @@ Auto-approval follows Kubernetes' csrapproving rules for
 ``kubernetes.io/kube-apiserver-client-kubelet``: the subject must be
 ``CN=system:node:<name>, O=system:nodes``, asked for either by a bootstrap
 token (a new node) or by that same node (a renewal). Anything else is stored
-pending for an administrator.
+pending for an administrator. An agent's serving certificate
+(``kubernetes.io/kubelet-serving``) is approved by the rule in
+api/kubelet_serving.py (its SANs must be the Node's own addresses).
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +33,7 @@ from corral.api.certs import (
     subject_of,
 )
 from corral.api.errors import Invalid, Unauthorized
+from corral.api.kubelet_serving import SERVING_SIGNER, approve_serving
 from corral.api.paths import Target
 from corral.clock import format_timestamp
 from corral.resources.types import FieldCause
@@ -37,6 +41,7 @@ from corral.resources.types import FieldCause
 if TYPE_CHECKING:
     from corral.api.rest import RestHandlers
 
+log = logging.getLogger(__name__)
 PKI_KEY: web.AppKey[Any] = web.AppKey("pki-dir", object)
 
 
@@ -84,5 +89,14 @@ async def create_csr(rest: RestHandlers, request: web.Request, target: Target) -
                             "lastTransitionTime": now}],
             "certificate": base64.b64encode(cert).decode(),
         }
+    elif spec.get("signerName") == SERVING_SIGNER:  # an agent's serving certificate: api/kubelet_serving.py
+        serving, why_not = await approve_serving(rest.ctx, request.app[PKI_KEY], user, csr)
+        if serving is None:
+            log.info("serving certificate request from %s left pending: %s", user.name, why_not)
+        else:
+            now = format_timestamp(rest.ctx.clock.now())
+            obj["status"] = {"certificate": base64.b64encode(serving).decode(), "conditions": [
+                {"type": "Approved", "status": "True", "reason": "AutoApproved", "lastUpdateTime": now,
+                 "message": "Auto approving agent serving certificate", "lastTransitionTime": now}]}
     created = await rest.create_object(request, target, obj)
     return json_response(created, 201)

@@ -19,7 +19,8 @@ import aiohttp
 from aiohttp import WSMsgType, web
 
 from corral.api.errors import BadRequest, ServiceUnavailable
-from corral.api.proxy import _agent_url, _container_name
+from corral.api.kubelet_client import kubelet_client, pod_endpoint
+from corral.api.proxy import _container_name, _refusal
 
 if TYPE_CHECKING:
     from corral.api.context import ServerContext
@@ -58,18 +59,16 @@ async def pod_exec(ctx: ServerContext, request: web.Request, target: Target) -> 
         raise BadRequest(f"exec needs one of the subprotocols {', '.join(PROTOCOLS)}")
     params: list[tuple[str, str]] = [("command", c) for c in commands]
     params += [(k, request.query[k]) for k in EXEC_PARAMS if k in request.query]
-    base = await _agent_url(ctx, pod)
-    url = f"{base}/exec/{target.namespace}/{target.name}/{container}"
-    headers = {"Authorization": f"Bearer {ctx.settings.agent_token}"} if ctx.settings.agent_token else {}
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+    endpoint = await pod_endpoint(ctx, pod)
+    url = f"{endpoint.url}/exec/{target.namespace}/{target.name}/{container}"
+    session = kubelet_client(ctx).session(endpoint, aiohttp.ClientTimeout(total=None, sock_connect=5))
     try:
         try:
             upstream = await session.ws_connect(
-                url, params=params, headers=headers, protocols=protocols, autoping=True,
-                max_msg_size=0,
+                url, params=params, protocols=protocols, autoping=True, max_msg_size=0,
             )
         except aiohttp.WSServerHandshakeError as exc:
-            raise BadRequest(f"unable to upgrade connection: {exc.message}") from exc
+            raise _refusal(exc.status, f"unable to upgrade connection: {exc.message}") from exc
         except aiohttp.ClientError as exc:
             node = (pod.get("spec") or {}).get("nodeName")
             raise ServiceUnavailable(f"cannot reach the agent of node {node}: {exc}") from exc

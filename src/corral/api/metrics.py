@@ -10,6 +10,7 @@ in the shapes metrics-server uses.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,8 @@ import aiohttp
 from aiohttp import web
 
 from corral.api.codec import decode
-from corral.api.errors import MethodNotAllowed, NotFound
+from corral.api.errors import MethodNotAllowed, NotFound, ServiceUnavailable
+from corral.api.kubelet_client import node_endpoint
 from corral.api.selectors import labels_match, parse_label_selector
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 GROUP = "metrics.k8s.io"
 VERSION = "v1beta1"
 API_VERSION = f"{GROUP}/{VERSION}"
+log = logging.getLogger(__name__)
 CACHE_SECONDS = 5.0
 AGENT_TIMEOUT = 5.0
 
@@ -79,22 +82,21 @@ class MetricsSource:
             return body
 
     async def _fetch(self, node: dict[str, Any]) -> dict[str, Any] | None:
-        status = node.get("status") or {}
-        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-        addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
-        host = addresses.get("InternalIP") or addresses.get("Hostname")
-        if not port or not host:
+        endpoint = node_endpoint(node)
+        client = getattr(self.ctx.settings, "kubelet_client", None)
+        if endpoint is None or client is None:
             return None
-        token = self.ctx.settings.agent_token
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
         timeout = aiohttp.ClientTimeout(total=AGENT_TIMEOUT)
         try:
-            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(
-                f"http://{host}:{port}/stats/summary", headers=headers
+            async with client.session(endpoint, timeout) as session, session.get(
+                f"{endpoint.url}/stats/summary"
             ) as resp:
                 if resp.status != 200:
                     return None
                 body = await resp.json()
+        except ServiceUnavailable as exc:
+            log.warning("no metrics from node %s: %s", endpoint.node, exc)
+            return None
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return None  # an unreachable node just has no metrics
         return body if isinstance(body, dict) else None

@@ -1,7 +1,8 @@
 """Proxying ``pods/log`` and ``pods/portforward`` to the agent of the pod's node.
 
 The API server holds no logs: it finds the node, then streams the agent's
-answer through, so ``kubectl logs -f`` follows a file on the node.
+answer through, so ``kubectl logs -f`` follows a file on the node. Agents
+are called over mutual TLS (api/kubelet_client.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
-from corral.api.errors import BadRequest, ServiceUnavailable
+from corral.api.errors import ApiError, BadRequest, NotFound, ServiceUnavailable
+from corral.api.kubelet_client import kubelet_client, pod_endpoint
 
 if TYPE_CHECKING:
     from corral.api.context import ServerContext
@@ -38,36 +40,25 @@ def _container_name(pod: dict[str, Any], requested: str | None) -> str:
     )
 
 
-async def _agent_url(ctx: ServerContext, pod: dict[str, Any]) -> str:
-    node_name = (pod.get("spec") or {}).get("nodeName")
-    if not node_name:
-        raise BadRequest(f"pod {pod['metadata']['name']} does not have a host assigned")
-    node_rt = ctx.registry.lookup("", "v1", "nodes")
-    assert node_rt is not None
-    node = await ctx.objects.get(node_rt, None, node_name)
-    status = node.get("status") or {}
-    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-    addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
-    host = addresses.get("InternalIP") or addresses.get("Hostname")
-    if not port or not host:
-        raise ServiceUnavailable(f"node {node_name} does not publish an agent endpoint")
-    return f"http://{host}:{port}"
+def _refusal(status: int, text: str) -> ApiError:
+    """The agent's refusal as the user should see it: its 404 (no such
+    container instance) stays a 404, anything else is a bad request."""
+    message = text or f"agent answered {status}"
+    return NotFound(message) if status == 404 else BadRequest(message)
 
 
 async def pod_log(ctx: ServerContext, request: web.Request, target: Target) -> web.StreamResponse:
     pod = await ctx.objects.get(target.rt, target.namespace, target.name or "")
     container = _container_name(pod, request.query.get("container"))
-    base = await _agent_url(ctx, pod)
+    endpoint = await pod_endpoint(ctx, pod)
     params = {k: request.query[k] for k in LOG_PARAMS if k in request.query}
-    headers = {"Authorization": f"Bearer {ctx.settings.agent_token}"} if ctx.settings.agent_token else {}
-    url = f"{base}/containerLogs/{target.namespace}/{target.name}/{container}"
+    url = f"{endpoint.url}/containerLogs/{target.namespace}/{target.name}/{container}"
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session, \
-                session.get(url, params=params, headers=headers) as upstream:
+        async with kubelet_client(ctx).session(endpoint, timeout) as session, \
+                session.get(url, params=params) as upstream:
             if upstream.status != 200:
-                text = (await upstream.text())[:2000]
-                raise BadRequest(text or f"agent answered {upstream.status}")
+                raise _refusal(upstream.status, (await upstream.text())[:2000])
             response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
             response.enable_chunked_encoding()
             await response.prepare(request)
@@ -99,16 +90,15 @@ async def pod_port_forward(ctx: ServerContext, request: web.Request, target: Tar
     if request.headers.get("Upgrade", "").lower() != "websocket" or PORT_FORWARD_PROTOCOL not in offered:
         raise BadRequest(f"Upgrade request required: pods/portforward is served over WebSocket "
                          f"({PORT_FORWARD_PROTOCOL}), not SPDY")
-    base = await _agent_url(ctx, pod)
-    url = f"{base}/portForward/{target.namespace}/{target.name}"
-    headers = {"Authorization": f"Bearer {ctx.settings.agent_token}"} if ctx.settings.agent_token else {}
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+    endpoint = await pod_endpoint(ctx, pod)
+    url = f"{endpoint.url}/portForward/{target.namespace}/{target.name}"
+    session = kubelet_client(ctx).session(endpoint, aiohttp.ClientTimeout(total=None, sock_connect=5))
     try:
         try:
-            upstream = await session.ws_connect(url, headers=headers, protocols=(PORT_FORWARD_PROTOCOL,),
+            upstream = await session.ws_connect(url, protocols=(PORT_FORWARD_PROTOCOL,),
                                                 autoping=True, max_msg_size=0)
         except aiohttp.WSServerHandshakeError as exc:
-            raise BadRequest(f"unable to upgrade connection: {exc.message}") from exc
+            raise _refusal(exc.status, f"unable to upgrade connection: {exc.message}") from exc
         except aiohttp.ClientError as exc:
             node = (pod.get("spec") or {}).get("nodeName")
             raise ServiceUnavailable(f"cannot reach the agent of node {node}: {exc}") from exc

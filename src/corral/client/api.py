@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -62,6 +63,8 @@ class ApiClient:
         self.namespace = namespace  # the kubeconfig context's default, for CLI use
         self._clock = clock or RealClock()
         self._ssl = _ssl_context(self.servers[0], ca_file, ca_data, insecure)
+        self.ca_pem: bytes = b"" if insecure else (Path(ca_file).read_bytes() if ca_file else ca_data or b"")
+        """The cluster CA this client trusts (the agent verifies API servers' certificates with it)."""
         if cert_file or key_file:
             self.load_client_certificate(cert_file or key_file or "", key_file or cert_file or "")
         self._headers = {"Accept": "application/json", "User-Agent": user_agent}

@@ -198,7 +198,6 @@ async def test_restarted_agent_adopts_running_containers(tmp_path: Path):
                     data_dir=state,
                     runtime=ProcessRuntime(state / "runtime"),
                     port=0,
-                    agent_token=srv.token,
                 )
 
             first = make_agent()

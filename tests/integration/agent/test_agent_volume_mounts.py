@@ -126,8 +126,7 @@ async def test_without_a_root_of_its_own_volumes_come_by_environment_and_an_even
     async with running_server(tmp_path) as srv, srv.client() as client:
         runtime = ProcessRuntime(tmp_path / "agent" / "runtime", isolate=False)  # as without root
         assert not runtime.mounts_supported({}) and runtime.rootfs_missing == "disabled"
-        agent = Agent(client, node_name="node-1", data_dir=tmp_path / "agent", runtime=runtime, port=0,
-                      agent_token=srv.token)
+        agent = Agent(client, node_name="node-1", data_dir=tmp_path / "agent", runtime=runtime, port=0)
         task = asyncio.create_task(agent.run())
         try:
             spec = pod("byenv", ["sh", "-c", 'echo "at=$CORRAL_MOUNT_DATA"; exec sleep 1000'])

@@ -184,7 +184,7 @@ async def test_rotation_replaces_the_certificate_and_the_agent_keeps_working(sec
         async with node_api_client(server.url, None, ca_file=str(server.ca_file), insecure=False, node_name="n1",
                                    data_dir=agent_dir, clock=clock) as client:
             agent = Agent(client, node_name="n1", data_dir=agent_dir,
-                          runtime=ProcessRuntime(agent_dir / "runtime"), port=0, agent_token=server.token)
+                          runtime=ProcessRuntime(agent_dir / "runtime"), port=0)
             task = asyncio.create_task(agent.run())
             try:
                 await asyncio.wait_for(agent.ready.wait(), 30)
