@@ -22,8 +22,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,7 +69,8 @@ async def create_workload(client: ApiClient, total: int, nodes: int, created: di
     await asyncio.gather(*jobs)
 
 
-async def run(args: argparse.Namespace, server: Any, sim_log: Path, meters: list[CpuMeter]) -> dict[str, Any]:
+async def run(args: argparse.Namespace, server: Any, sim_log: Path, meters: list[CpuMeter],
+              profiler: Profiler) -> dict[str, Any]:
     total = args.e2e_pods or args.pods
     async with ApiClient(server.url, token=server.token(), ca_file=str(server.ca_file),
                          user_agent="bench-schedule", timeout=120) as client:
@@ -88,6 +87,7 @@ async def run(args: argparse.Namespace, server: Any, sim_log: Path, meters: list
         running: dict[str, float] = {}
         for meter in meters:
             meter.start()
+        profiler.start()
         t0, t0_wall = time.monotonic(), time.time()
         seen: dict[str, float] = {}
         bound: dict[str, float] = {}
@@ -100,6 +100,7 @@ async def run(args: argparse.Namespace, server: Any, sim_log: Path, meters: list
             raise SystemExit(f"only {len(running)}/{total} pods Running after {args.e2e_timeout}s") from None
         t_end = max(running.values())
         cpu = [meter.percent() for meter in meters]
+        profiler.stop()
         lat = [(running[k] - created.get(k, seen.get(k, t0))) * 1000 for k in running]
         stages = {"seen_to_bound_p50_ms": _p50([bound[k] - seen[k] for k in bound if k in seen]),
                   "bound_to_running_p50_ms": _p50([running[k] - bound[k] for k in running if k in bound]),
@@ -131,6 +132,11 @@ async def watch_running(client: ApiClient, running: dict[str, float], total: int
                     return
 
 
+def _count_lines(path: Path, needle: str) -> int:
+    with path.open("rb") as f:
+        return sum(needle.encode() in line for line in f)
+
+
 def _p50(seconds: list[float]) -> float | None:
     return round(percentile(seconds, 50) * 1000, 1) if seconds else None
 
@@ -151,27 +157,33 @@ def writes_in(audit_log: Path, window: tuple[float, float]) -> Counter[str]:
     return counts
 
 
-@contextmanager
-def profiling(out: Path | None, **pids: int) -> Iterator[None]:
-    """py-spy (raw folded stacks, one file per process) while the block runs."""
-    if out is None:
-        yield
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    spies = [subprocess.Popen([PY_SPY, "record", "--pid", str(pid), "--rate", "50", "--nonblocking",
-                               "-f", "raw", "-o", str(out / f"{name}.txt")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name, pid in pids.items()]
-    try:
-        yield
-    finally:
-        for spy in spies:
+class Profiler:
+    """py-spy (raw folded stacks, one file per process) over the measured
+    window only: ``start`` at the first create, ``stop`` at the last Running."""
+
+    def __init__(self, out: Path | None, **pids: int) -> None:
+        self.out, self.pids = out, pids
+        self.spies: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        if self.out is None:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.spies = [subprocess.Popen([PY_SPY, "record", "--pid", str(pid), "--rate", "50", "--nonblocking",
+                                        "-f", "raw", "-o", str(self.out / f"{name}.txt")],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                      for name, pid in self.pids.items()]
+
+    def stop(self) -> None:
+        for spy in self.spies:
             spy.send_signal(signal.SIGINT)
-        for spy in spies:
+        for spy in self.spies:
             try:
                 spy.wait(30)
             except subprocess.TimeoutExpired:
                 spy.kill()
                 spy.wait()
+        self.spies = []
 
 
 def end_to_end(args: argparse.Namespace) -> None:
@@ -186,16 +198,26 @@ def end_to_end(args: argparse.Namespace) -> None:
         try:
             meters = [CpuMeter(server.pid), CpuMeter(sim.pid), CpuMeter(os.getpid())]
             started = time.monotonic()
-            with profiling(args.profile, server=server.pid, sim=sim.pid):
-                result = asyncio.run(run(args, server, server.data_dir.parent / "sim.log", meters))
+            profiler = Profiler(args.profile, server=server.pid, sim=sim.pid)
+            try:
+                result = asyncio.run(run(args, server, server.data_dir.parent / "sim.log", meters, profiler))
+            finally:
+                profiler.stop()
             writes = writes_in(server.data_dir / "audit.log", result["window"])
+            sim_stats = [line.rpartition("hollow nodes: ")[2] for line in
+                         (server.data_dir.parent / "sim.log").read_text(errors="replace").splitlines()
+                         if "hollow nodes: renewals=" in line][-1:]
             server_pct, sim_pct, bench_pct = result["cpu_pct"]
             params = {"mode": "end_to_end", "nodes": args.nodes, "pods": total,
                       "lease_period_s": args.lease_period, "running": result["running"],
                       "seconds": round(result["seconds"], 1),
                       "create_seconds": round(result["create_seconds"], 1),
                       "setup_seconds": round(time.monotonic() - started - result["seconds"], 1),
-                      "server_cpu_pct": server_pct, "sim_cpu_pct": sim_pct, "client_cpu_pct": bench_pct}
+                      "server_cpu_pct": server_pct, "sim_cpu_pct": sim_pct, "client_cpu_pct": bench_pct,
+                      "sim": sim_stats[0] if sim_stats else "",
+                      # Healthy-but-late nodes the node lifecycle controller declared dead.
+                      "nodes_marked_unreachable": _count_lines(server.data_dir.parent / "corral.log",
+                                                               "stopped renewing its lease")}
             emit("schedule", "pods_per_second", total / result["seconds"], "1/s", **params)
             emit("schedule", "p50_ms", percentile(result["latencies"], 50), "ms", **result["stages"], **params)
             emit("schedule", "p99_ms", percentile(result["latencies"], 99), "ms", **params)

@@ -154,6 +154,18 @@ class HollowCluster:
                     if t is not None:
                         t.cancel()
 
+    def stats(self) -> str:
+        renewals = sum(n.renewals for n in self.nodes.values())
+        return (f"renewals={renewals} late_renewals={self.late_renewals} "
+                f"pods_handled={self.handled} pod_errors={self.errors}")
+
+    async def _report_forever(self, every: float = 10.0) -> None:
+        """A line of counts now and then: a benchmark reads whether renewals
+        fell behind (a node more than a period late may be declared dead)."""
+        while True:
+            await self.clock.sleep(every)
+            log.info("hollow nodes: %s", self.stats())
+
     async def _renew(self, node: HollowNode) -> None:
         try:
             await node.renew_lease()
@@ -163,7 +175,7 @@ class HollowCluster:
     async def run(self, ready: asyncio.Event | None = None) -> None:
         """Register every node (each renewing its lease from then on), then
         serve pods until cancelled."""
-        tasks = [asyncio.ensure_future(self._renew_forever())]
+        tasks = [asyncio.ensure_future(self._renew_forever()), asyncio.ensure_future(self._report_forever())]
         try:
             await self.register()
             tasks.append(asyncio.ensure_future(self.pods.run()))
