@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -49,7 +50,7 @@ def _problem(path: Path, ca: x509.Certificate, now: dt.datetime) -> str:
         cert = x509.load_pem_x509_certificate(path.read_bytes())
         serialization.load_pem_private_key(path.read_bytes(), None)
         cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, x509.InvalidSignature) as exc:
+    except (ValueError, TypeError, InvalidSignature) as exc:
         return f"unusable ({exc})"
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     if now >= cert.not_valid_before_utc + lifetime * RENEW_AT:

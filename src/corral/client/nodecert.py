@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -162,7 +163,7 @@ def stored_certificate_problem(path: Path, node_name: str, ca_file: Path | None,
     if ca_file is not None:
         try:
             cert.verify_directly_issued_by(read_certificate(ca_file))
-        except (ValueError, TypeError, x509.InvalidSignature):
+        except (ValueError, TypeError, InvalidSignature):
             return f"{path} was not signed by the cluster CA in {ca_file}"
     return ""
 
