@@ -106,6 +106,8 @@ class DockerRuntime:
         self.sandbox_image: str | None = None
         """Image of the sandbox containers (needs ``sleep``); None: the pod's first image."""
         self._sandbox_locks: dict[str, asyncio.Lock] = {}
+        self._sandboxes: dict[str, tuple[str, int, int | None]] = {}
+        """Pod uid → (sandbox id, its pid, its netns inode): a reused pid does not match."""
         self._engine_version = str(client.version().get("Version", "unknown"))
 
     @classmethod
@@ -295,12 +297,17 @@ class DockerRuntime:
             return None
         uid = str((pod.get("metadata") or {}).get("uid", ""))
         async with self._sandbox_locks.setdefault(uid, asyncio.Lock()):
-            cid, pid = await self._find_sandbox(uid)
+            known = self._sandboxes.get(uid)
+            if known is not None and _netns_inode(known[1]) == known[2]:
+                cid, pid = known[0], known[1]  # no engine call for a pod's later containers
+            else:
+                cid, pid = await self._find_sandbox(uid)
             if cid is None or pid <= 0:
                 if cid is not None:
                     await self._forget(cid)
                 cid, pid = await self._make_sandbox(pod)
             net = await self.pod_network.attach(pod, f"/proc/{pid}/ns/net", cid)
+            self._sandboxes[uid] = (cid, pid, _netns_inode(pid))
             return cid, net
 
     async def _find_sandbox(self, uid: str) -> tuple[str | None, int]:
@@ -478,11 +485,19 @@ class DockerRuntime:
             if cid is not None:
                 await self._forget(cid)
         self._sandbox_locks.pop(pod_uid, None)
+        self._sandboxes.pop(pod_uid, None)
 
     async def close(self) -> None:
         await self._logs.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._docker.close()
+
+
+def _netns_inode(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
 
 
 def state_from_inspect(state: dict[str, Any]) -> ContainerState:
