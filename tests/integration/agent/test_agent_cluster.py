@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -55,12 +56,16 @@ async def test_pod_runs_and_logs_are_served(tmp_path: Path):
         assert p["status"]["podIP"] == "127.0.0.1" and p["status"]["startTime"]
         assert {c["type"]: c["status"] for c in p["status"]["conditions"]}["Ready"] == "True"
 
-        # Straight from the agent, with its token...
-        url = f"http://127.0.0.1:{agent.port}/containerLogs/default/web/main"
-        headers = {"Authorization": f"Bearer {srv.token}"}
-        async with aiohttp.ClientSession() as http:
-            async with http.get(url) as resp:
-                assert resp.status == 401
+        # Straight from the agent, as an API server (its kubelet-client certificate)...
+        url = f"https://127.0.0.1:{agent.port}/containerLogs/default/web/main"
+        pki = srv.options.data_dir / "pki"
+        as_server = ssl.create_default_context(cafile=str(srv.ca_file))
+        as_server.load_cert_chain(str(pki / "kubelet-client.pem"))
+        headers: dict[str, str] = {}
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=as_server)) as http:
+            async with http.get(url, ssl=ssl.create_default_context(cafile=str(srv.ca_file)),
+                                headers={"Authorization": f"Bearer {srv.token}"}) as resp:
+                assert resp.status == 401  # the admin token is no way in
 
             async def has_ticks() -> str | None:
                 async with http.get(url, headers=headers) as resp:
