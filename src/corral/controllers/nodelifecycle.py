@@ -35,7 +35,7 @@ from corral.client.informer import Informer
 from corral.client.resources import LEASES, NODES, PODS
 from corral.clock import Clock, format_timestamp
 from corral.controllers.base import Controller
-from corral.controllers.failure_detector import FailureDetector, make_detector
+from corral.controllers.failure_detector import FailureDetector, FixedTimeout, make_detector
 from corral.controllers.informers import SharedInformers
 from corral.controllers.objects import Obj, meta
 from corral.controllers.taints import (
@@ -196,16 +196,26 @@ class NodeLifecycleController(Controller):
             self.queue.add(name)
         if name not in self._deadline:
             self._schedule(name, now)
+        elif not isinstance(self.detector, FixedTimeout):
+            # A learning detector's timeout may shrink: never check later than it says.
+            at = self._due_at(name, now)
+            if at is not None and at < self._deadline[name]:
+                self._schedule(name, now)
+
+    def _due_at(self, name: str, now: float) -> float | None:
+        node = self.nodes.cache.get(name)
+        if node is None or not self.detector.knows(name):
+            return None
+        fence = _fence_timeout(node)
+        wait = max(self.detector.timeout(name), safe_grace(fence) if fence is not None else 0.0)
+        return now + wait - (self.detector.silence(name, now) or 0.0)
 
     def _schedule(self, name: str, now: float) -> None:
         """Push the earliest time ``name`` could count as unreachable."""
-        node = self.nodes.cache.get(name)
-        if node is None or not self.detector.knows(name):
+        at = self._due_at(name, now)
+        if at is None:
             self._deadline.pop(name, None)
             return  # scheduled again when its Node appears
-        fence = _fence_timeout(node)
-        wait = max(self.detector.timeout(name), safe_grace(fence) if fence is not None else 0.0)
-        at = now + wait - (self.detector.silence(name, now) or 0.0)
         self._deadline[name] = at
         heapq.heappush(self._heap, (at, name))
 

@@ -118,3 +118,23 @@ async def test_a_fencing_node_gets_at_least_its_safe_grace():
     await clock.advance(safe_grace(30.0) - GRACE)
     ctrl.monitor_once(clock.monotonic())
     assert ctrl._silent == {"slow"}
+
+
+async def test_a_learning_detector_that_tightens_is_checked_at_the_new_deadline():
+    clock = FakeClock()
+    client = ApiClient("https://127.0.0.1:1")
+    informers = SharedInformers(client, clock=clock)
+    ctrl = NodeLifecycleController(client, informers, EventRecorder(client, "t", clock=clock),
+                                   config=NodeLifecycleConfig(grace=1.0, max_grace=10.0, detector="phi"),
+                                   clock=clock)
+    informers.get(NODES).replace([node("n", "z")], "1")
+    learned = [9.0]  # what the phi detector has learned this node needs
+    ctrl.detector.timeout = lambda name: learned[0]  # type: ignore[method-assign]
+    ctrl.leases.apply("ADDED", lease("n", 1))  # checked again in 9 s
+    await clock.advance(0.5)
+    learned[0] = 1.0  # steadier heartbeats: the timeout tightens
+    ctrl.leases.apply("MODIFIED", lease("n", 2))
+    for _ in range(13):  # silent for 1.3 s: past the tightened timeout
+        await clock.advance(0.1)
+        ctrl.monitor_once(clock.monotonic())
+    assert ctrl._silent == {"n"}
