@@ -563,3 +563,30 @@ def _internal_ip(node: dict[str, Any]) -> str:
         if a.get("type") == "InternalIP":
             return str(a.get("address") or "")
     return ""
+
+
+def remove_node_network(node_name: str, state_dir: Path) -> list[str]:
+    """Remove what a node's pod network left on this machine (namespaces of
+    its pods, bridge, masquerade table, firewall rules), e.g. after an agent
+    that will not come back; returns what it removed. Synchronous, for
+    tests and tools; pods still running there lose their network."""
+    import subprocess
+
+    def run(*argv: str) -> bool:
+        return subprocess.run(argv, capture_output=True, timeout=30).returncode == 0
+
+    removed = []
+    for path in sorted((Path(state_dir) / "pods").glob("*.json")):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            info = json.loads(path.read_text())
+            if info.get("own") and run("ip", "netns", "del", Path(info["netns"]).name):
+                removed.append(f"netns {Path(info['netns']).name}")
+    bridge, table = names(node_name)
+    if run("ip", "link", "del", bridge):
+        removed.append(f"bridge {bridge}")
+    if run("nft", "delete", "table", "ip", table):
+        removed.append(f"nft table {table}")
+    for rule in (["-i", bridge, "-j", "ACCEPT"], ["-o", bridge, "-j", "ACCEPT"]):
+        while shutil.which("iptables") and run("iptables", "-D", "FORWARD", *rule):
+            removed.append(f"iptables FORWARD {' '.join(rule)}")
+    return removed
