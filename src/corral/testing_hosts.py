@@ -359,6 +359,12 @@ class CorralHosts:
 
     def start_agent(self, index: int, name: str | None = None, extra: tuple[str, ...] = (),
                     env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """An agent on host ``index``. Its pods share the host's network
+        unless ``extra`` asks for ``--pod-network cni``: then they live in
+        namespaces of their own, which :meth:`kill_node` and :meth:`close`
+        reach and :meth:`HostNet.kill_host` does not."""
+        if "--pod-network" not in extra:
+            extra = ("--pod-network", "host", *extra)
         host = self.agent_host(index)
         node = name or f"node-{index}"
         proc = self.net.spawn(
