@@ -113,8 +113,6 @@ class ProcessRuntime:
             init=init,
         )
         cdir = self._root / cid
-        cdir.mkdir(parents=True)
-        logs.path.parent.mkdir(parents=True, exist_ok=True)
         spec = {
             "argv": argv,
             "env": full_env,
@@ -131,8 +129,9 @@ class ProcessRuntime:
             if self.rootfs_missing is None:
                 spec.setdefault("mounts", []).append(
                     {"source": str(net.resolv_conf), "target": "/etc/resolv.conf", "readOnly": True})
-        (cdir / "spec.json").write_text(json.dumps(spec))
-        _write_meta(cdir, handle)
+        # Off the event loop: under a burst and a busy disk these small
+        # writes stalled every other pod's sync (7 % of corral up's loop).
+        await asyncio.to_thread(_lay_out, cdir, logs, spec, handle)
         report = await self._spawn_shim(cdir)
         if "error" in report:
             shutil.rmtree(cdir, ignore_errors=True)
@@ -534,6 +533,14 @@ def _shim_alive(cdir: Path) -> bool:
     except (OSError, ValueError):
         return False
     return _alive(int(pid_s), None if ticks_s == "None" else int(ticks_s))
+
+
+def _lay_out(cdir: Path, logs: LogPaths, spec: dict[str, Any], handle: ContainerHandle) -> None:
+    """The container's directory as its supervisor reads it."""
+    cdir.mkdir(parents=True)
+    logs.path.parent.mkdir(parents=True, exist_ok=True)
+    (cdir / "spec.json").write_text(json.dumps(spec))
+    _write_meta(cdir, handle)
 
 
 def _write_meta(cdir: Path, handle: ContainerHandle) -> None:
