@@ -55,8 +55,10 @@ def describe(kind: str, path: Path) -> CertInfo:
 def known_certificates(data_dir: Path, agent_dir: Path | None, etcd_files: dict[str, Path | None]) -> list[tuple[str, Path]]:
     pki = data_dir / "pki"
     agent_pki = (agent_dir or data_dir / "agent") / "pki"
-    found = [("cluster CA", pki / "ca.crt"), ("API server serving", pki / "apiserver.crt")]
-    found += [("node client", p) for p in sorted(agent_pki.glob("*.pem"))]
+    found = [("cluster CA", pki / "ca.crt"), ("API server serving", pki / "apiserver.crt"),
+             ("API server kubelet client", pki / "kubelet-client.pem")]
+    found += [("node serving" if p.name == "node-serving.pem" else "node client", p)
+              for p in sorted(agent_pki.glob("*.pem"))]
     found += [(kind, p) for kind, p in etcd_files.items() if p is not None]
     return [(kind, p) for kind, p in found if p.exists()]
 

@@ -56,7 +56,9 @@ async def test_certs_lists_every_certificate_and_renew_needs_no_restart(secure: 
                                "--etcd-cafile", str(etcd.ca))
         assert listed.exit_code == 0, listed.output
         rows = {line.split("\t")[0]: line.split("\t") for line in listed.output.splitlines()[1:]}
-        assert set(rows) == {"cluster CA", "API server serving", "node client", "etcd client", "etcd CA"}
+        assert set(rows) == {"cluster CA", "API server serving", "API server kubelet client", "node client",
+                             "etcd client", "etcd CA"}
+        assert rows["API server kubelet client"][2] == "CN=kube-apiserver-kubelet-client"
         assert "CN=system:node:n1" in rows["node client"][2] and "O=system:nodes" in rows["node client"][2]
         assert "127.0.0.1" in rows["API server serving"][3] and "localhost" in rows["API server serving"][3]
         assert int(rows["API server serving"][5]) >= 360
