@@ -237,3 +237,27 @@ def _zombie_or_gone(pid: int) -> bool:
 
 async def _async(value):
     return value
+
+
+def _wakeups(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no context switch count for {pid}")
+
+
+async def test_an_idle_supervisor_sleeps_and_still_sees_the_exit(rt: ProcessRuntime, tmp_path: Path):
+    """Told of the exit by a pidfd, not by polling: no wake-ups while the
+    container is quiet, and the exit is still recorded at once even though
+    a child of the container keeps its stdout open."""
+    logs = logs_for(tmp_path)
+    script = "echo ready; sleep 1.5; sleep 1000 & exit 3"
+    handle = await rt.start_container(POD, {"name": "c", "command": ["sh", "-c", script]}, logs, {})
+    await wait_for(lambda: _async(logs.path.exists() and "ready" in logs.path.read_text()))
+    cdir = rt.state_dir / "containers" / handle.id
+    shim = int((cdir / "shim.pid").read_text().split()[0])
+    before = _wakeups(shim)
+    await asyncio.sleep(1.0)
+    assert _wakeups(shim) - before <= 1  # polling woke it five times a second
+    state = await wait_for(lambda: exited(rt, handle), timeout=10.0)
+    assert state.exit_code == 3
