@@ -170,6 +170,9 @@ class ServingCertificates:
         self.path = serving_path(data_dir)
         self.addresses = [a for a in dict.fromkeys([*addresses, node_name]) if a]
         self.ca_pem: bytes = getattr(client, "ca_pem", b"") or b""
+        if not self.ca_pem:
+            log.warning("no cluster CA (--ca-file): API servers' client certificates cannot be verified, "
+                        "so logs, exec and stats on this agent will be refused")
         self.context = agent_ssl_context(self.ca_pem)
         self.clock = clock or RealClock()
         self.rng = rng or random.Random()
