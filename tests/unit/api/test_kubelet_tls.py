@@ -99,3 +99,13 @@ def test_each_api_server_makes_its_own_client_certificate_from_the_shared_ca(tmp
     late = dt.datetime.now(dt.UTC) + dt.timedelta(days=300)  # past 70 % of a year: renewed
     ensure_client_certificate(first, now=late)
     assert x509.load_pem_x509_certificate(a.read_bytes()).serial_number != certs[0].serial_number
+
+
+def test_an_agents_404_stays_a_404() -> None:
+    from corral.api.errors import BadRequest, NotFound
+    from corral.api.proxy import _refusal
+
+    gone = _refusal(404, 'pod "web" not found on node n1')
+    assert isinstance(gone, NotFound) and "not found on node n1" in str(gone)
+    assert isinstance(_refusal(400, "not started yet"), BadRequest)
+    assert "agent answered 500" in str(_refusal(500, ""))
