@@ -207,13 +207,17 @@ class LogWriter:
         return rev
 
     def create(self, key: str, value: bytes) -> WatchEvent:
-        if self._current(key) is not None:
-            raise KeyExistsError(key)
-        rev = self._append(key, False, 0, 0, value)
-        self.conn.execute(
-            "INSERT INTO current (key, create_revision, mod_revision, value) VALUES (?, ?, ?, ?)",
-            (key, rev, rev, value),
-        )
+        # The primary key is the existence check: one statement fewer than
+        # looking first. A failed INSERT undoes only itself, not the batch.
+        rev = self.revision + 1
+        try:
+            self.conn.execute(
+                "INSERT INTO current (key, create_revision, mod_revision, value) VALUES (?, ?, ?, ?)",
+                (key, rev, rev, value),
+            )
+        except sqlite3.IntegrityError:
+            raise KeyExistsError(key) from None
+        self._append(key, False, 0, 0, value)
         return WatchEvent(EventType.PUT, KeyValue(key, value, rev, rev))
 
     def _checked(self, key: str, expected: int) -> KeyValue:

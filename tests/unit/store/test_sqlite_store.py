@@ -262,3 +262,31 @@ def test_constructor_rejects_bad_settings(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="watch_buffer"):
         SqliteStore(str(tmp_path / "x.db"), watch_buffer=0)
     assert not os.path.exists(tmp_path / "x.db")
+
+
+async def test_a_duplicate_create_fails_alone_within_its_batch(tmp_path: Path) -> None:
+    """Creates queued together (usually one group commit): the one whose key
+    exists fails, its INSERT undone, and the others keep consecutive revisions."""
+    from corral.store.protocol import KeyExistsError
+
+    store = SqliteStore(str(tmp_path / "s.db"))
+    await store.start()
+    try:
+        first = await store.create("/k/a", b"1")
+        results = await asyncio.gather(store.create("/k/b", b"2"), store.create("/k/a", b"again"),
+                                        store.create("/k/c", b"3"), return_exceptions=True)
+        assert isinstance(results[1], KeyExistsError)
+        assert [r.mod_revision for r in (results[0], results[2])] == [first.mod_revision + 1, first.mod_revision + 2]
+        assert (await store.get("/k/a")).value == b"1"
+        events = await drain(store.watch("/k/", first.mod_revision - 1), first.mod_revision + 2)
+        assert [(e.kv.key, e.kv.mod_revision) for e in events] == [
+            ("/k/a", first.mod_revision), ("/k/b", first.mod_revision + 1), ("/k/c", first.mod_revision + 2)]
+    finally:
+        await store.close()
+    reopened = SqliteStore(str(tmp_path / "s.db"))
+    await reopened.start()
+    try:
+        assert await reopened.current_revision() == first.mod_revision + 2
+        assert [kv.key for kv in (await reopened.list("/k/")).items] == ["/k/a", "/k/b", "/k/c"]
+    finally:
+        await reopened.close()
