@@ -86,8 +86,12 @@ async def test_pods_placed_and_run_on_hollow_nodes(tmp_path):
 
         message = await wait_for(explained, what="db-3 Unschedulable")
         assert message.startswith("0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules.")
-        events = (await client.list(EVENTS, "default", field_selector="involvedObject.name=db-3"))["items"]
-        assert any(e["reason"] == "FailedScheduling" and "anti-affinity" in e["message"] for e in events)
+
+        async def event() -> bool:  # Events are written in the background, paced
+            events = (await client.list(EVENTS, "default", field_selector="involvedObject.name=db-3"))["items"]
+            return any(e["reason"] == "FailedScheduling" and "anti-affinity" in e["message"] for e in events)
+
+        await wait_for(event, what="a FailedScheduling Event for db-3")
         # Each hollow node keeps its own lease.
         leases = (await client.list(LEASES, "kube-node-lease"))["items"]
         assert {lease["spec"]["holderIdentity"] for lease in leases} >= set(hollow.nodes)
