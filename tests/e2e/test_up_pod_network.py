@@ -79,6 +79,8 @@ def test_up_with_pod_network(tmp_path_factory: pytest.TempPathFactory) -> None:
         kc("delete", "pod", "client")
         wait_for(lambda: not json.loads(kc("get", "pods", "-o", "json"))["items"], timeout=30,
                  message="pods gone")
+        state = data / "agent" / "podnet" / "pods"  # and the agent done tearing them down
+        wait_for(lambda: not list(state.glob("*.json")), timeout=30, message="pod networks released")
     finally:
         proc.stop()
         leftovers = remove_node_network(NODE, data / "agent" / "podnet")

@@ -189,11 +189,14 @@ class Agent:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.pod_network is not None:  # first: quick, and nothing below may skip it
+            try:
+                await self.pod_network.close()
+            except Exception:
+                log.exception("closing the pod network failed")
         await self.recorder.close(timeout=1.0)
         await self.server.stop()
         await self.runtime.close()
-        if self.pod_network is not None:
-            await self.pod_network.close()
 
     async def _runtime_class(self, name: str) -> dict[str, Any] | None:
         try:

@@ -334,6 +334,8 @@ class PodNetwork:
         """The agent stops: pods left running keep their network (the next
         agent adopts them); with none left, everything node-wide goes."""
         if self._state:
+            log.info("pod network: kept for the %d pods still on it: %s", len(self._state),
+                     ", ".join(sorted(self._state)))
             return
         for cidr in list(self._routes):
             await run_cmd("ip", "route", "del", cidr, check=False)

@@ -104,12 +104,17 @@ def sandboxes(dockerd: Dockerd, owner: str) -> list[Any]:
         client.close()
 
 
-def from_node(hosts: CorralHosts, url: str) -> str:
+async def from_node(hosts: CorralHosts, url: str) -> str:
+    """What ``url`` answers on the node, once it answers (a container that
+    runs may not listen yet)."""
     code = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
-    proc = subprocess.run(["ip", "netns", "exec", hosts.agent_host(1).netns, sys.executable, "-c", code],
-                          capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
+
+    async def ask() -> str:
+        proc = await asyncio.to_thread(
+            subprocess.run, ["ip", "netns", "exec", hosts.agent_host(1).netns, sys.executable, "-c", code],
+            capture_output=True, text=True, timeout=30)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+    return str(await until(ask, 20, f"{url} to answer on the node"))
 
 
 async def test_docker_pod_sandbox_network_adoption_and_removal(
@@ -135,7 +140,7 @@ async def test_docker_pod_sandbox_network_adoption_and_removal(
     ip = pod["status"]["podIP"]
     assert ipaddress.ip_address(ip) in ipaddress.ip_network(node["spec"]["podCIDR"])
     gateway = str(next(ipaddress.ip_network(node["spec"]["podCIDR"]).hosts()))
-    assert from_node(hosts, f"http://{ip}:8080/") == "served"
+    assert await from_node(hosts, f"http://{ip}:8080/") == "served"
     log_dir = hosts.workdir / "node-1" / "logs" / f"default_duo_{pod['metadata']['uid']}" / "ask"
 
     async def said() -> str:
@@ -153,7 +158,7 @@ async def test_docker_pod_sandbox_network_adoption_and_removal(
     pod = await until(running, 30, "the pod running after the agent's restart")
     assert pod["status"]["podIP"] == ip
     assert [s.id for s in sandboxes(dockerd, owner)] == [sandbox.id]
-    assert from_node(hosts, f"http://{ip}:8080/") == "served"
+    assert await from_node(hosts, f"http://{ip}:8080/") == "served"
 
     await api.delete(PODS, "duo", "default")
 
