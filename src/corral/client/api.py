@@ -42,6 +42,8 @@ Params = Mapping[str, str | int | bool | None]
 
 
 class ApiClient:
+    connection_limit = 100  # open connections per client; a pool shared by many (corral sim) needs more
+
     def __init__(
         self,
         server: str | Sequence[str],
@@ -126,7 +128,7 @@ class ApiClient:
             raise errors.ApiConnectionError("the client is closed")
         if self._session is None:
             # Created lazily: a session must be born inside the running loop.
-            connector = aiohttp.TCPConnector(limit=100, ssl=self._ssl)
+            connector = aiohttp.TCPConnector(limit=self.connection_limit, ssl=self._ssl)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers=self._headers,
