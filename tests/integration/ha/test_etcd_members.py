@@ -55,8 +55,12 @@ async def test_member_loss(etcd: EtcdCluster, tmp_path: Path) -> None:
                 acked.append(f"a-{i}")
 
             etcd.kill(0)
-            for i in range(20):  # one member down: service continues
-                await create_within(client, f"b-{i}", timeout=5)
+            # One member down: service continues. A proposal in flight when
+            # the leader dies is held by etcd until its own request timeout,
+            # so the first create may spend the store's whole 5 s deadline
+            # before its retry lands on the new leader.
+            for i in range(20):
+                await create_within(client, f"b-{i}", timeout=15)
                 acked.append(f"b-{i}")
 
             etcd.kill(1)
