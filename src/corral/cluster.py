@@ -76,8 +76,12 @@ class ControlPlane(_Components):
     def _client(self, agent: str, owner: _Components | None = None) -> Any:
         from corral.client.api import ApiClient
 
-        client = ApiClient(self.server.url, token=self.server.token, ca_file=str(self.server.ca_file),
-                           user_agent=agent)
+        if self.server.local_socket is not None:  # same process: no TLS to itself
+            client = ApiClient("http://localhost", token=self.server.token, user_agent=agent,
+                               unix_socket=str(self.server.local_socket))
+        else:
+            client = ApiClient(self.server.url, token=self.server.token, ca_file=str(self.server.ca_file),
+                               user_agent=agent)
         (owner or self).closers.append(client.close)
         return client
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ from corral.api.tls import ServingCertificateReloader, ensure_serving_files, ser
 from corral.clock import Clock
 
 log = logging.getLogger(__name__)
+LOCAL_SOCKET = "api.sock"  # in the data dir: the same-process components' way in
 
 
 def default_data_dir() -> Path:
@@ -93,6 +97,8 @@ class RunningServer:
         self.kubeconfig = options.data_dir / "kubeconfig"
         self.cert_reloader: ServingCertificateReloader | None = None
         self._reloading: asyncio.Task[None] | None = None
+        self.local_socket: Path | None = None
+        self._socket_dir: Path | None = None
 
     @property
     def url(self) -> str:
@@ -129,8 +135,25 @@ class RunningServer:
         await site.start()
         self.port = site.port
         settings.advertise_address = f"{opts.host}:{self.port}"
+        self.local_socket = await self._serve_locally()
         write_kubeconfig(self.kubeconfig, self.url, files.ca_cert.read_bytes(), self.token)
         log.info("API server listening on %s", self.url)
+
+    async def _serve_locally(self) -> Path | None:
+        """A Unix socket for the components in this process (controllers,
+        scheduler): plain HTTP, so no handshake per new connection and no
+        record encryption per request. Only this user can reach it: the
+        socket is 0600 in a 0700 directory, and callers still need a token."""
+        path = self.options.data_dir / LOCAL_SOCKET
+        if len(bytes(path)) > 100:  # sun_path holds 108 bytes
+            self._socket_dir = Path(tempfile.mkdtemp(prefix="corral-api-"))
+            path = self._socket_dir / LOCAL_SOCKET
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # left by a killed server
+        assert self.runner is not None
+        await web.UnixSite(self.runner, str(path)).start()
+        path.chmod(0o600)
+        return path
 
     async def stop(self) -> None:
         if self._reloading is not None:
@@ -139,6 +162,12 @@ class RunningServer:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+        if self.local_socket is not None:
+            with contextlib.suppress(OSError):
+                self.local_socket.unlink()
+            if self._socket_dir is not None:
+                shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self.local_socket = self._socket_dir = None
         if self.security is not None:
             await self.security.stop()
             self.security = None

@@ -41,6 +41,9 @@ MAX_RETRY_WAIT = 10.0
 Params = Mapping[str, str | int | bool | None]
 
 
+KEEPALIVE_SECONDS = 60.0
+
+
 class ApiClient:
     connection_limit = 100  # open connections per client; a pool shared by many (corral sim) needs more
 
@@ -58,7 +61,13 @@ class ApiClient:
         timeout: float = 30.0,
         clock: Clock | None = None,
         namespace: str = "default",
+        unix_socket: str | None = None,
     ) -> None:
+        if unix_socket and not str(server).startswith("http://"):
+            raise ValueError("unix_socket: the server URL must be http:// (no TLS over the socket)")
+        self.unix_socket = unix_socket
+        """A server's local socket (api/bootstrap.py): components in the server's own
+        process skip TCP and TLS; ``server`` then only names the Host header."""
         self.servers = parse_servers(server)
         self._index = 0
         self.timeout = timeout
@@ -128,7 +137,16 @@ class ApiClient:
             raise errors.ApiConnectionError("the client is closed")
         if self._session is None:
             # Created lazily: a session must be born inside the running loop.
-            connector = aiohttp.TCPConnector(limit=self.connection_limit, ssl=self._ssl)
+            # Idle connections are kept nearly as long as the server keeps them
+            # (75 s): aiohttp's 15 s default made every burst after a quiet
+            # spell pay a new TLS handshake per connection.
+            connector: aiohttp.BaseConnector
+            if self.unix_socket:
+                connector = aiohttp.UnixConnector(self.unix_socket, limit=self.connection_limit,
+                                                  keepalive_timeout=KEEPALIVE_SECONDS)
+            else:
+                connector = aiohttp.TCPConnector(limit=self.connection_limit, ssl=self._ssl,
+                                                 keepalive_timeout=KEEPALIVE_SECONDS)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers=self._headers,
