@@ -113,7 +113,7 @@ class Security:
     def _record(self, request: web.Request, code: int, received: datetime) -> None:
         # The body the handler read, if any (aiohttp keeps it); never re-read here.
         body = getattr(request, "_read_bytes", None) if self.audit.level == "Request" else None
-        peer = request.transport.get_extra_info("peername") if request.transport else None
+        peer = _peer_of(request)
         try:
             self.audit.write(self.audit.event(
                 verb=_verb_of(request, request.get(ATTRS_KEY)), uri=str(request.rel_url), user=request.get(USER_KEY),
@@ -217,3 +217,13 @@ async def start_security(ctx: ServerContext, data_dir: Path, tokens: TokenAuthen
         ctx.objects.namespaces = namespaces
     return Security(authenticator, authorization, RequestLimiter(opts.limits), audit, signer, policies, recalculator,
                     data_dir / "pki", namespaces)
+
+
+def _peer_of(request: web.Request) -> Any:
+    """The client's (host, port), or None once the connection is gone: an SSL
+    transport closed under a finished request raises AttributeError here."""
+    transport = request.transport
+    try:
+        return transport.get_extra_info("peername") if transport else None
+    except AttributeError:
+        return None
