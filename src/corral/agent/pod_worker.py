@@ -32,7 +32,7 @@ from corral.agent.status import (
 )
 from corral.agent.volumes import PodVolume, VolumeManager
 from corral.client.api import ApiClient
-from corral.client.errors import ApiError, ConflictError, NotFoundError
+from corral.client.errors import ApiError, ConflictError, ForbiddenError, NotFoundError
 from corral.client.events import EventRecorder
 from corral.client.resources import PODS
 from corral.clock import Clock, format_timestamp
@@ -325,6 +325,11 @@ class PodWorker(ContainerLife):
             )
         except (NotFoundError, ConflictError):
             pass
+        except ForbiddenError:
+            # The node authorizer relates a node only to pods bound to it, and a
+            # pod's nodeName never changes: refused means this pod is already
+            # gone (deleted by someone else first, e.g. the garbage collector).
+            log.debug("pod %s/%s: already deleted by another client", self.namespace, self.name)
         self._deleted = True
 
     async def _teardown(self) -> None:
