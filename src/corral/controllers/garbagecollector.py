@@ -149,6 +149,8 @@ class GarbageCollector(Controller):
             return None
         if is_deleting(obj) and FOREGROUND in finalizers:
             return await self._foreground(res, obj)
+        if is_deleting(obj):
+            return None  # already on its way out (a pod's grace period): deleting again only adds writes
         await self._collect(res, obj)
         return None
 
