@@ -12,38 +12,24 @@ through another API server reaches this one's index through its watch.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import time
 
+from corral.api.storefollower import StoreFollower
 from corral.store.protocol import EventType, Store
-
-log = logging.getLogger(__name__)
 
 FORCE_LIVE_SECONDS = 30.0
 _TERMINATING = b'"deletionTimestamp"'
 
 
-class NamespaceIndex:
+class NamespaceIndex(StoreFollower):
+    name = "namespace index"
+
     def __init__(self, store: Store, prefix: str) -> None:
+        super().__init__()
         self.store = store
         self.prefix = prefix
         self.live: set[str] = set()
-        self.synced = False
         self._forced: dict[str, float] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="namespace-index")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-            self._task = None
-        self.synced = False
 
     def known_live(self, name: str) -> bool:
         """True only when the index can vouch for ``name``; False means "ask the store"."""
@@ -61,17 +47,6 @@ class NamespaceIndex:
         """This server is about to delete ``name``: read it from the store for a while."""
         self._forced[name] = time.monotonic() + FORCE_LIVE_SECONDS
         self.live.discard(name)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._sync_and_watch()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # compacted history or a store hiccup: list again
-                log.warning("namespace index: re-listing", exc_info=True)
-            self.synced = False
-            await asyncio.sleep(1.0)
 
     def _name(self, key: str) -> str:
         return key[len(self.prefix):]

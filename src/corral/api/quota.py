@@ -24,6 +24,7 @@ from corral.api import podsecurity
 from corral.api.context import ServerContext
 from corral.api.errors import ApiError, Forbidden
 from corral.api.paths import Target
+from corral.api.storefollower import StoreFollower
 from corral.resources.quantity import QuantityError, format_quantity, parse_quantity
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def _format(values: dict[str, Decimal]) -> dict[str, str]:
     return {k: format_quantity(v) for k, v in sorted(values.items())}
 
 
-class PolicyIndex:
+class PolicyIndex(StoreFollower):
     """Which namespaces hold ResourceQuotas or LimitRanges, kept current by a
     store watch, so the admission of a create in a namespace with neither
     (nearly all of them) reads nothing. A namespace that has some is always
@@ -85,34 +86,15 @@ class PolicyIndex:
 
     PLURALS = ("resourcequotas", "limitranges")
 
+    name = "policy index"
+
     def __init__(self, ctx: ServerContext) -> None:
+        super().__init__()
         self.ctx = ctx
         self.counts: dict[tuple[str, str], int] = {}
-        self.synced = False
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="policy-index")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
 
     def may_have(self, plural: str, namespace: str) -> bool:
         return not self.synced or self.counts.get((plural, namespace), 0) > 0
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._sync_and_watch()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # compacted history or a store hiccup: count again
-                log.warning("policy index: re-listing", exc_info=True)
-            self.synced = False
-            await asyncio.sleep(1.0)
 
     async def _sync_and_watch(self) -> None:
         rts = [self.ctx.registry.lookup("", "v1", p) for p in self.PLURALS]
