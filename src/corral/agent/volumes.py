@@ -32,6 +32,7 @@ from typing import Any
 
 from corral.agent.downward import DownwardError, quote_map, resource_value
 from corral.agent.env import field_value
+from corral.agent.objectcache import ObjectCache
 from corral.client.api import ApiClient
 from corral.client.errors import ApiError, NotFoundError
 from corral.client.podtoken import DEFAULT_EXPIRATION, PodToken, request_pod_token
@@ -74,6 +75,7 @@ class VolumeManager:
         self.client = client
         self.root = Path(root)
         self.allocatable = allocatable if allocatable is not None else {}
+        self._objects = ObjectCache(client)  # one read per ConfigMap/Secret serves every pod for a few seconds
         self._tokens: dict[tuple[str, str], PodToken] = {}
         """(pod uid, volume/path) -> the token last written there."""
 
@@ -163,7 +165,7 @@ class VolumeManager:
     ) -> dict[str, bytes] | None:
         res = CONFIGMAPS if kind == "configMap" else SECRETS
         try:
-            obj = await self.client.get(res, name, ns)
+            obj = await self._objects.get(res, name, ns)
         except NotFoundError:
             if optional:
                 return None
