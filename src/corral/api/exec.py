@@ -1,4 +1,5 @@
-"""``pods/exec``: kubectl's WebSocket, forwarded frame by frame to the agent.
+"""``pods/exec`` and ``pods/portforward``: kubectl's WebSocket, forwarded frame
+by frame to the agent.
 
 kubectl 1.32 opens ``GET .../pods/P/exec?command=..`` with a WebSocket
 upgrade offering ``v5.channel.k8s.io`` (and older versions). The API server
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 EXEC_PARAMS = ("stdin", "stdout", "stderr", "tty")
+PORT_FORWARD_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 
 
 def _offered(request: web.Request) -> list[str]:
@@ -59,13 +61,39 @@ async def pod_exec(ctx: ServerContext, request: web.Request, target: Target) -> 
         raise BadRequest(f"exec needs one of the subprotocols {', '.join(PROTOCOLS)}")
     params: list[tuple[str, str]] = [("command", c) for c in commands]
     params += [(k, request.query[k]) for k in EXEC_PARAMS if k in request.query]
+    url = f"/exec/{target.namespace}/{target.name}/{container}"
+    return await _relay(ctx, request, pod, url, params, protocols)
+
+
+async def pod_port_forward(ctx: ServerContext, request: web.Request, target: Target) -> web.StreamResponse:
+    """``kubectl port-forward``: kubectl 1.32 tunnels a SPDY session through a
+    WebSocket; the agent of the pod's node speaks it, and this side copies
+    the WebSocket's frames both ways without looking inside. A refusal
+    before the upgrade is an ordinary Status (kubectl then tries plain SPDY,
+    which is refused the same way, and prints the reason)."""
+    pod = await ctx.objects.get(target.rt, target.namespace, target.name or "")
+    phase = (pod.get("status") or {}).get("phase")
+    if phase != "Running":
+        raise BadRequest(f"unable to forward port because pod is not running. Current status={phase}")
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    if request.headers.get("Upgrade", "").lower() != "websocket" or PORT_FORWARD_PROTOCOL not in offered:
+        raise BadRequest(f"Upgrade request required: pods/portforward is served over WebSocket "
+                         f"({PORT_FORWARD_PROTOCOL}), not SPDY")
+    url = f"/portForward/{target.namespace}/{target.name}"
+    return await _relay(ctx, request, pod, url, [], [PORT_FORWARD_PROTOCOL])
+
+
+async def _relay(ctx: ServerContext, request: web.Request, pod: dict[str, Any], path: str,
+                 params: list[tuple[str, str]], protocols: list[str]) -> web.StreamResponse:
+    """Open the same kind of WebSocket to the agent of the pod's node, then
+    accept kubectl's upgrade with the subprotocol the agent chose and copy
+    frames both ways until either side closes."""
     endpoint = await pod_endpoint(ctx, pod)
-    url = f"{endpoint.url}/exec/{target.namespace}/{target.name}/{container}"
     session = kubelet_client(ctx).session(endpoint, aiohttp.ClientTimeout(total=None, sock_connect=5))
     try:
         try:
             upstream = await session.ws_connect(
-                url, params=params, protocols=protocols, autoping=True, max_msg_size=0,
+                endpoint.url + path, params=params, protocols=protocols, autoping=True, max_msg_size=0,
             )
         except aiohttp.WSServerHandshakeError as exc:
             raise _refusal(exc.status, f"unable to upgrade connection: {exc.message}") from exc

@@ -1,4 +1,4 @@
-"""Proxying ``pods/log`` and ``pods/portforward`` to the agent of the pod's node.
+"""Proxying ``pods/log`` to the agent of the pod's node.
 
 The API server holds no logs: it finds the node, then streams the agent's
 answer through, so ``kubectl logs -f`` follows a file on the node. Agents
@@ -69,43 +69,3 @@ async def pod_log(ctx: ServerContext, request: web.Request, target: Target) -> w
             return response
     except aiohttp.ClientError as exc:
         raise ServiceUnavailable(f"cannot reach the agent of node {pod['spec'].get('nodeName')}: {exc}") from exc
-
-
-PORT_FORWARD_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
-
-
-async def pod_port_forward(ctx: ServerContext, request: web.Request, target: Target) -> web.StreamResponse:
-    """``kubectl port-forward``: kubectl 1.32 tunnels a SPDY session through a
-    WebSocket; the agent of the pod's node speaks it, and this side copies
-    the WebSocket's frames both ways without looking inside. A refusal
-    before the upgrade is an ordinary Status (kubectl then tries plain SPDY,
-    which is refused the same way, and prints the reason)."""
-    from corral.api.exec import _pipe
-
-    pod = await ctx.objects.get(target.rt, target.namespace, target.name or "")
-    phase = (pod.get("status") or {}).get("phase")
-    if phase != "Running":
-        raise BadRequest(f"unable to forward port because pod is not running. Current status={phase}")
-    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
-    if request.headers.get("Upgrade", "").lower() != "websocket" or PORT_FORWARD_PROTOCOL not in offered:
-        raise BadRequest(f"Upgrade request required: pods/portforward is served over WebSocket "
-                         f"({PORT_FORWARD_PROTOCOL}), not SPDY")
-    endpoint = await pod_endpoint(ctx, pod)
-    url = f"{endpoint.url}/portForward/{target.namespace}/{target.name}"
-    session = kubelet_client(ctx).session(endpoint, aiohttp.ClientTimeout(total=None, sock_connect=5))
-    try:
-        try:
-            upstream = await session.ws_connect(url, protocols=(PORT_FORWARD_PROTOCOL,),
-                                                autoping=True, max_msg_size=0)
-        except aiohttp.WSServerHandshakeError as exc:
-            raise _refusal(exc.status, f"unable to upgrade connection: {exc.message}") from exc
-        except aiohttp.ClientError as exc:
-            node = (pod.get("spec") or {}).get("nodeName")
-            raise ServiceUnavailable(f"cannot reach the agent of node {node}: {exc}") from exc
-        async with upstream:
-            downstream = web.WebSocketResponse(protocols=(PORT_FORWARD_PROTOCOL,), max_msg_size=0)
-            await downstream.prepare(request)
-            await _pipe(downstream, upstream)
-            return downstream
-    finally:
-        await session.close()

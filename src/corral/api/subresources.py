@@ -50,7 +50,7 @@ async def handle(rest: RestHandlers, request: web.Request, target: Target) -> we
 
         return await pod_exec(rest.ctx, request, target)
     elif sub == "portforward" and method in ("GET", "POST"):
-        from corral.api.proxy import pod_port_forward
+        from corral.api.exec import pod_port_forward
 
         return await pod_port_forward(rest.ctx, request, target)
     raise MethodNotAllowed(f"the server does not allow this method on the requested resource ({method} {sub})")
