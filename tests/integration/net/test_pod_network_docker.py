@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -27,6 +26,7 @@ from corral.client.resources import NODES, PODS
 from corral.net.cni import find_plugin_dir
 from corral.runtime.docker import OWNER_LABEL, SANDBOX
 from corral.testing_hosts import CorralHosts, HostNet
+from fixtures.agent_cluster import eventually
 from fixtures.dockerd import Dockerd, shared_dockerd
 
 pytestmark = pytest.mark.skipif(
@@ -71,17 +71,6 @@ def _remove_owned(dockerd: Dockerd, owner: str) -> None:
         client.close()
 
 
-async def until(pred: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await pred()
-        if last:
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
 @pytest.fixture
 async def api(hosts: CorralHosts) -> AsyncIterator[ApiClient]:
     async with ApiClient.from_kubeconfig(str(hosts.kubeconfig)) as client:
@@ -91,7 +80,7 @@ async def api(hosts: CorralHosts) -> AsyncIterator[ApiClient]:
             except NotFoundError:
                 return False
             return bool((node.get("spec") or {}).get("podCIDR"))
-        await until(ready, 60, "node-1 with a pod range")
+        await eventually(ready, 60, "node-1 with a pod range")
         yield client
 
 
@@ -114,7 +103,7 @@ async def from_node(hosts: CorralHosts, url: str) -> str:
             subprocess.run, ["ip", "netns", "exec", hosts.agent_host(1).netns, sys.executable, "-c", code],
             capture_output=True, text=True, timeout=30)
         return proc.stdout.strip() if proc.returncode == 0 else ""
-    return str(await until(ask, 20, f"{url} to answer on the node"))
+    return str(await eventually(ask, 20, f"{url} to answer on the node"))
 
 
 async def test_docker_pod_sandbox_network_adoption_and_removal(
@@ -135,7 +124,7 @@ async def test_docker_pod_sandbox_network_adoption_and_removal(
         pod = await api.get(PODS, "duo", "default")
         statuses = (pod.get("status") or {}).get("containerStatuses") or []
         return len(statuses) == 2 and all("running" in s["state"] for s in statuses) and pod
-    pod = await until(running, 60, "both containers running")
+    pod = await eventually(running, 60, "both containers running")
     node = await api.get(NODES, "node-1")
     ip = pod["status"]["podIP"]
     assert ipaddress.ip_address(ip) in ipaddress.ip_network(node["spec"]["podCIDR"])
@@ -146,7 +135,7 @@ async def test_docker_pod_sandbox_network_adoption_and_removal(
     async def said() -> str:
         files = list(log_dir.glob("*.log"))
         return files[0].read_text() if files else ""
-    line = await until(said, 20, "the second container to reach the first on localhost")
+    line = await eventually(said, 20, "the second container to reach the first on localhost")
     assert f"local=served nameserver {gateway}" in line
     (sandbox,) = sandboxes(dockerd, owner)
 
@@ -155,7 +144,7 @@ async def test_docker_pod_sandbox_network_adoption_and_removal(
     hosts.net.kill(hosts.agents["node-1"])
     hosts.start_agent(1, extra=AGENT_ARGS, env={"DOCKER_HOST": dockerd.base_url})
     await asyncio.sleep(3)
-    pod = await until(running, 30, "the pod running after the agent's restart")
+    pod = await eventually(running, 30, "the pod running after the agent's restart")
     assert pod["status"]["podIP"] == ip
     assert [s.id for s in sandboxes(dockerd, owner)] == [sandbox.id]
     assert await from_node(hosts, f"http://{ip}:8080/") == "served"
@@ -168,7 +157,7 @@ async def test_docker_pod_sandbox_network_adoption_and_removal(
             return False
         except NotFoundError:
             return not sandboxes(dockerd, owner)
-    await until(gone, 30, "pod and sandbox gone")
+    await eventually(gone, 30, "pod and sandbox gone")
     ipam = hosts.workdir / "node-1" / "podnet" / "ipam" / "corral"
     assert not [p for p in ipam.glob("198.*")], "the address was not released"
     state = list((hosts.workdir / "node-1" / "podnet" / "pods").glob("*.json"))

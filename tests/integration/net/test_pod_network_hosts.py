@@ -21,7 +21,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -32,6 +31,7 @@ from corral.client.api import ApiClient
 from corral.client.resources import DEPLOYMENTS, ENDPOINTS, NODES, PODS, SERVICES
 from corral.net.cni import find_plugin_dir
 from corral.testing_hosts import CorralHosts, HostNet
+from fixtures.agent_cluster import eventually
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nft") is None
@@ -103,19 +103,8 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorralHosts]:
 @pytest.fixture
 async def api(hosts: CorralHosts) -> AsyncIterator[ApiClient]:
     async with ApiClient.from_kubeconfig(str(hosts.kubeconfig)) as client:
-        await until(lambda: nodes_ready(client), 60, "every node Ready with a pod range")
+        await eventually(lambda: nodes_ready(client), 60, "every node Ready with a pod range")
         yield client
-
-
-async def until(pred: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await pred()
-        if last:
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 async def nodes_ready(api: ApiClient) -> bool:
@@ -184,7 +173,7 @@ async def run_client(api: ApiClient, hosts: CorralHosts, name: str, node: str) -
     async def finished() -> Any:
         pod = await api.get(PODS, name, "default")
         return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and pod
-    pod = await until(finished, 30, f"client pod {name} to finish")
+    pod = await eventually(finished, 30, f"client pod {name} to finish")
     uid = pod["metadata"]["uid"]
     log = (hosts.workdir / node / "logs" / f"default_{name}_{uid}" / "c" / "0.log").read_text()
     assert pod["status"]["phase"] == "Succeeded", (pod["status"], log)
@@ -200,7 +189,7 @@ async def test_pods_reach_services_across_three_hosts(api: ApiClient, hosts: Cor
 
     await api.create(SERVICES, SERVICE, "default")
     await api.create(DEPLOYMENTS, web(4), "default")
-    pods = await until(lambda: _all_ready(api, 4), 45, "4 ready web pods")
+    pods = await eventually(lambda: _all_ready(api, 4), 45, "4 ready web pods")
     per_node: dict[str, list[dict[str, Any]]] = {}
     for p in pods:
         per_node.setdefault(p["spec"]["nodeName"], []).append(p)
@@ -210,7 +199,7 @@ async def test_pods_reach_services_across_three_hosts(api: ApiClient, hosts: Cor
     assert len(per_node) == AGENTS, {n: len(v) for n, v in per_node.items()}
     # pigeonhole: one node runs two replicas, both listening on port 8080
     assert max(len(v) for v in per_node.values()) == 2
-    await until(lambda: _endpoints_are(api, {p["status"]["podIP"] for p in pods}), 20, "4 endpoints")
+    await eventually(lambda: _endpoints_are(api, {p["status"]["podIP"] for p in pods}), 20, "4 endpoints")
 
     report = await run_client(api, hosts, "client", "node-1")
     vip = (await api.get(SERVICES, "web", "default"))["spec"]["clusterIP"]
@@ -228,7 +217,7 @@ async def test_pods_reach_services_across_three_hosts(api: ApiClient, hosts: Cor
     hp["containers"][0]["ports"][0]["hostPort"] = HOST_PORT
     await api.create(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hp"},
                             "spec": {**hp, "nodeName": "node-3"}}, "default")
-    assert await until(lambda: fetch(f"http://{hosts.agent_host(3).ip}:{HOST_PORT}/"), 20,
+    assert await eventually(lambda: fetch(f"http://{hosts.agent_host(3).ip}:{HOST_PORT}/"), 20,
                        "the hostPort to answer") == "hp"
     await api.delete(PODS, "hp", "default")
 
@@ -238,15 +227,15 @@ async def test_pods_reach_services_across_three_hosts(api: ApiClient, hosts: Cor
     subprocess.run(["ip", "netns", "exec", host.netns, sys.executable, "-c", "import urllib.request; "
                     f"urllib.request.urlopen('http://{pods[0]['status']['podIP']}:{PORT}/unready')"],
                    check=True, timeout=20)
-    await until(lambda: _endpoints_are(api, {p["status"]["podIP"] for p in pods[1:]}), 20,
+    await eventually(lambda: _endpoints_are(api, {p["status"]["podIP"] for p in pods[1:]}), 20,
                 f"{unready} out of the endpoints")
-    await until(lambda: _answers_only(hosts, set(node_of) - {unready}, 1), 10, "the proxy to skip it")
+    await eventually(lambda: _answers_only(hosts, set(node_of) - {unready}, 1), 10, "the proxy to skip it")
 
     # a node loses power: its backends leave, the service keeps answering
     victim = next(n for n in NODE_NAMES if n != "node-1" and n != node_of[unready])
     hosts.kill_node(int(victim.rsplit("-", 1)[1]))
     left = {name for name, node in node_of.items() if node != victim and name != unready}
-    await until(lambda: _answers_only(hosts, left, 1), 30, f"answers only from {sorted(left)}")
+    await eventually(lambda: _answers_only(hosts, left, 1), 30, f"answers only from {sorted(left)}")
 
 
 async def _all_ready(api: ApiClient, n: int) -> list[dict[str, Any]] | None:
