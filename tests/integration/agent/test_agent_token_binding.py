@@ -8,28 +8,15 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from corral.api.certs import sign_client_csr
 from corral.client.api import ApiClient
 from corral.client.errors import ForbiddenError
+from corral.client.nodecert import new_key_and_csr
 from corral.client.podtoken import request_pod_token
 from corral.client.resources import PODS, SERVICEACCOUNTS
 from corral.testing import running_server
 from fixtures.agent_cluster import eventually
-
-
-def _node_csr(node: str) -> tuple[bytes, bytes]:
-    """A node's certificate request, as an agent makes it (system:node:NAME in system:nodes)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
-                         x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node}")])
-    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    return csr.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 def _pod(name: str, node: str) -> dict:
@@ -44,7 +31,7 @@ async def test_an_agent_gets_tokens_only_for_its_own_pods(tmp_path: Path):
                                              "metadata": {"name": "app", "namespace": "default"}})
         mine = await admin.create(PODS, _pod("mine", "n1"))
         theirs = await admin.create(PODS, _pod("theirs", "n2"))
-        csr, key = _node_csr("n1")
+        csr, key = new_key_and_csr("n1")
         cert = sign_client_csr(server.options.data_dir / "pki", x509.load_pem_x509_csr(csr))
         (tmp_path / "n1.crt").write_bytes(cert)
         (tmp_path / "n1.key").write_bytes(key)
