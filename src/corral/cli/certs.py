@@ -22,7 +22,7 @@ from pathlib import Path
 
 import click
 
-RENEW_WARNING = dt.timedelta(days=30)
+from corral.api.tls import RENEW_BEFORE  # "renew soon" is when the server renews its own
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def certs(ctx: click.Context, data_dir: Path | None, agent_data_dir: Path | None
             click.echo(f"{kind}\t{path}\tunreadable: {exc}")
             continue
         left = info.days_left(now)
-        note = " (expired)" if left < 0 else " (renew soon)" if info.not_after - now < RENEW_WARNING else ""
+        note = " (expired)" if left < 0 else " (renew soon)" if info.not_after - now < RENEW_BEFORE else ""
         click.echo(f"{kind}\t{path}\t{info.subject}\t{info.sans}\t{info.not_after:%Y-%m-%dT%H:%M:%SZ}\t"
                    f"{left}{note}")
 
