@@ -12,6 +12,7 @@ import datetime as dt
 import ipaddress
 import os
 import ssl
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,11 +172,16 @@ class ServingCertificateReloader:
     retried at the next look, the old pair staying in use meanwhile.
     """
 
-    def __init__(self, ctx: ssl.SSLContext, files: ServingFiles, hosts: list[str], interval: float = 2.0) -> None:
+    def __init__(self, ctx: ssl.SSLContext, files: ServingFiles, hosts: list[str], interval: float = 2.0,
+                 expiry_interval: float = 3600.0) -> None:
         self.ctx = ctx
         self.files = files
         self.hosts = hosts
         self.interval = interval
+        # Expiry moves on a scale of days: the certificate is parsed when the
+        # files change or hourly, not at every look (the server checked it at start).
+        self.expiry_interval = expiry_interval
+        self._next_expiry_check = time.monotonic() + expiry_interval
         self.reloads = 0
         self._seen = self._stamp()
 
@@ -187,8 +193,10 @@ class ServingCertificateReloader:
 
     def check(self) -> bool:
         """Load the files if they changed; True if a new certificate is now served."""
-        if _needs_serving_cert(self.files, self.hosts):
-            _make_serving_cert(self.files, self.hosts)
+        if self._stamp() != self._seen or time.monotonic() >= self._next_expiry_check:
+            self._next_expiry_check = time.monotonic() + self.expiry_interval
+            if _needs_serving_cert(self.files, self.hosts):
+                _make_serving_cert(self.files, self.hosts)
         stamp = self._stamp()
         if stamp == self._seen:
             return False
