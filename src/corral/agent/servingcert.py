@@ -19,7 +19,6 @@ never accepted here, so a node that lies about its address collects nothing.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import ipaddress
 import logging
@@ -31,16 +30,16 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from corral.client import errors
 from corral.client.backoff import Backoff
 from corral.client.nodecert import (
-    CSR_PATH,
     RECHECK_SECONDS,
     BootstrapError,
+    new_key_and_csr,
     renewal_deadline,
+    submit_csr,
     write_credential,
 )
 from corral.clock import Clock, RealClock
@@ -78,15 +77,7 @@ def sans_of(cert_or_csr: x509.Certificate | x509.CertificateSigningRequest) -> s
 
 def new_serving_csr(node_name: str, addresses: list[str]) -> tuple[bytes, bytes]:
     """(CSR, private key) PEMs for ``system:node:<name>`` serving ``addresses``."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
-                         x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}")])
-    csr = (x509.CertificateSigningRequestBuilder().subject_name(subject)
-           .add_extension(x509.SubjectAlternativeName(subject_alt_names(addresses)), critical=False)
-           .sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    return csr.public_bytes(serialization.Encoding.PEM), key_pem
+    return new_key_and_csr(node_name, subject_alt_names(addresses))
 
 
 def sign_serving(ca_cert: x509.Certificate, ca_key: Any, csr: x509.CertificateSigningRequest,
@@ -195,19 +186,12 @@ class ServingCertificates:
     async def request(self) -> None:
         """A new key and certificate through a CSR, written and loaded."""
         csr_pem, key_pem = new_serving_csr(self.node_name, self.addresses)
-        body = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
-                "metadata": {"generateName": f"csr-serving-{self.node_name}-"},
-                "spec": {"request": base64.b64encode(csr_pem).decode(), "signerName": SERVING_SIGNER,
-                         "usages": ["digital signature", "key encipherment", "server auth"]}}
-        try:
-            reply = await self.client.request("POST", CSR_PATH, json=body)
-        except errors.ApiError as exc:
-            raise BootstrapError(f"serving certificate request refused ({exc})") from exc
-        cert_b64 = (reply.get("status") or {}).get("certificate")
-        if not cert_b64:
-            raise BootstrapError("the serving certificate request was stored but not signed "
-                                 "(its SANs are not all addresses the Node publishes?)")
-        write_credential(self.path, key_pem, base64.b64decode(cert_b64))
+        cert_pem = await submit_csr(
+            self.client, csr_pem, signer=SERVING_SIGNER,
+            usages=["digital signature", "key encipherment", "server auth"],
+            generate_name=f"csr-serving-{self.node_name}-",
+            unsigned="are its SANs all addresses the Node publishes?")
+        write_credential(self.path, key_pem, cert_pem)
         self._load()
         self.rotations += 1
         log.info("serving certificate for %s issued for %s", self.node_name, ", ".join(self.addresses))

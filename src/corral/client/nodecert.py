@@ -73,12 +73,16 @@ def is_bootstrap_token(token: str) -> bool:
     return bool(BOOTSTRAP_TOKEN_RE.match(token))
 
 
-def new_key_and_csr(node_name: str) -> tuple[bytes, bytes]:
-    """(CSR, private key) PEMs for ``system:node:<name>`` in ``system:nodes``."""
+def new_key_and_csr(node_name: str, sans: list[x509.GeneralName] | None = None) -> tuple[bytes, bytes]:
+    """(CSR, private key) PEMs for ``system:node:<name>`` in ``system:nodes``;
+    ``sans`` for a serving certificate (agent/servingcert.py)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
                          x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}")])
-    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    csr = builder.sign(key, hashes.SHA256())
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     return csr.public_bytes(serialization.Encoding.PEM), key_pem
@@ -95,22 +99,30 @@ def _write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-async def _request_certificate(client: ApiClient, node_name: str, dest: Path) -> Path:
-    """Ask for a certificate with whatever ``client`` authenticates with;
-    write key and certificate to ``dest`` in one rename."""
-    csr_pem, key_pem = new_key_and_csr(node_name)
+async def submit_csr(client: ApiClient, csr_pem: bytes, *, signer: str, usages: list[str],
+                     generate_name: str, unsigned: str) -> bytes:
+    """POST a CertificateSigningRequest and return the certificate the server
+    signed at once (node CSRs are approved on creation); ``unsigned`` says
+    why one may have been stored but not signed."""
     body = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
-            "metadata": {"generateName": f"node-csr-{node_name}-"},
-            "spec": {"request": base64.b64encode(csr_pem).decode(), "signerName": NODE_SIGNER,
-                     "usages": ["digital signature", "client auth"]}}
+            "metadata": {"generateName": generate_name},
+            "spec": {"request": base64.b64encode(csr_pem).decode(), "signerName": signer, "usages": usages}}
     try:
         reply = await client.request("POST", CSR_PATH, json=body)
     except errors.ApiError as exc:
         raise BootstrapError(f"certificate request refused ({exc})") from exc
     cert_b64 = (reply.get("status") or {}).get("certificate")
     if not cert_b64:
-        raise BootstrapError("the certificate request was stored but not signed (not auto-approved)")
-    cert_pem = base64.b64decode(cert_b64)
+        raise BootstrapError(f"the certificate request was stored but not signed ({unsigned})")
+    return base64.b64decode(cert_b64)
+
+
+async def _request_certificate(client: ApiClient, node_name: str, dest: Path) -> Path:
+    """Ask for a certificate with whatever ``client`` authenticates with;
+    write key and certificate to ``dest`` in one rename."""
+    csr_pem, key_pem = new_key_and_csr(node_name)
+    cert_pem = await submit_csr(client, csr_pem, signer=NODE_SIGNER, usages=["digital signature", "client auth"],
+                                generate_name=f"node-csr-{node_name}-", unsigned="not auto-approved")
     write_credential(dest, key_pem, cert_pem)
     return dest
 
