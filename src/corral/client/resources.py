@@ -81,6 +81,8 @@ ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", True)
 ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True)
 RESOURCEQUOTAS = Resource("", "v1", "resourcequotas", "ResourceQuota", True)
 LIMITRANGES = Resource("", "v1", "limitranges", "LimitRange", True)
+CERTIFICATESIGNINGREQUESTS = Resource(
+    "certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest", False)
 
 ALL: tuple[Resource, ...] = (
     PODS,

@@ -10,6 +10,7 @@ from corral.client.events import EventRecorder
 from corral.clock import Clock, RealClock
 from corral.controllers.base import Controller
 from corral.controllers.cronjob import CronJobController
+from corral.controllers.csrcleaner import CsrCleaner
 from corral.controllers.daemonset import DaemonSetController
 from corral.controllers.deployment import DeploymentController
 from corral.controllers.endpoints import EndpointsController
@@ -24,6 +25,7 @@ from corral.controllers.pdb import DisruptionController
 from corral.controllers.replicaset import ReplicaSetController
 from corral.controllers.serviceaccount import ServiceAccountController
 from corral.controllers.statefulset import StatefulSetController
+from corral.controllers.tokencleaner import BootstrapTokenCleaner
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ class ControllerManager:
                                     config=node_lifecycle, clock=self.clock),
             NodeIpamController(client, self.informers, self.recorders["nodeipam"],
                                cluster_cidr=cluster_cidr, clock=self.clock),
+            BootstrapTokenCleaner(client, self.informers, clock=self.clock),
+            CsrCleaner(client, self.informers, clock=self.clock),
         ]
 
     async def run(self) -> None:
