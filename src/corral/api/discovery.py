@@ -66,6 +66,7 @@ def _subresource_facts(rt: ResourceType, sub: str) -> tuple[dict[str, str], list
         "exec": ({"group": "", "version": "v1", "kind": "PodExecOptions"}, ["create", "get"]),
         "portforward": ({"group": "", "version": "v1", "kind": "PodPortForwardOptions"}, ["create", "get"]),
         "finalize": (own, ["update"]),
+        "approval": (own, ["update"]),
     }
     return table.get(sub)
 

@@ -44,6 +44,6 @@ def csr_type(schema: Schema) -> ResourceType:
     return ResourceType(
         group="certificates.k8s.io", version="v1", kind="CertificateSigningRequest",
         plural="certificatesigningrequests", singular="certificatesigningrequest", namespaced=False,
-        schema=schema, short_names=("csr",), subresources=("status",), has_status=True, columns=COLUMNS,
+        schema=schema, short_names=("csr",), subresources=("status", "approval"), has_status=True, columns=COLUMNS,
         validator=validate_csr,
     )

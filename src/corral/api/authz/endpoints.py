@@ -18,6 +18,7 @@ Handler = Callable[[Any, Any, Any], Awaitable[Any]]
 def _table() -> dict[tuple[str, str, str | None, str], Handler]:
     from corral.api.authz import reviews
     from corral.api.csr import create_csr
+    from corral.api.csr_approval import update_approval
     from corral.api.tokenrequest import create_token
 
     return {
@@ -27,6 +28,7 @@ def _table() -> dict[tuple[str, str, str | None, str], Handler]:
         ("authentication.k8s.io", "selfsubjectreviews", None, "POST"): reviews.self_subject_review,
         ("", "serviceaccounts", "token", "POST"): create_token,
         ("certificates.k8s.io", "certificatesigningrequests", None, "POST"): create_csr,
+        ("certificates.k8s.io", "certificatesigningrequests", "approval", "PUT"): update_approval,
     }
 
 

@@ -132,6 +132,7 @@ _KINDS_BY_GROUP_VERSION: dict[str, tuple[str, tuple[str, ...]]] = {
         ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"),
     ),
     "scheduling.k8s.io/v1": ("scheduling.v1", ("PriorityClass",)),
+    "certificates.k8s.io/v1": ("certificates.v1", ("CertificateSigningRequest",)),
     "networking.k8s.io/v1": ("networking.v1", ("Ingress", "IngressClass", "NetworkPolicy")),
     "discovery.k8s.io/v1": ("discovery.v1", ("EndpointSlice",)),
     "events.k8s.io/v1": ("events.v1", ("Event",)),

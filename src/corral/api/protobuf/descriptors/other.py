@@ -1,4 +1,4 @@
-"""Protobuf descriptors for coordination, policy, autoscaling, rbac, scheduling, networking, discovery and events (v1).
+"""Protobuf descriptors for coordination, certificates, policy, autoscaling, rbac, scheduling, networking, discovery and events (v1).
 
 Field numbers, types and JSON names are facts from Kubernetes k8s.io/api v0.36.3
 (`generated.proto` joined with the Go struct tags of `types.go`); the notation
@@ -14,6 +14,22 @@ TABLES: dict[str, dict[str, dict[int, str]]] = {
             1: 'holderIdentity string *', 2: 'leaseDurationSeconds int32 *',
             3: 'acquireTime meta.v1.MicroTime', 4: 'renewTime meta.v1.MicroTime',
             5: 'leaseTransitions int32 *', 6: 'strategy string *', 7: 'preferredHolder string *',
+        },
+    },
+    # spec.extra (map of ExtraValue messages) is not described, as in authorization_v1.
+    "certificates.v1": {
+        "CertificateSigningRequest": {
+            1: 'metadata meta.v1.ObjectMeta', 2: 'spec CertificateSigningRequestSpec',
+            3: 'status CertificateSigningRequestStatus',
+        },
+        "CertificateSigningRequestSpec": {
+            1: 'request bytes', 2: 'username string', 3: 'uid string', 4: 'groups []string',
+            5: 'usages []string', 7: 'signerName string *', 8: 'expirationSeconds int32 *',
+        },
+        "CertificateSigningRequestStatus": {1: 'conditions []CertificateSigningRequestCondition', 2: 'certificate bytes'},
+        "CertificateSigningRequestCondition": {
+            1: 'type string *', 6: 'status string *', 2: 'reason string', 3: 'message string',
+            4: 'lastUpdateTime meta.v1.Time', 5: 'lastTransitionTime meta.v1.Time',
         },
     },
     "policy.v1": {
