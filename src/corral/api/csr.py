@@ -5,7 +5,7 @@ Auto-approval follows Kubernetes' csrapproving rules for
 ``kubernetes.io/kube-apiserver-client-kubelet``: the subject must be
 ``CN=system:node:<name>, O=system:nodes``, asked for either by a bootstrap
 token (a new node) or by that same node (a renewal). Anything else is stored
-pending for an administrator. An agent's serving certificate
+pending for an administrator (``kubectl certificate approve``, api/csr_approval.py). An agent's serving certificate
 (``kubernetes.io/kubelet-serving``) is approved by the rule in
 api/kubelet_serving.py (its SANs must be the Node's own addresses).
 """

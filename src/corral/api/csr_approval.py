@@ -152,12 +152,35 @@ def issue(pki: Any, csr_obj: Obj) -> tuple[bytes | None, str]:
     return sign_client_csr(pki, csr, validity), ""
 
 
+def check_may_approve(request: web.Request, signer: str) -> None:
+    """Besides ``update`` on the approval subresource, approving needs the
+    ``approve`` verb on ``signers`` named by the signer (or its ``domain/*``),
+    as in Kubernetes: otherwise anyone allowed to approve CSRs at all could
+    mint node identities."""
+    from corral.api.auth import User
+    from corral.api.authz.attributes import Attributes
+    from corral.api.authz.chain import forbidden
+    from corral.api.authz.keys import AUTHZ_KEY, USER_KEY
+
+    user = request.get(USER_KEY)
+    authorizer = request.app.get(AUTHZ_KEY)
+    if authorizer is None or not isinstance(user, User):
+        return
+    attrs = [Attributes(user=user, verb="approve", resource_request=True, api_group="certificates.k8s.io",
+                        api_version="*", resource="signers", name=name)
+             for name in (signer, signer.split("/", 1)[0] + "/*")]
+    if not any(authorizer.authorize(a)[0] for a in attrs):
+        raise forbidden(attrs[0], f"user not permitted to approve requests with signerName {signer!r}")
+
+
 async def update_approval(rest: RestHandlers, request: web.Request, target: Target) -> web.StreamResponse:
     from corral.api.csr import PKI_KEY
     from corral.api.rest import json_response
 
     body, _warnings = await rest.read_object(request, target)
     name = target.name or ""
+    stored = await rest.ctx.objects.get(target.rt, None, name)
+    check_may_approve(request, str((stored.get("spec") or {}).get("signerName") or ""))
     wanted = (body.get("status") or {}).get("conditions") if isinstance(body.get("status"), dict) else None
     expected_rv = (body.get("metadata") or {}).get("resourceVersion") or None
     pki = request.app[PKI_KEY]

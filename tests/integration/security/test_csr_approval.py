@@ -40,14 +40,14 @@ def get_csr(kubectl, name: str) -> dict:
     return json.loads(kubectl("get", "csr", name, "-o", "json"))
 
 
-def test_approved_user_certificate_is_issued_and_logs_in(kubectl, api_server, tmp_path: Path) -> None:
-    name = f"jane-{uuid.uuid4().hex[:6]}"
-    key_pem, csr_pem = key_and_csr(name, "devs")
+def user_kubeconfig(kubectl, api_server, tmp_path: Path, name: str, org: str) -> Path:
+    """A kubeconfig that logs in as ``name`` (group ``org``) with a client
+    certificate approved through ``kubectl certificate approve``."""
+    key_pem, csr_pem = key_and_csr(name, org)
     kubectl("create", "-f", "-", input=csr_object(name, csr_pem, "kubernetes.io/kube-apiserver-client",
                                                   ["digital signature", "key encipherment", "client auth"]))
     assert "Pending" in kubectl("get", "csr", name)
     assert "approved" in kubectl("certificate", "approve", name)
-
     csr = get_csr(kubectl, name)
     approved = [c for c in csr["status"]["conditions"] if c["type"] == "Approved"]
     assert approved and approved[0]["reason"] == "KubectlApprove" and approved[0]["lastTransitionTime"]
@@ -56,18 +56,47 @@ def test_approved_user_certificate_is_issued_and_logs_in(kubectl, api_server, tm
     assert "Approved,Issued" in kubectl("get", "csr", name)
 
     admin = yaml.safe_load(api_server.kubeconfig.read_text())
-    cluster = admin["clusters"][0]["cluster"]
     mine = {"apiVersion": "v1", "kind": "Config", "current-context": "c",
-            "clusters": [{"name": "c", "cluster": cluster}],
+            "clusters": [{"name": "c", "cluster": admin["clusters"][0]["cluster"]}],
             "users": [{"name": name, "user": {
                 "client-certificate-data": csr["status"]["certificate"],
                 "client-key-data": base64.b64encode(key_pem).decode()}}],
             "contexts": [{"name": "c", "context": {"cluster": "c", "user": name}}]}
-    path = tmp_path / "jane.kubeconfig"
+    path = tmp_path / f"{name}.kubeconfig"
     path.write_text(yaml.safe_dump(mine))
-    whoami = kubectl("--kubeconfig", str(path), "auth", "whoami", "-o", "json")
-    info = json.loads(whoami)["status"]["userInfo"]
+    return path
+
+
+def test_approved_user_certificate_is_issued_and_logs_in(kubectl, api_server, tmp_path: Path) -> None:
+    name = f"jane-{uuid.uuid4().hex[:6]}"
+    path = user_kubeconfig(kubectl, api_server, tmp_path, name, "devs")
+    info = json.loads(kubectl("--kubeconfig", str(path), "auth", "whoami", "-o", "json"))["status"]["userInfo"]
     assert info["username"] == name and "devs" in info["groups"]
+
+
+def test_approving_needs_the_approve_verb_on_the_signer(kubectl, api_server, tmp_path: Path) -> None:
+    approver = f"approver-{uuid.uuid4().hex[:6]}"
+    path = user_kubeconfig(kubectl, api_server, tmp_path, approver, "approvers")
+    kubectl("create", "clusterrole", approver, "--verb=get,list,update",
+            "--resource=certificatesigningrequests,certificatesigningrequests/approval")
+    kubectl("create", "clusterrolebinding", approver, f"--clusterrole={approver}", f"--user={approver}")
+    target = f"target-{uuid.uuid4().hex[:6]}"
+    _, csr_pem = key_and_csr(target, "devs")
+    kubectl("create", "-f", "-", input=csr_object(target, csr_pem, "kubernetes.io/kube-apiserver-client",
+                                                  ["client auth"]))
+
+    refused = kubectl.run("--kubeconfig", str(path), "certificate", "approve", target, check=False)
+    assert refused.returncode != 0 and "signerName" in refused.stderr, refused.stderr
+    assert "Pending" in kubectl("get", "csr", target)
+
+    signer_role = f"{approver}-signer"
+    kubectl("create", "-f", "-", input=json.dumps({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": signer_role},
+        "rules": [{"apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "verbs": ["approve"],
+                   "resourceNames": ["kubernetes.io/kube-apiserver-client"]}]}))
+    kubectl("create", "clusterrolebinding", signer_role, f"--clusterrole={signer_role}", f"--user={approver}")
+    kubectl("--kubeconfig", str(path), "certificate", "approve", target)
+    assert "Approved,Issued" in kubectl("get", "csr", target)
 
 
 def test_denied_csr_gets_no_certificate_and_cannot_be_approved_after(kubectl, k8s) -> None:
