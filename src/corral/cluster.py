@@ -225,16 +225,26 @@ class LocalAgent(_Components):
     async def __aenter__(self) -> LocalAgent:
         from corral.client.nodecert import node_api_client
 
-        # The same identity a joining agent gets: a node certificate (issued
-        # here straight from the CA on this machine, renewed through CSRs), so
-        # the node authorizer confines this agent too.
+        # The same identity a joining agent gets (system:node:NAME), so the
+        # node authorizer confines this agent too: on the server's local
+        # socket a node token, else a node certificate (issued here straight
+        # from the CA on this machine, renewed through CSRs).
         agent_dir = self.server.options.data_dir / "agent"
-        _local_node_certificate(self.server, self.node_name, agent_dir)
-        stack = contextlib.AsyncExitStack()
-        self.closers.append(stack.aclose)
-        client = await stack.enter_async_context(node_api_client(
-            self.server.url, None, ca_file=str(self.server.ca_file), insecure=False,
-            node_name=self.node_name, data_dir=agent_dir))
+        if self.server.local_socket is not None:  # same process: no TLS to itself (agent/localidentity.py)
+            from corral.agent.localidentity import local_node_client
+            from corral.api.server import token_file
+
+            client = await local_node_client(str(self.server.local_socket),
+                                             token_file(self.server.options.data_dir), self.node_name,
+                                             ca_file=str(self.server.ca_file))
+            self.closers.append(client.close)
+        else:
+            _local_node_certificate(self.server, self.node_name, agent_dir)
+            stack = contextlib.AsyncExitStack()
+            self.closers.append(stack.aclose)
+            client = await stack.enter_async_context(node_api_client(
+                self.server.url, None, ca_file=str(self.server.ca_file), insecure=False,
+                node_name=self.node_name, data_dir=agent_dir))
         _local_serving_certificate(self.server, self.node_name, agent_dir)
         agent = await _make_agent(client, self.node_name, self.server.options.data_dir / "agent",
                                   "127.0.0.1", self.port, self.default_runtime,

@@ -21,6 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from conftest import Users
 from corral.agent.agent import Agent
+from corral.api.auth import read_token_file
 from corral.api.certs import sign_client_csr
 from corral.cli.main import main
 from corral.cli.token import create_token, token_secret
@@ -241,9 +242,12 @@ async def test_the_local_agent_of_corral_up_is_a_node_too(secure: Users) -> None
             return any(n["metadata"]["name"] == "local-1" for n in (await admin.list(NODES))["items"])
 
         await eventually(registered, 30, "the local agent's Node")
-        pem = credential_path(server.options.data_dir / "agent")
-        cn = read_certificate(pem).subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-        assert cn == "system:node:local-1"
+        # On the server's own Unix socket (no TLS, so no certificate): a node
+        # token in the server's token file (agent/localidentity.py).
+        assert server.local_socket is not None
+        users = read_token_file(server.options.data_dir / "tokens.csv")
+        node = [u for u in users.values() if u.name == "system:node:local-1"]
+        assert [u.groups for u in node] == [("system:nodes",)]
         audit = (server.options.data_dir / "audit.log").read_text()
         assert '"username":"system:node:local-1"' in audit.replace(" ", "")
     await _cleanup(server.options.data_dir / "agent" / "runtime")
