@@ -2,15 +2,16 @@
 
 A list is read at one store revision; its continue token carries that
 revision and the last key, so every page of one list is consistent even
-while writes go on. A watch replays the store's history after a revision and
-then streams; objects that move into or out of a selector arrive as ADDED or
-DELETED, as Kubernetes sends them.
+while writes go on. A watch starts after a revision (or with the current
+objects as ADDED) and is served by the resource's dispatcher (api/fanout.py);
+objects that move into or out of a selector arrive as ADDED or DELETED, as
+Kubernetes sends them (api/watchsub.py).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +26,11 @@ from corral.api.selectors import (
     fields_match,
     labels_match,
 )
+from corral.api.watchsub import ApiEvent, Subscription, object_fields
 from corral.resources.types import ResourceType
 from corral.store.protocol import (
     CompactedError,
-    EventType,
     FutureRevisionError,
-    KeyValue,
     Store,
     StoreUnavailableError,
 )
@@ -48,16 +48,12 @@ class Filter:
     def empty(self) -> bool:
         return not self.labels and not self.fields
 
-    def matches(self, rt: ResourceType, obj: Obj) -> bool:
-        meta = obj.get("metadata") or {}
-        if self.labels and not labels_match(self.labels, meta.get("labels")):
+    def matches(self, rt: ResourceType, obj: Obj, fields: Mapping[str, str] | None = None) -> bool:
+        """``fields``: the object's field values when the caller has them."""
+        if self.labels and not labels_match(self.labels, (obj.get("metadata") or {}).get("labels")):
             return False
         if self.fields:
-            fields = {"metadata.name": meta.get("name", "")}
-            if rt.namespaced:
-                fields["metadata.namespace"] = meta.get("namespace", "")
-            fields.update(rt.field_selectors(obj))
-            return fields_match(self.fields, fields)
+            return fields_match(self.fields, object_fields(rt, obj) if fields is None else fields)
         return True
 
 
@@ -153,35 +149,7 @@ async def list_objects(
     return ListPage(items, revision, token, None)
 
 
-@dataclass(frozen=True, slots=True)
-class ApiEvent:
-    type: str  # ADDED, MODIFIED, DELETED, BOOKMARK, ERROR
-    object: Obj
-    revision: int
-
-
-def _classify(
-    rt: ResourceType, flt: Filter, kind: EventType, kv: KeyValue, prev: KeyValue | None, seen: set[str],
-    fanout: WatchFanout,
-) -> tuple[str, Obj] | None:
-    obj = fanout.decode(kv)
-    now_match = flt.matches(rt, obj)
-    if kind is EventType.DELETE:
-        return ("DELETED", obj) if (now_match or kv.key in seen) else None
-    if kv.create_revision == kv.mod_revision:
-        return ("ADDED", obj) if now_match else None
-    if flt.empty:
-        return ("MODIFIED", obj)
-    if prev is not None:
-        was_match = flt.matches(rt, fanout.decode(prev))
-    else:
-        was_match = kv.key in seen
-    if now_match:
-        return ("MODIFIED" if was_match else "ADDED", obj)
-    return ("DELETED", obj) if was_match else None
-
-
-async def watch_objects(
+async def open_watch(
     store: Store,
     rt: ResourceType,
     namespace: str | None,
@@ -190,30 +158,17 @@ async def watch_objects(
     resource_version: str | None,
     send_initial: bool,
     fanout: WatchFanout,
-) -> AsyncIterator[ApiEvent]:
+) -> Subscription:
     """Events after ``resource_version``; with ``send_initial`` (no version or
     "0"), first a synthetic ADDED for every current object, as Kubernetes does."""
-    prefix = rt.prefix(namespace)
     seen: set[str] = set()
+    initial: list[ApiEvent] = []
     if send_initial:
         page = await list_objects(store, rt, namespace, flt)
         for obj in page.items:
             seen.add(rt.key(obj["metadata"].get("namespace"), obj["metadata"]["name"]))
-            yield ApiEvent("ADDED", obj, page.revision)
+            initial.append(ApiEvent("ADDED", obj, page.revision))
         start = page.revision
     else:
         start = parse_resource_version(resource_version)
-    watch = store.watch(prefix, start)
-    try:
-        async for event in watch:
-            classified = _classify(rt, flt, event.type, event.kv, event.prev, seen, fanout)
-            if classified is None:
-                continue
-            etype, obj = classified
-            if etype == "DELETED":
-                seen.discard(event.kv.key)
-            else:
-                seen.add(event.kv.key)
-            yield ApiEvent(etype, obj, event.kv.mod_revision)
-    finally:
-        await watch.close()
+    return await fanout.subscribe(store, rt, namespace, flt, start, seen=seen, initial=initial)

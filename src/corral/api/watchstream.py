@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
 from corral.api.errors import ApiError, BadRequest, Gone
-from corral.api.listwatch import ApiEvent, Filter, parse_resource_version, watch_objects
+from corral.api.fanout import Sink, Subscription, frame
+from corral.api.listwatch import ApiEvent, Filter, open_watch, parse_resource_version
 from corral.api.tables import table, wants_table
 from corral.store.protocol import CompactedError
 
@@ -35,6 +37,11 @@ def _timeout(request: web.Request, ctx: ServerContext) -> float:
     if value < 0:
         raise BadRequest(f'timeoutSeconds: Invalid value: "{raw}": must be a non-negative integer')
     return max(1.0, min(float(value), float(limit)))
+
+
+_HIGH_WATER = 256 * 1024
+"""Bytes a connection may have unsent before events for it queue instead of
+being written at once (a slow reader then falls behind and gets 410)."""
 
 
 class _EventWriter:
@@ -58,6 +65,12 @@ class _EventWriter:
             self.first_table = False
         return orjson.dumps({"type": event.type, "object": obj}) + b"\n"
 
+    def chunk(self, event: ApiEvent) -> bytes:
+        """The event as one HTTP chunk (shared bytes for plain events)."""
+        if not self.as_table and event.type in ("ADDED", "MODIFIED", "DELETED"):
+            return self.ctx.watch_fanout.chunk(event.type, event.object, event.revision)
+        return frame(self.encode(event))
+
 
 class _Progress:
     """The newest revision written so far (what a bookmark may carry)."""
@@ -68,18 +81,49 @@ class _Progress:
         self.revision = revision
 
 
-async def _stream(events: Any, response: web.StreamResponse, writer: _EventWriter, progress: _Progress) -> None:
-    """Write events as they come, in one task per watch: the store wakes it
-    and it writes, with no queue or second task in between (a thousand
-    watchers of one event cost a thousand task steps, not three thousand).
-    A client too slow to drain its socket stops this task in ``write``; its
-    store watch then overflows and ends with 410 Expired, so it re-lists, as
-    Kubernetes does with a watcher that cannot keep up."""
+def _direct_sink(request: web.Request, writer: _EventWriter, progress: _Progress) -> Sink | None:
+    """Writes an event to the connection from the dispatcher itself, while
+    the connection keeps up: the watch's task is not woken per event. The
+    response is chunked and uncompressed, and aiohttp has sent its headers
+    in ``prepare``, so a chunk written here is what ``response.write`` would
+    have written."""
+    transport = request.transport
+    if transport is None:
+        return None
+
+    def sink(event: ApiEvent) -> bool:
+        if transport.is_closing() or transport.get_write_buffer_size() > _HIGH_WATER:
+            return False
+        transport.write(writer.chunk(event))
+        if event.revision > progress.revision:
+            progress.revision = event.revision
+        return True
+
+    return sink
+
+
+async def _stream(
+    opener: Callable[[], Awaitable[Subscription]], request: web.Request, response: web.StreamResponse,
+    writer: _EventWriter, progress: _Progress,
+) -> None:
+    """Write events in one task per watch. Events that queued up (the initial
+    list, a replay, a burst the connection could not take at once) are
+    written here with flow control; once caught up, the dispatcher writes
+    new ones directly (``_direct_sink``) until the connection's buffer
+    fills, and this task sleeps. A client too slow to drain its socket
+    stops this task in ``write``; its events then pile up and the watch
+    ends with 410 Expired, so it re-lists, as Kubernetes does with a
+    watcher that cannot keep up."""
+    events: Subscription | None = None
     try:
+        events = await opener()
+        sink = _direct_sink(request, writer, progress)
         async for event in events:
             if event.revision > progress.revision:
                 progress.revision = event.revision
             await response.write(writer.encode(event))
+            if sink is not None:
+                events.attach(sink)
     except asyncio.CancelledError:
         raise
     except (ConnectionResetError, ConnectionError):
@@ -88,8 +132,9 @@ async def _stream(events: Any, response: web.StreamResponse, writer: _EventWrite
         with contextlib.suppress(ConnectionError):
             await response.write(_error_line(exc))
     finally:
-        with contextlib.suppress(BaseException):
-            await events.aclose()
+        if events is not None:
+            with contextlib.suppress(BaseException):
+                await events.aclose()
 
 
 def _error_line(exc: BaseException) -> bytes:
@@ -120,15 +165,18 @@ async def serve_watch(ctx: ServerContext, request: web.Request, target: Target, 
         from corral.api.selectors import FieldRequirement
 
         flt = Filter(flt.labels, flt.fields + [FieldRequirement("metadata.name", target.name, False)])
-    events = watch_objects(ctx.store, target.rt, target.namespace, flt,
-                           resource_version=rv, send_initial=send_initial, fanout=ctx.watch_fanout)
+
+    def opener() -> Awaitable[Subscription]:
+        return open_watch(ctx.store, target.rt, target.namespace, flt,
+                          resource_version=rv, send_initial=send_initial, fanout=ctx.watch_fanout)
+
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
     await response.prepare(request)
     writer = _EventWriter(ctx, request, target)
     bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
     progress = _Progress(int(rv) if rv and rv.isdigit() else 0)
-    streaming = asyncio.create_task(_stream(events, response, writer, progress))
+    streaming = asyncio.create_task(_stream(opener, request, response, writer, progress))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     try:
