@@ -91,6 +91,7 @@ class PodWorker(ContainerLife):
         self._on_done = on_done
         self._wake = asyncio.Event()
         self._next_wake = RESYNC
+        self._poll = False  # containers run: look at them every POLL_RUNNING (_idle)
         self._last_status: dict[str, Any] | None = None
         self._deleted = False
         self._start_failures = 0
@@ -133,12 +134,40 @@ class PodWorker(ContainerLife):
                         log.exception("pod %s/%s: sync failed", self.namespace, self.name)
                         self._next_wake = min(self._next_wake, 2.0)
                 if not self.done:
-                    await self._sleep(self._next_wake)
+                    await self._idle()
         finally:
             if self.done and self._on_done is not None:
                 self._on_done(self)
 
-    async def _sleep(self, seconds: float) -> None:
+    async def _idle(self) -> None:
+        """Until the next sync: a wake (the informer, a probe), the earliest
+        timer a sync asked for, or a running container that stopped. Those
+        are looked at every POLL_RUNNING, as the kubelet's PLEG relists: a
+        cheap read per container, and a full sync (a slot, the volumes, the
+        status built and compared) only when one changed. Syncing every
+        running pod every second took slots and CPU from the pods starting
+        in a burst, and the more so the longer the burst lasted."""
+        until = self.ctx.clock.monotonic() + self._next_wake
+        while True:
+            left = until - self.ctx.clock.monotonic()
+            if not self._poll or left <= POLL_RUNNING:
+                await self._sleep(max(left, 0.0))
+                return
+            if await self._sleep(POLL_RUNNING) or await self._stopped_running():
+                return
+
+    async def _stopped_running(self) -> bool:
+        for key, handle in list(self.handles.items()):
+            state = self.states.get(key)
+            if state is not None and state.status == "running":
+                if (await self.ctx.runtime.container_state(handle)).status != "running":
+                    return True
+        return False
+
+    async def _sleep(self, seconds: float) -> bool:
+        """True if woken before ``seconds`` passed."""
+        if self._wake.is_set():
+            return True
         waiter = asyncio.ensure_future(self._wake.wait())
         sleeper = asyncio.ensure_future(self.ctx.clock.sleep(seconds))
         try:
@@ -146,11 +175,13 @@ class PodWorker(ContainerLife):
         finally:
             waiter.cancel()
             sleeper.cancel()
+        return self._wake.is_set()
 
     # -- one sync ------------------------------------------------------------
 
     async def sync(self) -> None:
         self._next_wake = RESYNC
+        self._poll = False
         pod = self.pod
         if pod is None or (pod.get("spec") or {}).get("nodeName") != self.ctx.node_name:
             await self._teardown()
@@ -196,7 +227,7 @@ class PodWorker(ContainerLife):
         state = await self.ctx.runtime.container_state(handle)
         self.states[key] = state
         if state.status == "running":
-            self._next_wake = min(self._next_wake, POLL_RUNNING)
+            self._poll = True
             self._watch_health(pod, spec, key, handle)
             return
         self._stop_probes(key)
@@ -266,7 +297,7 @@ class PodWorker(ContainerLife):
         self.restart_count[key] = attempt
         self.waiting.pop(key, None)
         self.states[key] = await self.ctx.runtime.container_state(handle)
-        self._next_wake = min(self._next_wake, POLL_RUNNING)
+        self._poll = True
         self._event("Normal", "Created", f"Created container: {name}")
         self._event("Normal", "Started", f"Started container {name}")
         if probes is not None:

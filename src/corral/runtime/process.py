@@ -52,6 +52,7 @@ NO_COMMAND = "the process runtime runs command, not images: set command"
 START_TIMEOUT = 20.0
 POLL = 0.05
 PRUNE_EVERY = 60.0
+STARTED_CACHE_MAX = 4096
 
 
 class ProcessRuntime:
@@ -68,6 +69,7 @@ class ProcessRuntime:
         self._launcher: asyncio.subprocess.Process | None = None
         self._launcher_lock = asyncio.Lock()
         self._pruned_at = float("-inf")
+        self._started_cache: dict[str, tuple[dict[str, Any], datetime | None]] = {}
         self.pod_network: Any = None
         """A net.podnet.PodNetwork when pods get network namespaces (set by the agent)."""
         why_not = namespaces.supported() if isolate else "disabled"
@@ -315,9 +317,23 @@ class ProcessRuntime:
     async def container_state(self, handle: ContainerHandle) -> ContainerState:
         return self._state(self._root / handle.id)
 
-    def _state(self, cdir: Path) -> ContainerState:
+    def _started(self, cdir: Path) -> tuple[dict[str, Any] | None, datetime | None]:
+        """started.json, parsed once: the shim writes it once, and the agent
+        looks at every running container every second."""
+        known = self._started_cache.get(cdir.name)
+        if known is not None:
+            return known
         started = _read_json(cdir / "started.json")
-        started_at = _parse_time(started.get("startedAt")) if started else None
+        if started is None:
+            return None, None
+        known = (started, _parse_time(started.get("startedAt")))
+        if len(self._started_cache) >= STARTED_CACHE_MAX:
+            self._started_cache.clear()  # only a cache: re-read on the next look
+        self._started_cache[cdir.name] = known
+        return known
+
+    def _state(self, cdir: Path) -> ContainerState:
+        started, started_at = self._started(cdir)
         exit_info = _read_json(cdir / "exit.json")
         if exit_info is not None:
             if "error" in exit_info:
@@ -415,6 +431,7 @@ class ProcessRuntime:
         if cgroup is not None:
             await asyncio.to_thread(cgroup.remove)
         shutil.rmtree(cdir, ignore_errors=True)
+        self._started_cache.pop(handle.id, None)
         if not any(h.pod_uid == handle.pod_uid for h in await self.list()):
             # The pod's last container: its sandbox goes too, as a container's
             # writable layer does on a restart (a new one costs a fork).
@@ -514,17 +531,20 @@ def run_as(pod: dict[str, Any], container: dict[str, Any]) -> dict[str, int] | N
 
 def _alive(pid: Any, ticks: Any) -> bool:
     """Is the recorded process still that same process (not a reused pid,
-    not a zombie)?"""
+    not a zombie)? One read of /proc/PID/stat: the agent asks this of every
+    running container every second."""
     if not isinstance(pid, int) or pid <= 0:
         return False
-    now_ticks = proc_start_ticks(pid)
-    if now_ticks is None or (ticks is not None and now_ticks != ticks):
-        return False
     try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
     except OSError:
         return False
-    return raw[raw.rindex(b")") + 2 : raw.rindex(b")") + 3] not in (b"Z", b"X")
+    # The command name (field 2) may contain spaces and parentheses.
+    fields = raw[raw.rindex(b")") + 2 :].split()
+    if ticks is not None and int(fields[19]) != ticks:
+        return False
+    return fields[0] not in (b"Z", b"X")
 
 
 def _shim_alive(cdir: Path) -> bool:
