@@ -50,8 +50,13 @@ class LogStore:
                 found.append(int(stem))
         return sorted(found)
 
-    def prune(self, namespace: str, name: str, uid: str, container: str, keep: int = 2) -> None:
-        """Drop all but the newest ``keep`` instances' logs."""
+    def prune(self, namespace: str, name: str, uid: str, container: str, keep: int = 2,
+              newest: int | None = None) -> None:
+        """Drop all but the newest ``keep`` instances' logs. ``newest``: the
+        attempt just started (attempts count up from 0, so below ``keep``
+        there is nothing to drop, and no directory listing per first start)."""
+        if newest is not None and newest < keep:
+            return
         for attempt in self.attempts(namespace, name, uid, container)[:-keep]:
             paths = self.paths(namespace, name, uid, container, attempt)
             for path in (paths.path, paths.rotated):

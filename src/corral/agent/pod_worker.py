@@ -292,7 +292,7 @@ class PodWorker(ContainerLife):
             self._start_failed(pod, key, exc)
             return
         self.envs[key] = env
-        self.ctx.logs.prune(self.namespace, self.name, self.uid, name)
+        self.ctx.logs.prune(self.namespace, self.name, self.uid, name, newest=attempt)
         self.handles[key] = handle
         self.restart_count[key] = attempt
         self.waiting.pop(key, None)

@@ -68,6 +68,7 @@ class ProcessRuntime:
         self._shims: set[asyncio.Task[None]] = set()
         self._launcher: asyncio.subprocess.Process | None = None
         self._launcher_lock = asyncio.Lock()
+        self._launcher_name = launcher_address(self.state_dir)  # resolve() + a hash: once, not per start
         self._pruned_at = float("-inf")
         self._started_cache: dict[str, tuple[dict[str, Any], datetime | None]] = {}
         self.pod_network: Any = None
@@ -250,7 +251,7 @@ class ProcessRuntime:
         return report
 
     async def _launch(self, cdir: Path) -> dict[str, Any]:
-        name = launcher_address(self.state_dir)
+        name = self._launcher_name
         try:
             reader, writer = await asyncio.open_unix_connection(name)
         except (ConnectionRefusedError, FileNotFoundError):

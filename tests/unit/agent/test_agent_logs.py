@@ -114,7 +114,9 @@ async def test_store_keeps_two_instances_and_removes_pods(store):
     for attempt in range(4):
         write(store.paths("ns", "p", "u1", "c", attempt), rec("00:01", str(attempt)))
     write(store.paths("ns", "q", "u2", "c", 0), rec("00:01", "x"))
-    store.prune("ns", "p", "u1", "c")
+    store.prune("ns", "p", "u1", "c", newest=1)  # a first restart: nothing can be older than two
+    assert store.attempts("ns", "p", "u1", "c") == [0, 1, 2, 3]
+    store.prune("ns", "p", "u1", "c", newest=3)
     assert store.attempts("ns", "p", "u1", "c") == [2, 3]
     store.remove_pods_except({"u2"})
     assert store.attempts("ns", "p", "u1", "c") == []
