@@ -18,9 +18,17 @@ The sandbox is labelled like the pod's containers (plus
 in front of the command, so a missing executable fails the start itself
 (a clear RunContainerError) rather than a crash loop.
 
-The SDK is blocking; its calls run on a small thread pool of their own so a
-slow engine cannot starve the agent's other threads. Pod start latency
-therefore depends on the engine (create + start is about 0.3-0.6 s here).
+Engine calls go over the engine's socket from the agent's loop
+(runtime/dockerapi.py); only image pulls use the blocking SDK, on a small
+thread pool of their own. A container start is two calls (create, start):
+a missing image shows as the create's 404, so a cached image costs no
+lookup, and a container just started counts as running until the next
+shared list of the node's containers. The engine is the bottleneck of a
+burst (~80 ms of its CPU per container here, in dockerd, containerd and
+the shim with its runc runs, against ~2 ms of the agent's for the calls),
+and it starts containers fastest a few at a time, so at most START_SLOTS
+containers are being created or started at once, each slot held from the
+create to the start's answer.
 """
 
 from __future__ import annotations
@@ -29,7 +37,6 @@ import asyncio
 import logging
 import os
 import shutil
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -37,7 +44,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from corral.runtime.dockerapi import CALL_TIMEOUT, EngineApi, EngineError
 from corral.runtime.dockerlogs import DockerEndpoint, LogFollowers
+from corral.runtime.dockerstate import cgroup_usage, state_from_inspect
 from corral.runtime.limits import ContainerLimits, LimitError
 from corral.runtime.protocol import (
     ContainerHandle,
@@ -48,7 +57,6 @@ from corral.runtime.protocol import (
     Mount,
     StartError,
 )
-from corral.runtime.shim import parse_rfc3339nano
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +76,13 @@ SANDBOX = "corral.dev/sandbox"
 SANDBOX_SLEEP = ["sleep", "2147483647"]
 PULL_TIMEOUT = 30.0
 SNAPSHOT_TTL = 0.5
-THREADS = 16
-IMAGE_CACHE_TTL = 10.0
+THREADS = 4
+"""Threads for image pulls, the one blocking SDK call left."""
+START_SLOTS = 6
+"""Containers being created or started at once: the engine's fastest
+burst here (2 cores) was with 4-8; 16 and more only queue inside it."""
+CONNECTIONS = 32
+IMAGE_REASONS = ("InvalidImageName", "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull")
 
 
 def default_pull_policy(image: str) -> str:
@@ -81,6 +94,11 @@ def default_pull_policy(image: str) -> str:
     return "Always" if tag == "latest" else "IfNotPresent"
 
 
+def _check_image(container: dict[str, Any]) -> None:
+    if not str(container.get("image") or ""):
+        raise StartError("InvalidImageName", "image: a container needs an image to run on docker")
+
+
 class DockerRuntime:
     handler = "docker"
 
@@ -90,7 +108,10 @@ class DockerRuntime:
         self._api = client.api
         self.owner = owner
         self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="docker")
-        self._logs = LogFollowers(DockerEndpoint(base_url, self._api.api_version))
+        endpoint = DockerEndpoint(base_url, self._api.api_version)
+        self._engine = EngineApi(endpoint, CONNECTIONS)
+        self._logs = LogFollowers(endpoint)
+        self._start_slots: asyncio.Semaphore | None = None
         self._final: dict[str, ContainerState] = {}
         self._started: dict[str, datetime] = {}
         self._started_loop: dict[str, float] = {}  # when we started it (loop time)
@@ -98,7 +119,6 @@ class DockerRuntime:
         self._snapshot_at = float("-inf")
         self._snapshot_lock = asyncio.Lock()
         self._pull_failures: dict[tuple[str, str], int] = {}
-        self._images_seen: dict[str, float] = {}
         self._pids: dict[str, int] = {}
         self.base_url = base_url
         self.pod_network: Any = None
@@ -151,7 +171,7 @@ class DockerRuntime:
     ) -> ContainerHandle:
         meta = pod.get("metadata") or {}
         uid, name = str(meta.get("uid", "")), str(container.get("name", ""))
-        await self._ensure_image(container, uid)
+        _check_image(container)
         net = await self.pod_sandbox(pod)
         labels = {
             OWNER_LABEL: self.owner,
@@ -166,7 +186,7 @@ class DockerRuntime:
         }
         config = self._create_config(pod, container, env, labels, mounts, net)
         cname = f"k8s_{name}_{meta.get('name')}_{meta.get('namespace')}_{uid}_{attempt}"
-        cid = await self._create_and_start(cname, config)
+        cid = await self._create_and_start(cname, config, container, uid)
         handle = _handle(cid, labels)
         self._started[cid] = datetime.now(UTC)
         self._started_loop[cid] = asyncio.get_running_loop().time()
@@ -201,71 +221,81 @@ class DockerRuntime:
             **limits.docker_host_config(),
             log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "1"}},
         )
-        config: dict[str, Any] = {
-            "image": container.get("image"),
-            "environment": [f"{k}={v}" for k, v in env.items()],
-            "labels": labels,
-            "host_config": host_config,
-            "working_dir": container.get("workingDir") or None,
-            "user": _user(pod, container),
-            "stdin_open": False,
-            "tty": False,
-        }
+        entrypoint, command = None, None
         if container.get("command"):
-            config["entrypoint"] = [str(a) for a in container["command"]]
-            config["command"] = [str(a) for a in container.get("args") or []]
+            entrypoint = [str(a) for a in container["command"]]
+            command = [str(a) for a in container.get("args") or []]
         elif container.get("args"):
-            config["command"] = [str(a) for a in container["args"]]
+            command = [str(a) for a in container["args"]]
+        config: dict[str, Any] = self._api.create_container_config(
+            container.get("image"), command, entrypoint=entrypoint,
+            environment=[f"{k}={v}" for k, v in env.items()], labels=labels,
+            host_config=host_config, working_dir=container.get("workingDir") or None,
+            user=_user(pod, container), stdin_open=False, tty=False,
+        )
         return config
 
-    async def _create_and_start(self, cname: str, config: dict[str, Any]) -> str:
-        import docker
+    def _slots(self) -> asyncio.Semaphore:
+        if self._start_slots is None:
+            self._start_slots = asyncio.Semaphore(START_SLOTS)
+        return self._start_slots
 
-        try:
-            created = await self._call(self._api.create_container, name=cname, **config)
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:
-                raise StartError("CreateContainerError", _explain(exc)) from exc
+    async def _create_and_start(
+        self, cname: str, config: dict[str, Any], image_of: dict[str, Any], pod_uid: str
+    ) -> str:
+        """Create and start, with the pull policy of ``image_of`` (a container
+        spec): Always pulls first; IfNotPresent pulls only when the create
+        says the image is missing; Never then fails clearly."""
+        image = str(config.get("Image") or "")
+        policy = image_of.get("imagePullPolicy") or default_pull_policy(image)
+        if policy == "Always":
+            await self._pull(image, pod_uid)
+        async with self._slots():
+            cid = await self._create(cname, config)
+            if cid is not None:
+                return await self._start(cid)
+        if policy == "Never":
+            raise StartError(
+                "ErrImageNeverPull",
+                f'Container image "{image}" is not present with pull policy of Never',
+            )
+        await self._pull(image, pod_uid)
+        async with self._slots():
+            cid = await self._create(cname, config)
+            if cid is None:
+                raise StartError("ErrImagePull", f'image "{image}" is missing after its pull')
+            return await self._start(cid)
+
+    async def _create(self, cname: str, config: dict[str, Any]) -> str | None:
+        """The new container's id; None when its image is not on the engine."""
+        for again in (False, True):
+            try:
+                created = await self._engine.call(
+                    "POST", "/containers/create", params={"name": cname}, body=config)
+                return str(created["Id"])
+            except EngineError as exc:
+                if exc.status == 404 and "no such image" in exc.message.lower():
+                    return None
+                if exc.status == 400 and "reference format" in exc.message:
+                    raise StartError("InvalidImageName", exc.message) from exc
+                if exc.status != 409 or again:
+                    raise StartError("CreateContainerError", exc.message) from exc
             # A leftover of a failed earlier try with the same attempt number.
             await self._forget(cname)
-            try:
-                created = await self._call(self._api.create_container, name=cname, **config)
-            except docker.errors.APIError as again:
-                raise StartError("CreateContainerError", _explain(again)) from again
-        cid = str(created["Id"])
+        raise AssertionError("unreachable")
+
+    async def _start(self, cid: str) -> str:
         try:
-            await self._call(self._api.start, cid)
-        except docker.errors.APIError as exc:
+            await self._engine.call("POST", f"/containers/{cid}/start")
+        except EngineError as exc:
             await self._forget(cid)
-            raise StartError("RunContainerError", _explain(exc)) from exc
+            raise StartError("RunContainerError", exc.message) from exc
         return cid
 
-    async def _ensure_image(self, container: dict[str, Any], pod_uid: str) -> None:
-        """Pull policy: Never and IfNotPresent use a local image; Always (or a
-        missing image) pulls, which without a registry fails clearly."""
+    async def _pull(self, image: str, pod_uid: str) -> None:
+        """Without a registry a pull fails; it says what to do instead."""
         import docker
 
-        image = str(container.get("image") or "")
-        if not image:
-            raise StartError("InvalidImageName", "image: a container needs an image to run on docker")
-        policy = container.get("imagePullPolicy") or default_pull_policy(image)
-        if policy != "Always":
-            seen = self._images_seen.get(image)
-            if seen is not None and time.monotonic() - seen < IMAGE_CACHE_TTL:
-                return  # present a moment ago: spare the engine a lookup per pod
-            try:
-                await self._call(self._api.inspect_image, image)
-                self._images_seen[image] = time.monotonic()
-                return
-            except docker.errors.ImageNotFound:
-                pass
-            except docker.errors.APIError as exc:
-                raise StartError("InvalidImageName", _explain(exc)) from exc
-            if policy == "Never":
-                raise StartError(
-                    "ErrImageNeverPull",
-                    f'Container image "{image}" is not present with pull policy of Never',
-                )
         key = (pod_uid, image)
         try:
             await asyncio.wait_for(self._call(self._docker.images.pull, image), PULL_TIMEOUT)
@@ -311,13 +341,13 @@ class DockerRuntime:
             return cid, net
 
     async def _find_sandbox(self, uid: str) -> tuple[str | None, int]:
-        found = await self._call(self._api.containers, all=True, filters={"label": [
-            f"{OWNER_LABEL}={self.owner}", f"{POD_UID}={uid}", f"{SANDBOX}=true"]})
+        found = await self._engine.containers(
+            [f"{OWNER_LABEL}={self.owner}", f"{POD_UID}={uid}", f"{SANDBOX}=true"])
         if not found:
             return None, 0
         cid = str(found[0]["Id"])
-        info = await self._call(self._api.inspect_container, cid)
-        state = info.get("State") or {}
+        info = await self._inspect(cid)
+        state = (info or {}).get("State") or {}
         return cid, int(state.get("Pid") or 0) if state.get("Running") else 0
 
     async def _make_sandbox(self, pod: dict[str, Any]) -> tuple[str, int]:
@@ -325,21 +355,25 @@ class DockerRuntime:
         uid = str(meta.get("uid", ""))
         first = (spec.get("initContainers") or spec.get("containers") or [{}])[0]
         image = self.sandbox_image or str(first.get("image") or "")
-        await self._ensure_image({**first, "image": image} if not self.sandbox_image else
-                                 {"image": image, "imagePullPolicy": "IfNotPresent"}, uid)
+        image_of = ({**first, "image": image} if not self.sandbox_image else
+                    {"image": image, "imagePullPolicy": "IfNotPresent"})
+        _check_image(image_of)
         labels = {OWNER_LABEL: self.owner, POD_UID: uid, POD_NAME: str(meta.get("name", "")),
                   POD_NAMESPACE: str(meta.get("namespace", "")), SANDBOX: "true"}
-        config = {"image": image, "entrypoint": SANDBOX_SLEEP, "command": [], "labels": labels,
-                  "host_config": self._api.create_host_config(network_mode="none"),
-                  "hostname": str(spec.get("hostname") or meta.get("name"))[:63]}
+        config = self._api.create_container_config(
+            image, [], entrypoint=SANDBOX_SLEEP, labels=labels,
+            host_config=self._api.create_host_config(network_mode="none"),
+            hostname=str(spec.get("hostname") or meta.get("name"))[:63])
         cname = f"k8s_POD_{meta.get('name')}_{meta.get('namespace')}_{uid}_0"
         try:
-            cid = await self._create_and_start(cname, config)
+            cid = await self._create_and_start(cname, config, image_of, uid)
         except StartError as exc:
+            if exc.reason in IMAGE_REASONS:
+                raise
             raise StartError("ContainerCreating", f"the pod's network sandbox ({image} running "
                              f"sleep) did not start: {exc.message}") from exc
-        info = await self._call(self._api.inspect_container, cid)
-        pid = int((info.get("State") or {}).get("Pid") or 0)
+        info = await self._inspect(cid)
+        pid = int(((info or {}).get("State") or {}).get("Pid") or 0)
         if pid <= 0:
             await self._forget(cid)
             raise StartError("ContainerCreating", f"the pod's network sandbox ({image}) exited at once")
@@ -351,11 +385,16 @@ class DockerRuntime:
         final = self._final.get(handle.id)
         if final is not None:
             return final
+        # Started by us after the last list began: running as of our start,
+        # no engine call for it (a list within SNAPSHOT_TTL of the start says
+        # more), nor an inspect when a list that began earlier did not see it.
+        started = self._started_loop.get(handle.id)
+        fresh = started is not None and started >= self._snapshot_at
+        if fresh and asyncio.get_running_loop().time() - started < SNAPSHOT_TTL:
+            return ContainerState("running", self._started[handle.id])
         status = (await self._states()).get(handle.id)
-        # Started after the last snapshot was taken: running as of our start,
-        # no need for an inspect per new container (the next snapshot says more).
-        fresh = self._started_loop.get(handle.id, float("-inf")) >= self._snapshot_at
-        if handle.id in self._started and (status == "running" or (status is None and fresh)):
+        fresh = started is not None and started >= self._snapshot_at
+        if handle.id in self._started and (status == "running" or fresh):
             return ContainerState("running", self._started[handle.id])
         state = await self._inspect_state(handle.id)
         if state.status == "exited":
@@ -371,19 +410,24 @@ class DockerRuntime:
         loop = asyncio.get_running_loop()
         async with self._snapshot_lock:
             if loop.time() - self._snapshot_at >= SNAPSHOT_TTL:
-                found = await self._call(
-                    self._api.containers, all=True, filters={"label": f"{OWNER_LABEL}={self.owner}"}
-                )
+                began = loop.time()  # what starts after this, the list may miss
+                found = await self._engine.containers([f"{OWNER_LABEL}={self.owner}"])
                 self._snapshot = {str(c["Id"]): str(c.get("State", "")) for c in found}
-                self._snapshot_at = loop.time()
+                self._snapshot_at = began
             return self._snapshot
 
-    async def _inspect_state(self, cid: str) -> ContainerState:
-        import docker
-
+    async def _inspect(self, cid: str) -> dict[str, Any] | None:
+        """The engine's view of a container; None when it has none."""
         try:
-            info = await self._call(self._api.inspect_container, cid)
-        except docker.errors.NotFound:
+            return dict(await self._engine.call("GET", f"/containers/{cid}/json"))
+        except EngineError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def _inspect_state(self, cid: str) -> ContainerState:
+        info = await self._inspect(cid)
+        if info is None:
             now = datetime.now(UTC)
             return ContainerState(
                 "exited", now, exit_code=137, finished_at=now, reason="ContainerStatusUnknown",
@@ -392,9 +436,7 @@ class DockerRuntime:
         return state_from_inspect(info.get("State") or {})
 
     async def list(self) -> list[ContainerHandle]:
-        found = await self._call(
-            self._api.containers, all=True, filters={"label": f"{OWNER_LABEL}={self.owner}"}
-        )
+        found = await self._engine.containers([f"{OWNER_LABEL}={self.owner}"])
         handles = []
         for c in found:
             labels = c.get("Labels") or {}
@@ -432,10 +474,10 @@ class DockerRuntime:
         pid = self._pids.get(handle.id)
         if pid is None:
             try:
-                info = await self._call(self._api.inspect_container, handle.id)
+                info = await self._inspect(handle.id)
             except Exception:
                 return None
-            pid = int((info.get("State") or {}).get("Pid") or 0)
+            pid = int(((info or {}).get("State") or {}).get("Pid") or 0)
             if pid <= 0:
                 return None
             self._pids[handle.id] = pid
@@ -448,14 +490,15 @@ class DockerRuntime:
     # -- stop ----------------------------------------------------------------
 
     async def stop_container(self, handle: ContainerHandle, grace_seconds: float) -> None:
-        import docker
-
+        grace = max(0, int(grace_seconds))
         try:
-            await self._call(self._api.stop, handle.id, timeout=max(0, int(grace_seconds)))
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError as exc:
-            log.warning("stopping container %s: %s", handle.id[:12], _explain(exc))
+            await self._engine.call("POST", f"/containers/{handle.id}/stop",
+                                    params={"t": str(grace)}, timeout=grace + CALL_TIMEOUT)
+        except EngineError as exc:
+            if exc.status == 404:
+                return
+            log.warning("stopping container %s: %s", handle.id[:12], exc.message)
+        self._started_loop.pop(handle.id, None)  # no longer running as of our start
         self._snapshot_at = float("-inf")
 
     async def remove_container(self, handle: ContainerHandle) -> None:
@@ -463,15 +506,12 @@ class DockerRuntime:
         await self._forget(handle.id)
 
     async def _forget(self, cid: str) -> None:
-        import docker
-
         await self._logs.stop(cid)
         try:
-            await self._call(self._api.remove_container, cid, force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            log.warning("removing container %s: %s", cid[:12], _explain(exc))
+            await self._engine.call("DELETE", f"/containers/{cid}", params={"force": "1"})
+        except EngineError as exc:
+            if exc.status != 404:
+                log.warning("removing container %s: %s", cid[:12], exc.message)
         self._final.pop(cid, None)
         self._started.pop(cid, None)
         self._started_loop.pop(cid, None)
@@ -489,6 +529,7 @@ class DockerRuntime:
 
     async def close(self) -> None:
         await self._logs.close()
+        await self._engine.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._docker.close()
 
@@ -498,66 +539,6 @@ def _netns_inode(pid: int) -> int | None:
         return os.stat(f"/proc/{pid}/ns/net").st_ino
     except OSError:
         return None
-
-
-def state_from_inspect(state: dict[str, Any]) -> ContainerState:
-    started = _time(state.get("StartedAt"))
-    status = state.get("Status")
-    if status in ("running", "paused", "restarting"):
-        return ContainerState("running", started or datetime.now(UTC))
-    finished = _time(state.get("FinishedAt")) or datetime.now(UTC)
-    if status == "created":  # never started: the start failed
-        return ContainerState(
-            "exited", finished, exit_code=128, finished_at=finished, reason="StartError",
-            message=str(state.get("Error") or "the container was created but never started"),
-        )
-    code = int(state.get("ExitCode") or 0)
-    oom = bool(state.get("OOMKilled"))
-    return ContainerState(
-        "exited",
-        started or finished,
-        exit_code=137 if oom and code == 0 else code,
-        finished_at=finished,
-        reason="OOMKilled" if oom else None,
-        message=str(state.get("Error") or "") or None,
-    )
-
-
-def cgroup_usage(pid: int) -> tuple[int | None, int | None]:
-    """CPU time (ns) and memory in use of the cgroup ``pid`` is in, v1 or v2."""
-    root = Path("/sys/fs/cgroup")
-    try:
-        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-    except OSError:
-        return None, None
-    paths = {}
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        for c in controllers.split(",") if controllers else [""]:
-            paths[c] = path.lstrip("/")
-    cpu = mem = None
-    try:
-        if "cpuacct" in paths:
-            base = next(root / d for d in ("cpuacct", "cpu,cpuacct") if (root / d).exists())
-            cpu = int((base / paths["cpuacct"] / "cpuacct.usage").read_text())
-            mem = int((root / "memory" / paths["memory"] / "memory.usage_in_bytes").read_text())
-        elif "" in paths:
-            d = root / paths[""]
-            stat = dict(ln.split() for ln in (d / "cpu.stat").read_text().splitlines())
-            cpu = int(stat["usage_usec"]) * 1000
-            mem = int((d / "memory.current").read_text())
-    except (OSError, ValueError, KeyError, StopIteration):
-        return None, None
-    return cpu, mem
-
-
-def _time(text: Any) -> datetime | None:
-    if not isinstance(text, str) or text.startswith("0001-"):
-        return None
-    ns = parse_rfc3339nano(text)
-    if ns is None:
-        return None
-    return datetime.fromtimestamp(ns / 1e9, UTC)
 
 
 def _handle(cid: str, labels: dict[str, str]) -> ContainerHandle:

@@ -57,12 +57,15 @@ class DockerEndpoint:
             host = base_url.replace("tcp://", "http://", 1)
             self.prefix = f"{host.rstrip('/')}/v{api_version}"
 
-    def session(self) -> aiohttp.ClientSession:
+    def session(self, limit: int = 0) -> aiohttp.ClientSession:
+        """``limit``: connections at most, 0 for none (a log stream holds
+        one for its container's life: aiohttp's default of 100 would stop
+        the 101st container's logs)."""
         connector: aiohttp.BaseConnector
         if self.socket is not None:
-            connector = aiohttp.UnixConnector(path=self.socket)
+            connector = aiohttp.UnixConnector(path=self.socket, limit=limit)
         else:
-            connector = aiohttp.TCPConnector()
+            connector = aiohttp.TCPConnector(limit=limit)
         return aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)
         )
