@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from corral import __version__
-from corral.api.bootstrap import RunningServer, ServerOptions, default_data_dir
+from corral.api.bootstrap import RunningServer, ServerOptions, default_data_dir, server_loop_factory
 from corral.cli.certs import certs as certs_command
 from corral.cli.encryption import encryption as encryption_command
 from corral.cli.sim import sim as sim_command
@@ -28,9 +28,10 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]],
+                        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> None:
     """Run ``main(stop)`` until SIGINT/SIGTERM sets ``stop``; a second signal
-    ends at once."""
+    ends at once. ``loop_factory`` picks the event loop (default: asyncio's)."""
 
     async def runner() -> None:
         stop = asyncio.Event()
@@ -40,7 +41,8 @@ def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
         await main(stop)
 
     try:
-        asyncio.run(runner())
+        with asyncio.Runner(loop_factory=loop_factory) as loop_runner:
+            loop_runner.run(runner())
     except OSError as exc:  # e.g. the port is taken: say so without a traceback
         raise click.ClickException(str(exc)) from exc
 
@@ -136,7 +138,7 @@ def server(data_dir: Path | None, host: str, port: int, store_url: str, service_
             _announce(srv)
             await stop.wait()
 
-    run_until_signalled(run)
+    run_until_signalled(run, server_loop_factory())
 
 
 @main.command()
