@@ -89,7 +89,10 @@ class Agent:
             stats=self._stats,
             resolve_forward=self._resolve_forward,
         )
-        self.recorder = EventRecorder(client, "kubelet", host=node_name, clock=self.clock)
+        idle = asyncio.Event()  # no pod sync running (WorkerContext keeps it)
+        # A pod's Created/Started Events wait (a few seconds at most) for the
+        # syncs starting other pods, as they would compete with them for the API.
+        self.recorder = EventRecorder(client, "kubelet", host=node_name, clock=self.clock, yield_to=idle)
         self.informer = Informer(
             client, PODS, field_selector=f"spec.nodeName={node_name}", clock=self.clock
         )
@@ -105,6 +108,7 @@ class Agent:
             address=address,
             backoff=RestartBackoff(),
             sync_slots=asyncio.Semaphore(MAX_CONCURRENT_SYNCS),
+            idle=idle,
             env=EnvBuilder(client, self.allocatable),
             volumes=VolumeManager(client, self.data_dir / "volumes", self.allocatable),
         )

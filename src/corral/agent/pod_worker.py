@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from corral.agent.backoff import RestartBackoff
@@ -64,6 +64,12 @@ class WorkerContext:
     """Pod uid → its own address (net/podnet.py); None: pods share the node's."""
     prepare_network: Callable[[dict[str, Any]], Awaitable[Any]] | None = None
     """Gives a pod its network before its first container's environment is built."""
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set while no sync runs: the agent's Events wait for it (client/events.py)."""
+    syncing: int = 0
+
+    def __post_init__(self) -> None:
+        self.idle.set()
 
 
 class PodWorker(ContainerLife):
@@ -126,6 +132,8 @@ class PodWorker(ContainerLife):
             while not self.done:
                 self._wake.clear()
                 async with self.ctx.sync_slots:
+                    self.ctx.syncing += 1
+                    self.ctx.idle.clear()
                     try:
                         await self.sync()
                     except asyncio.CancelledError:
@@ -133,6 +141,10 @@ class PodWorker(ContainerLife):
                     except Exception:
                         log.exception("pod %s/%s: sync failed", self.namespace, self.name)
                         self._next_wake = min(self._next_wake, 2.0)
+                    finally:
+                        self.ctx.syncing -= 1
+                        if not self.ctx.syncing:
+                            self.ctx.idle.set()
                 if not self.done:
                     await self._idle()
         finally:

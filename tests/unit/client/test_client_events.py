@@ -166,3 +166,23 @@ async def test_writes_are_paced_not_dropped():
         assert rec.written == 2 and rec.dropped == 0  # the rest wait for tokens
         await clock.advance(3)
         await until(lambda: rec.written == 5)
+
+
+async def test_writes_yield_to_a_busy_component_for_at_most_max_defer():
+    clock = FakeClock()
+    idle = asyncio.Event()  # busy
+    async with serve() as api, recorder(api.url, clock, yield_to=idle, max_defer=5.0) as rec:
+        rec.record(POD, "Normal", "Created", "Created container: main")
+        rec.record(POD, "Normal", "Started", "Started container main")
+        for _ in range(20):  # the writer gets every chance to run
+            await asyncio.sleep(0)
+        assert rec.written == 0 and not api.objects.get("events")
+        idle.set()
+        await until(lambda: rec.written == 2)
+        idle.clear()
+        rec.record(POD, "Warning", "BackOff", "restarting")
+        await clock.advance(4.9)
+        assert rec.written == 2
+        await clock.advance(0.2)  # a busy component delays an Event, never drops it
+        await until(lambda: rec.written == 3)
+        assert rec.dropped == 0
