@@ -5,9 +5,12 @@ costs 50-150 ms of CPU (interpreter start-up and imports), which was most of
 a process pod's start time and the limit on a burst of pods. The launcher
 has done those imports once; for each container it forks (about a
 millisecond), and the fork becomes the supervisor. Like a zygote, it keeps
-no state: each supervisor is detached (double fork, its own session), so the
-launcher may die or be replaced without harm to running containers, and the
-agent stays crash-only.
+no state: each supervisor is detached (its own session; the kernel reaps it,
+as the launcher ignores SIGCHLD, and init adopts it when the launcher goes),
+so the launcher may die or be replaced without harm to running containers,
+and the agent stays crash-only. One fork per container, and nothing waited
+for: a double fork cost a second fork and exit of this process, and the
+launcher waited for both before it took the next container of a burst.
 
 Protocol, one connection per container: the agent sends the container's
 directory and a newline; the supervisor answers on the same connection with
@@ -53,6 +56,7 @@ def serve(state_dir: Path) -> int:
         return 0
     server.listen(128)
     server.settimeout(ORPHAN_CHECK)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped by the kernel
     print("ready", flush=True)
     _detach_stdio()
     # Every object so far is shared with the forks: out of the collector's
@@ -84,23 +88,19 @@ def _peer_uid(conn: socket.socket) -> int:
 
 
 def _fork_supervisor(server: socket.socket, conn: socket.socket, cdir: Path) -> None:
-    child = os.fork()
-    if child == 0:
+    if os.fork() == 0:
         code = 1
         try:
             server.close()
-            if os.fork() == 0:
-                code = _become_supervisor(conn, cdir)
-            else:
-                code = 0
+            code = _become_supervisor(conn, cdir)
         finally:
             os._exit(code)
-    os.waitpid(child, 0)
 
 
 def _become_supervisor(conn: socket.socket, cdir: Path) -> int:
-    """The grandchild: a session of its own, the connection as stdout (the
-    shim reports there, then detaches it), stderr into shim.log."""
+    """The fork: a session of its own, default signal dispositions (SIGCHLD
+    above all: the shim waits for its container), the connection as stdout
+    (the shim reports there, then detaches it), stderr into shim.log."""
     os.setsid()
     set_cmdline([sys.executable, "-m", "corral.runtime.shim", str(cdir)])
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

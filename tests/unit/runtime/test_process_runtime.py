@@ -214,6 +214,25 @@ async def test_no_zombies_left(rt: ProcessRuntime, tmp_path: Path):
     await wait_for(no_zombie_children)
 
 
+async def test_supervisors_are_single_forks_of_the_launcher_and_reaped(rt: ProcessRuntime, tmp_path: Path):
+    handle = await rt.start_container(
+        POD, {"name": "c", "command": ["sleep", "30"]}, logs_for(tmp_path), {}
+    )
+    assert rt._launcher is not None
+    launcher = rt._launcher.pid
+    shim = int((rt.state_dir / "containers" / handle.id / "shim.pid").read_text().split()[0])
+    assert shim in _children(launcher)  # no intermediate process
+    await rt.stop_container(handle, 0)
+    await wait_for(lambda: exited(rt, handle))
+
+    async def reaped():
+        await asyncio.sleep(0)
+        return _zombie_or_gone(shim) and not _children(launcher)
+
+    await wait_for(reaped)
+    assert not Path(f"/proc/{shim}").exists()  # not even a zombie
+
+
 def _children(pid: int) -> list[int]:
     kids = []
     for entry in os.listdir("/proc"):
