@@ -78,7 +78,7 @@ PULL_TIMEOUT = 30.0
 SNAPSHOT_TTL = 0.5
 THREADS = 4
 """Threads for image pulls, the one blocking SDK call left."""
-START_SLOTS = 6
+START_SLOTS = 8
 """Containers being created or started at once: the engine's fastest
 burst here (2 cores) was with 4-8; 16 and more only queue inside it."""
 CONNECTIONS = 32
