@@ -99,6 +99,7 @@ class PodWorker(ContainerLife):
         self._next_wake = RESYNC
         self._poll = False  # containers run: look at them every POLL_RUNNING (_idle)
         self._last_status: dict[str, Any] | None = None
+        self._sent_status: dict[str, Any] | None = None  # set before the write: its echo may come first
         self._deleted = False
         self._start_failures = 0
         self.probes: dict[str, ContainerProbes] = {}
@@ -121,8 +122,23 @@ class PodWorker(ContainerLife):
         """The newest pod from the cache (None: it is gone)."""
         if pod is not None and (pod.get("metadata") or {}).get("uid") != self.uid:
             pod = None  # same name, new pod: this one is gone
-        self.pod = pod
+        old, self.pod = self.pod, pod
+        if pod is not None and old is not None and self._echo_of_own_status(old, pod):
+            return
         self._wake.set()
+
+    def _echo_of_own_status(self, old: dict[str, Any], new: dict[str, Any]) -> bool:
+        """``new`` is ``old`` with the status this worker last wrote: the
+        watch's echo of its own write, nothing to act on (the kubelet, too,
+        does not sync a pod for a status-only change). Any other change,
+        another writer's status included, wakes the worker."""
+        if self._sent_status is None or not same_status(new.get("status"), self._sent_status):
+            return False
+        if any(old.get(k) != new.get(k) for k in old.keys() | new.keys() if k not in ("metadata", "status")):
+            return False
+        before, after = old.get("metadata") or {}, new.get("metadata") or {}
+        ignored = ("resourceVersion", "managedFields")
+        return all(before.get(k) == after.get(k) for k in before.keys() | after.keys() if k not in ignored)
 
     async def run(self) -> None:
         try:
@@ -412,11 +428,12 @@ class PodWorker(ContainerLife):
             start_time=self.start_time or format_timestamp(self.ctx.clock.now()),
             now=self.ctx.clock.now(),
         )
-        if status == self._last_status or status == pod.get("status"):
+        if status == self._last_status or same_status(pod.get("status"), status):
             self._last_status = status
             return
         body = dict(pod)
         body["status"] = status
+        self._sent_status = status
         try:
             await self.ctx.client.replace_status(PODS, body)
         except ConflictError:
@@ -480,6 +497,20 @@ class PodWorker(ContainerLife):
         }
         obj = {"apiVersion": "v1", "kind": "Pod", "metadata": pod.get("metadata") or {}}
         self.ctx.recorder.record(obj, type_, reason, message)
+
+
+def same_status(stored: Any, status: Any) -> bool:
+    """Equal but for null fields, which the server may drop (conditions'
+    ``lastProbeTime: null``): a status read back equals the one written."""
+    return _no_nulls(stored) == _no_nulls(status)
+
+
+def _no_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _no_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_no_nulls(v) for v in value]
+    return value
 
 
 def _key(spec: dict[str, Any], init: bool) -> str:

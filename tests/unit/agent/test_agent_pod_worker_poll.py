@@ -1,9 +1,12 @@
-"""A running pod's containers are looked at every POLL_RUNNING without a
-full sync; a change (an exit) brings the full sync, and with it the restart."""
+"""When a pod worker syncs: a running pod's containers are looked at every
+POLL_RUNNING without a full sync, and a change (an exit) brings the full
+sync, and with it the restart; the watch's echo of the worker's own status
+write brings none, any other change of the pod does."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,33 +74,71 @@ def poll(monkeypatch: pytest.MonkeyPatch) -> float:
     return 0.02
 
 
-async def test_running_containers_are_polled_without_full_syncs(tmp_path: Path, poll: float) -> None:
-    runtime, client = FakeRuntime(), FakeClient()
+POD = {"metadata": {"name": "p", "namespace": "default", "uid": "u1", "resourceVersion": "1"},
+       "spec": {"nodeName": "n1", "containers": [{"name": "main", "command": ["sleep", "1"]}]}}
+
+
+class Counted(PodWorker):
+    syncs = 0
+
+    async def sync(self) -> None:
+        self.syncs += 1
+        await super().sync()
+
+
+def worker_for(tmp_path: Path, runtime: FakeRuntime, client: FakeClient) -> Counted:
     recorder = EventRecorder(client, "kubelet")  # type: ignore[arg-type]
     ctx = WorkerContext(client=client, runtime=runtime, logs=LogStore(tmp_path), recorder=recorder,  # type: ignore[arg-type]
                         clock=RealClock(), node_name="n1", address="127.0.0.1", backoff=RestartBackoff(),
                         sync_slots=asyncio.Semaphore(1), env=EnvBuilder(client))  # type: ignore[arg-type]
-    pod = {"metadata": {"name": "p", "namespace": "default", "uid": "u1"},
-           "spec": {"nodeName": "n1", "containers": [{"name": "main", "command": ["sleep", "1"]}]}}
-    worker = PodWorker(ctx, pod)
-    syncs = 0
-    real_sync = worker.sync
+    return Counted(ctx, copy.deepcopy(POD))
 
-    async def counted() -> None:
-        nonlocal syncs
-        syncs += 1
-        await real_sync()
 
-    worker.sync = counted  # type: ignore[method-assign]
+async def test_running_containers_are_polled_without_full_syncs(tmp_path: Path, poll: float) -> None:
+    runtime, client = FakeRuntime(), FakeClient()
+    worker = worker_for(tmp_path, runtime, client)
     task = asyncio.create_task(worker.run())
     try:
         await until(lambda: client.statuses and client.statuses[-1]["phase"] == "Running")
         looks = runtime.looks
         await until(lambda: runtime.looks >= looks + 5)  # five polls
-        assert syncs == 1 and len(runtime.started) == 1
+        assert worker.syncs == 1 and len(runtime.started) == 1
         runtime.exited.add(runtime.started[0].id)
         await until(lambda: len(runtime.started) == 2)  # noticed by a poll, restarted by a sync
         assert runtime.started[1].attempt == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def stored(status: dict[str, Any]) -> dict[str, Any]:
+    """As the server keeps it: conditions without their null lastProbeTime."""
+    out = copy.deepcopy(status)
+    for cond in out["conditions"]:
+        cond.pop("lastProbeTime", None)
+    return out
+
+
+async def test_the_echo_of_its_own_status_write_is_no_reason_to_sync(tmp_path: Path) -> None:
+    runtime, client = FakeRuntime(), FakeClient()
+    worker = worker_for(tmp_path, runtime, client)
+    task = asyncio.create_task(worker.run())
+    try:
+        await until(lambda: client.statuses and worker.syncs == 1)
+        echo = copy.deepcopy(POD)
+        echo["metadata"].update(resourceVersion="2", managedFields=[{"manager": "kubelet"}])
+        echo["status"] = stored(client.statuses[-1])
+        worker.update(echo)
+        assert not worker._wake.is_set() and worker.pod is echo  # newest pod kept, no sync
+        other = copy.deepcopy(echo)
+        other["metadata"]["resourceVersion"] = "3"
+        other["status"]["conditions"].append({"type": "DisruptionTarget", "status": "True"})
+        worker.update(other)  # another writer's status: the worker looks (and puts its own back)
+        await until(lambda: worker.syncs == 2)
+        labelled = copy.deepcopy(echo)
+        labelled["metadata"].update(resourceVersion="4", labels={"a": "b"})
+        worker.update(labelled)
+        await until(lambda: worker.syncs == 3)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
