@@ -7,6 +7,9 @@ figure.
     .venv/bin/python bench/watch_index.py [--watchers 2000] [--writes 2000]
         [--watch-procs 4] [--clients 16]
 
+With ``--fanout`` every watcher watches the pods' namespace instead, so each
+write is sent to all of them (use ``--clients 1`` and fewer writes).
+
 ``server_ms_per_write`` is the server's CPU over the write phase (until every
 watcher has its events) divided by the writes; without indexed dispatch it
 grows with the number of watchers, with it it should not. Every watcher must
@@ -45,26 +48,27 @@ def pod(i: int, nodes: int) -> bytes:
 
 
 def watcher_main(conn: multiprocessing.connection.Connection, base: str, ca_file: str, token: str,
-                 nodes: list[int]) -> None:
-    """Opens one watch per node of ``nodes``, says "ready", then reports
-    ("got", per-node counts) whenever asked with "count"."""
+                 nodes: list[int], fanout: bool) -> None:
+    """Opens one watch per node of ``nodes`` (with ``fanout``, of the whole
+    namespace instead), says "ready", then reports ("got", per-node counts)
+    whenever asked with "count"."""
     try:
-        asyncio.run(_watchers(conn, base, ca_file, token, nodes))
+        asyncio.run(_watchers(conn, base, ca_file, token, nodes, fanout))
     except BaseException as exc:
         conn.send(("error", repr(exc)))
         raise
 
 
 async def _watchers(conn: multiprocessing.connection.Connection, base: str, ca_file: str,
-                    token: str, nodes: list[int]) -> None:
+                    token: str, nodes: list[int], fanout: bool) -> None:
     counts = dict.fromkeys(nodes, 0)
     opened = 0
     gate = asyncio.Semaphore(50)
 
     async def watch(http: aiohttp.ClientSession, node: int) -> None:
         nonlocal opened
-        url = (f"{base}/api/v1/pods?watch=1&timeoutSeconds=3600"
-               f"&fieldSelector=spec.nodeName%3Dnode-{node}")
+        url = (f"{base}/api/v1/namespaces/{NAMESPACE}/pods?watch=1&timeoutSeconds=3600" if fanout else
+               f"{base}/api/v1/pods?watch=1&timeoutSeconds=3600&fieldSelector=spec.nodeName%3Dnode-{node}")
         async with gate:
             resp = await http.get(url)
         try:
@@ -75,7 +79,7 @@ async def _watchers(conn: multiprocessing.connection.Connection, base: str, ca_f
                 conn.send(("ready", len(nodes)))
             async for line in resp.content:
                 event = orjson.loads(line)
-                if event["object"]["spec"]["nodeName"] != f"node-{node}":
+                if not fanout and event["object"]["spec"]["nodeName"] != f"node-{node}":
                     raise BenchError(f"node-{node} got an event of another node: {line[:200]!r}")
                 if event["type"] == "ADDED":
                     counts[node] += 1
@@ -102,13 +106,13 @@ async def _watchers(conn: multiprocessing.connection.Connection, base: str, ca_f
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def start_watchers(child: CorralChild, watchers: int, procs: int) -> list[tuple[Any, Any]]:
+def start_watchers(child: CorralChild, watchers: int, procs: int, fanout: bool) -> list[tuple[Any, Any]]:
     mp = multiprocessing.get_context("spawn")
     workers = []
     for p in range(procs):
         parent, child_end = mp.Pipe()
         proc = mp.Process(target=watcher_main, daemon=True, args=(
-            child_end, child.url, str(child.ca_file), child.token(), list(range(p, watchers, procs))))
+            child_end, child.url, str(child.ca_file), child.token(), list(range(p, watchers, procs)), fanout))
         proc.start()
         workers.append((proc, parent))
     return workers
@@ -128,7 +132,7 @@ async def run(child: CorralChild, args: argparse.Namespace) -> None:
         body = orjson.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
         await request(http, "POST", f"{child.url}/api/v1/namespaces", body)
         pods = f"{child.url}/api/v1/namespaces/{NAMESPACE}/pods"
-        workers = start_watchers(child, args.watchers, args.watch_procs)
+        workers = start_watchers(child, args.watchers, args.watch_procs, args.fanout)
         try:
             t = time.monotonic()
             await asyncio.to_thread(collect, workers, "ready", 300.0)
@@ -137,7 +141,10 @@ async def run(child: CorralChild, args: argparse.Namespace) -> None:
             server = CpuMeter(child.pid)
             t = time.monotonic()
             await closed_loop(args.clients, args.writes, lambda i: request(http, "POST", pods, pod(i, args.watchers)))
-            want = {n: len(range(n, args.writes, args.watchers)) for n in range(args.watchers)}
+            if args.fanout:
+                want = dict.fromkeys(range(args.watchers), args.writes)
+            else:
+                want = {n: len(range(n, args.writes, args.watchers)) for n in range(args.watchers)}
             deadline = time.monotonic() + 120
             while (got := await asyncio.to_thread(delivered, workers)) != want:
                 if time.monotonic() > deadline:
@@ -156,7 +163,7 @@ async def run(child: CorralChild, args: argparse.Namespace) -> None:
                 proc.join(5)
                 if proc.is_alive():
                     proc.terminate()
-    params = {"watchers": args.watchers, "writes": args.writes, "clients": args.clients,
+    params = {"fanout": args.fanout, "watchers": args.watchers, "writes": args.writes, "clients": args.clients,
               "server_cpu_pct": pct, "wall_s": round(wall, 2), "watch_open_s": round(open_s, 2)}
     emit(BENCH, "server_ms_per_write", round(pct * wall * 10 / args.writes, 3), "ms", **params)
     emit(BENCH, "writes_per_second", round(args.writes / wall, 1), "1/s", **params)
@@ -168,6 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--writes", type=int, default=2000, help="pods created, round-robin over nodes")
     parser.add_argument("--watch-procs", type=int, default=4)
     parser.add_argument("--clients", type=int, default=16, help="concurrent writers")
+    parser.add_argument("--fanout", action="store_true",
+                        help="every watcher watches the whole namespace (each write goes to all)")
     parser.add_argument("--keep", action="store_true", help="keep the server's data dir")
     args = parser.parse_args(argv)
     raise_fd_limit(args.watchers * 2 + 1000)
