@@ -73,12 +73,17 @@ class _EventWriter:
 
 
 class _Progress:
-    """The newest revision written so far (what a bookmark may carry)."""
+    """The newest revision written so far; a bookmark carries that or, once
+    the watch is caught up, the newest its resource has seen."""
 
-    __slots__ = ("revision",)
+    __slots__ = ("revision", "sub")
 
     def __init__(self, revision: int) -> None:
         self.revision = revision
+        self.sub: Subscription | None = None
+
+    def bookmark(self) -> int:
+        return self.revision if self.sub is None else max(self.revision, self.sub.progress())
 
 
 def _direct_sink(request: web.Request, writer: _EventWriter, progress: _Progress) -> Sink | None:
@@ -116,7 +121,7 @@ async def _stream(
     watcher that cannot keep up."""
     events: Subscription | None = None
     try:
-        events = await opener()
+        events = progress.sub = await opener()
         sink = _direct_sink(request, writer, progress)
         async for event in events:
             if event.revision > progress.revision:
@@ -188,9 +193,9 @@ async def serve_watch(ctx: ServerContext, request: web.Request, target: Target, 
             await asyncio.wait((streaming,), timeout=wait)
             if streaming.done():
                 break
-            if bookmarks and progress.revision and progress.revision == before:
+            if bookmarks and progress.revision == before and (revision := progress.bookmark()):
                 try:
-                    await response.write(writer.encode(_bookmark(target, progress.revision)))
+                    await response.write(writer.encode(_bookmark(target, revision)))
                 except ConnectionError:
                     return response
     finally:

@@ -317,3 +317,15 @@ class Subscription:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def progress(self) -> int:
+        """A revision up to which this watcher has been sent every event it
+        matches: what a bookmark may carry. Once caught up that is the
+        dispatcher's newest event, not just the newest one sent, so a quiet
+        watcher (a kubelet's) resumes from near now instead of replaying
+        every write to its resource since its last event."""
+        dispatcher = self._dispatcher
+        if (dispatcher is None or dispatcher.last is None or self._initial or self._ready
+                or self._store_events is not None or self._held is not None):
+            return self._delivered
+        return max(self._delivered, dispatcher.last)

@@ -81,3 +81,21 @@ async def test_an_expired_resource_version_is_410_in_stream(server: TestServer, 
     async with http.get(f"{cms(server)}?watch=1&resourceVersion=1") as resp:
         event = await next_event(resp)
     assert event["type"] == "ERROR" and event["object"]["code"] == 410
+
+
+async def test_a_quiet_field_selected_watch_is_bookmarked_at_the_newest_revision(
+        server: TestServer, http: aiohttp.ClientSession) -> None:
+    start = await create(http, server, "first")
+    url = (f"{cms(server)}?watch=1&allowWatchBookmarks=true&resourceVersion={start}"
+           "&fieldSelector=metadata.name%3Dnever")
+    async with http.get(url) as resp:
+        assert resp.status == 200
+        rv = await create(http, server, "unrelated")  # not this watch's, but the resource moved on
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            event = await next_event(resp)
+            assert event["type"] == "BOOKMARK"
+            if int(event["object"]["metadata"]["resourceVersion"]) >= rv:
+                break
+        else:
+            raise AssertionError("no bookmark reached the resource's newest revision")

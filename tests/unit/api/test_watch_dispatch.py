@@ -258,3 +258,16 @@ async def test_store_close_ends_every_watcher(store: SqliteStore) -> None:
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(anext(sub), 5)
     assert fanout.dispatcher(store, PODS) is None
+
+
+async def test_a_caught_up_watchers_progress_follows_the_resource(store: SqliteStore) -> None:
+    fanout = WatchFanout()
+    start = await store.current_revision()
+    sub = await subscribe(fanout, store, "spec.nodeName=n")
+    assert sub.progress() == start
+    await put(store, "mine", "n")
+    newest = await put(store, "other", "m")
+    await caught_up(fanout, store)
+    assert sub.progress() < newest  # its own event is still queued
+    assert await drain(sub, 1) == [("ADDED", "mine")]
+    assert sub.progress() == newest
