@@ -28,10 +28,25 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
+def tune_gc() -> None:
+    """Collect young garbage every 50,000 allocations, not 700: a server's
+    informer caches and stored objects are millions of tracked objects, and
+    each decoded pod allocates hundreds, so the default thresholds ran a young
+    collection every few requests and a full one (0.1-0.3 s, finding almost
+    nothing) every few seconds of a pod burst. Measured in bench/schedule.py
+    end_to_end: server CPU per pod 13.0/11.3 -> 9.9/8.1 ms. Cycles are still
+    collected; a full collection still needs 25 % growth of the old heap."""
+    import gc
+
+    gc.set_threshold(50_000, 20, 100)
+
+
 def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]],
                         loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> None:
     """Run ``main(stop)`` until SIGINT/SIGTERM sets ``stop``; a second signal
     ends at once. ``loop_factory`` picks the event loop (default: asyncio's)."""
+
+    tune_gc()
 
     async def runner() -> None:
         stop = asyncio.Event()
