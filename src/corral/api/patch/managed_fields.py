@@ -35,6 +35,12 @@ class Manager:
     time: str | None
     subresource: str = ""
     fields: FieldSet = field(default_factory=set)
+    # The stored entry this manager was decoded from and the fields it held
+    # then: an entry nobody's write touched is stored again as it was,
+    # instead of re-encoding its trie on every write of the object (a pod's
+    # creator owns most of it; each status write re-encoded all of that).
+    stored: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    stored_fields: frozenset[Path] = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def ident(self) -> tuple[str, str, str]:
@@ -61,36 +67,49 @@ def decode(entries: Any) -> list[Manager]:
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("manager", ""), str):
             continue
+        fields = from_fields_v1(entry.get("fieldsV1", {}))
         managers.append(Manager(
             manager=entry.get("manager", ""),
             operation=entry.get("operation", "Update"),
             api_version=entry.get("apiVersion", ""),
             time=entry.get("time"),
             subresource=entry.get("subresource", ""),
-            fields=from_fields_v1(entry.get("fieldsV1", {})),
+            fields=fields,
+            stored=entry,
+            stored_fields=frozenset(fields),
         ))
     return managers
+
+
+def _entry(m: Manager) -> dict[str, Any]:
+    """The stored form of one manager: its decoded entry again when neither
+    its identity nor its fields changed since (set equality is one C-level
+    comparison; re-encoding walks and sorts the whole trie)."""
+    old = m.stored
+    if (old is not None and m.fields == m.stored_fields and old.get("manager") == m.manager
+            and old.get("operation") == m.operation and old.get("apiVersion") == m.api_version
+            and old.get("time") == m.time and old.get("subresource", "") == m.subresource
+            and old.get("fieldsType") == "FieldsV1"):
+        return deep_copy(old)
+    entry: dict[str, Any] = {
+        "manager": m.manager,
+        "operation": m.operation,
+        "apiVersion": m.api_version,
+    }
+    if m.time:
+        entry["time"] = m.time
+    entry["fieldsType"] = "FieldsV1"
+    entry["fieldsV1"] = to_fields_v1(m.fields)
+    if m.subresource:
+        entry["subresource"] = m.subresource
+    return entry
 
 
 def encode(managers: list[Manager]) -> list[dict[str, Any]]:
     """Entries in Kubernetes' order (Apply first, then by time); empty ones dropped."""
     kept = [m for m in managers if m.fields]
     kept.sort(key=lambda m: (m.operation, m.time or "", m.manager, m.api_version, m.subresource))
-    out = []
-    for m in kept:
-        entry: dict[str, Any] = {
-            "manager": m.manager,
-            "operation": m.operation,
-            "apiVersion": m.api_version,
-        }
-        if m.time:
-            entry["time"] = m.time
-        entry["fieldsType"] = "FieldsV1"
-        entry["fieldsV1"] = to_fields_v1(m.fields)
-        if m.subresource:
-            entry["subresource"] = m.subresource
-        out.append(entry)
-    return out
+    return [_entry(m) for m in kept]
 
 
 def compare(
@@ -128,8 +147,12 @@ def update_managed_fields(
     that changes nothing leaves the entries (and their times) alone. A client
     that sends its own ``managedFields`` (e.g. ``[]`` to reset them) replaces
     the stored ones.
+
+    ``new`` is not modified; the result shares all but its ``metadata`` map
+    with it (a full copy of a pod per write was a tenth of a status write).
     """
-    result = deep_copy(new)
+    result = dict(new)
+    result["metadata"] = dict(new.get("metadata") or {})
     old = old or {}
     managers = _base_managers(old, result)
     added, modified, removed = changed_fields(old, result, schema)
