@@ -170,6 +170,10 @@ def main() -> None:
     parser.add_argument("--e2e-timeout", type=float, default=1800.0)
     parser.add_argument("--profile", type=Path, default=None,
                         help="end_to_end: write py-spy profiles (raw folded stacks) of server and sim here")
+    parser.add_argument("--profile-gil", action="store_true",
+                        help="end_to_end: profile only the thread holding the GIL (py-spy --gil): CPU, not waits")
+    parser.add_argument("--keep", action="store_true",
+                        help="end_to_end: keep the server's data dir (audit log, logs) and print where")
     args = parser.parse_args()
     if args.mode in ("algorithm", "all"):
         algorithm(args)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from _common import CORRAL, CpuMeter, corral_child, emit, percentile, rss_mb
+from _common import CORRAL, CpuMeter, corral_child, cpu_seconds, emit, percentile, rss_mb
 from schedule_workload import NAMESPACE, apps, template
 
 from corral.client.api import ApiClient
@@ -69,8 +69,8 @@ async def create_workload(client: ApiClient, total: int, nodes: int, created: di
     await asyncio.gather(*jobs)
 
 
-async def run(args: argparse.Namespace, server: Any, sim_log: Path, meters: list[CpuMeter],
-              profiler: Profiler) -> dict[str, Any]:
+async def run(args: argparse.Namespace, server: Any, sim: subprocess.Popen[bytes], sim_log: Path,
+              meters: list[CpuMeter], profiler: Profiler) -> dict[str, Any]:
     total = args.e2e_pods or args.pods
     async with ApiClient(server.url, token=server.token(), ca_file=str(server.ca_file),
                          user_agent="bench-schedule", timeout=120) as client:
@@ -79,6 +79,9 @@ async def run(args: argparse.Namespace, server: Any, sim_log: Path, meters: list
         # The sim says when every node is registered; listing 5,000 nodes
         # every second instead would load the server being measured.
         while "hollow nodes ready" not in sim_log.read_text(errors="replace"):
+            if sim.poll() is not None:  # else this loop would wait for ever
+                tail = sim_log.read_text(errors="replace")[-2000:]
+                raise SystemExit(f"corral sim exited with {sim.returncode}:\n{tail}")
             await asyncio.sleep(0.5)
         nodes = len((await client.list(NODES))["items"])
         if nodes < args.nodes:
@@ -87,6 +90,7 @@ async def run(args: argparse.Namespace, server: Any, sim_log: Path, meters: list
         running: dict[str, float] = {}
         for meter in meters:
             meter.start()
+        cpu_at_start = [cpu_seconds(meter.pid) for meter in meters]
         profiler.start()
         t0, t0_wall = time.monotonic(), time.time()
         seen: dict[str, float] = {}
@@ -100,6 +104,7 @@ async def run(args: argparse.Namespace, server: Any, sim_log: Path, meters: list
             raise SystemExit(f"only {len(running)}/{total} pods Running after {args.e2e_timeout}s") from None
         t_end = max(running.values())
         cpu = [meter.percent() for meter in meters]
+        cpu_s = [cpu_seconds(meter.pid) - used for meter, used in zip(meters, cpu_at_start, strict=True)]
         profiler.stop()
         lat = [(running[k] - created.get(k, seen.get(k, t0))) * 1000 for k in running]
         stages = {"seen_to_bound_p50_ms": _p50([bound[k] - seen[k] for k in bound if k in seen]),
@@ -107,7 +112,7 @@ async def run(args: argparse.Namespace, server: Any, sim_log: Path, meters: list
                   "last_seen_s": round(max(seen.values()) - t0, 1),
                   "last_bound_s": round(max(bound.values()) - t0, 1)}
         return {"stages": stages, "seconds": t_end - t0, "create_seconds": t_created - t0, "latencies": lat,
-                "running": len(running), "cpu_pct": cpu, "window": (t0_wall, t0_wall + t_end - t0)}
+                "running": len(running), "cpu_pct": cpu, "cpu_s": cpu_s, "window": (t0_wall, t0_wall + t_end - t0)}
 
 
 async def watch_running(client: ApiClient, running: dict[str, float], total: int,
@@ -161,8 +166,11 @@ class Profiler:
     """py-spy (raw folded stacks, one file per process) over the measured
     window only: ``start`` at the first create, ``stop`` at the last Running."""
 
-    def __init__(self, out: Path | None, **pids: int) -> None:
+    def __init__(self, out: Path | None, gil: bool = False, **pids: int) -> None:
         self.out, self.pids = out, pids
+        # --gil samples only the thread holding the GIL: Python's CPU, not
+        # time spent waiting on fsync, sockets or a busy machine's run queue.
+        self.extra = ["--gil"] if gil else []
         self.spies: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
@@ -170,7 +178,7 @@ class Profiler:
             return
         self.out.mkdir(parents=True, exist_ok=True)
         self.spies = [subprocess.Popen([PY_SPY, "record", "--pid", str(pid), "--rate", "50", "--nonblocking",
-                                        "-f", "raw", "-o", str(self.out / f"{name}.txt")],
+                                        *self.extra, "-f", "raw", "-o", str(self.out / f"{name}.txt")],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                       for name, pid in self.pids.items()]
 
@@ -188,7 +196,7 @@ class Profiler:
 
 def end_to_end(args: argparse.Namespace) -> None:
     total = args.e2e_pods or args.pods
-    with corral_child("server", ready_timeout=120) as server:
+    with corral_child("server", ready_timeout=120, keep=args.keep) as server:
         sim = subprocess.Popen(
             [*CORRAL, "sim", "--nodes", str(args.nodes), "--server", server.url, "--token", server.token(),
              "--ca-file", str(server.ca_file), "--lease-period", str(args.lease_period),
@@ -198,9 +206,9 @@ def end_to_end(args: argparse.Namespace) -> None:
         try:
             meters = [CpuMeter(server.pid), CpuMeter(sim.pid), CpuMeter(os.getpid())]
             started = time.monotonic()
-            profiler = Profiler(args.profile, server=server.pid, sim=sim.pid)
+            profiler = Profiler(args.profile, args.profile_gil, server=server.pid, sim=sim.pid)
             try:
-                result = asyncio.run(run(args, server, server.data_dir.parent / "sim.log", meters, profiler))
+                result = asyncio.run(run(args, server, sim, server.data_dir.parent / "sim.log", meters, profiler))
             finally:
                 profiler.stop()
             writes = writes_in(server.data_dir / "audit.log", result["window"])
@@ -214,6 +222,9 @@ def end_to_end(args: argparse.Namespace) -> None:
                       "create_seconds": round(result["create_seconds"], 1),
                       "setup_seconds": round(time.monotonic() - started - result["seconds"], 1),
                       "server_cpu_pct": server_pct, "sim_cpu_pct": sim_pct, "client_cpu_pct": bench_pct,
+                      # CPU per pod moves less with the machine's load than the rates do.
+                      "server_cpu_ms_per_pod": round(result["cpu_s"][0] * 1000 / total, 2),
+                      "sim_cpu_ms_per_pod": round(result["cpu_s"][1] * 1000 / total, 2),
                       "sim": sim_stats[0] if sim_stats else "",
                       # Healthy-but-late nodes the node lifecycle controller declared dead.
                       "nodes_marked_unreachable": _count_lines(server.data_dir.parent / "corral.log",
