@@ -123,6 +123,8 @@ async def _stream(
     try:
         events = progress.sub = await opener()
         sink = _direct_sink(request, writer, progress)
+        if sink is not None:
+            events.attach(sink)
         async for event in events:
             if event.revision > progress.revision:
                 progress.revision = event.revision

@@ -99,3 +99,18 @@ async def test_a_quiet_field_selected_watch_is_bookmarked_at_the_newest_revision
                 break
         else:
             raise AssertionError("no bookmark reached the resource's newest revision")
+
+
+async def test_a_table_watch_sends_the_headers_once_then_rows(server: TestServer, http: aiohttp.ClientSession) -> None:
+    start = await create(http, server, "t0")
+    accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+    async with http.get(f"{cms(server)}?watch=1&resourceVersion={start}", headers={"Accept": accept}) as resp:
+        assert resp.status == 200
+        names = ["t1", "t2", "t3"]
+        for name in names:
+            await create(http, server, name)
+        events = [await next_event(resp) for _ in names]
+    assert [e["type"] for e in events] == ["ADDED"] * 3
+    assert [e["object"]["kind"] for e in events] == ["Table"] * 3
+    assert [e["object"]["rows"][0]["cells"][0] for e in events] == names
+    assert [bool(e["object"].get("columnDefinitions")) for e in events] == [True, False, False]
