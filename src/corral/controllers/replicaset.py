@@ -42,6 +42,16 @@ from corral.controllers.ownership import claim
 log = logging.getLogger(__name__)
 
 BURST_REPLICAS = 500
+CONTROLLER_INDEX = "replicaset-controller/controller"
+
+
+def by_controller(pod: Obj) -> list[str]:
+    """Pods under their controller's uid, pods without one under their
+    namespace: the only pods a ReplicaSet may keep or adopt."""
+    ref = controller_ref(pod)
+    if ref is not None:
+        return [f"uid:{ref.get('uid') or ''}"]
+    return [f"orphan:{namespace_of(pod)}"]
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
@@ -145,6 +155,7 @@ class ReplicaSetController(Controller):
         self.expectations = Expectations(self.clock)
         self.rs_informer = informers.index(REPLICASETS, "namespace", by_namespace)
         self.pod_informer = informers.index(PODS, "namespace", by_namespace)
+        informers.index(PODS, CONTROLLER_INDEX, by_controller)
         self.watches(self.rs_informer, self.pod_informer)
         self.rs_informer.add_handler(
             on_add=self._rs_changed,
@@ -220,8 +231,14 @@ class ReplicaSetController(Controller):
             return None
         ns, _ = split_key(key)
         needs_sync = self.expectations.satisfied(key)
-        candidates = [p for p in self.pod_informer.cache.by_index("namespace", ns or "")
-                      if is_pod_active(p)]
+        # Its own pods and the namespace's orphans, not every pod of the
+        # namespace: a scan of 5,000 pods per reconcile, with a reconcile per
+        # pod event, was ~4 % of the server's CPU in a 5,000-pod burst.
+        cache = self.pod_informer.cache
+        mine = cache.index_keys(CONTROLLER_INDEX, f"uid:{meta(rs).get('uid') or ''}")
+        orphans = cache.index_keys(CONTROLLER_INDEX, f"orphan:{ns or ''}")
+        candidates = [p for p in (cache.get(k) for k in sorted(mine + orphans))
+                      if p is not None and is_pod_active(p)]
         pods = await claim(self.client, PODS, rs, REPLICASETS, candidates)
         if needs_sync and not is_deleting(rs):
             await self._manage_replicas(key, rs, pods)

@@ -264,3 +264,41 @@ async def test_namespace_deletion_empties_it(cluster):
 
 
 
+
+
+async def test_replicaset_adopts_an_orphan_and_releases_a_relabelled_pod(cluster):
+    """The ReplicaSet sees its own pods and the namespace's orphans (an index
+    per controller uid, not a scan of the namespace): a matching bare pod is
+    adopted instead of a new one being created, and a pod relabelled out of
+    the selector is released and replaced."""
+    client = cluster
+    labels = {"app": "adoptee"}
+    await client.create(PODS, {"apiVersion": "v1", "kind": "Pod",
+                               "metadata": {"name": "stray", "namespace": "default", "labels": labels},
+                               "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+    rs = await client.create(REPLICASETS, {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "adopter", "namespace": "default"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}})
+    uid = rs["metadata"]["uid"]
+
+    def owner(pod: dict) -> str | None:
+        refs = [r for r in pod["metadata"].get("ownerReferences") or [] if r.get("controller")]
+        return refs[0]["uid"] if refs else None
+
+    async def adopted() -> bool:
+        return owner(await client.get(PODS, "stray", "default")) == uid
+
+    await wait_for(adopted, what="the stray pod adopted")
+    pods, _ = await client.list_all(PODS, "default", label_selector="app=adoptee")
+    assert [p["metadata"]["name"] for p in pods] == ["stray"]
+
+    await client.patch(PODS, "stray", {"metadata": {"labels": {"app": "elsewhere"}}}, "default")
+
+    async def released_and_replaced() -> bool:
+        stray = await client.get(PODS, "stray", "default")
+        mine, _ = await client.list_all(PODS, "default", label_selector="app=adoptee")
+        return owner(stray) is None and len(mine) == 1 and owner(mine[0]) == uid
+
+    await wait_for(released_and_replaced, what="the relabelled pod released and replaced")
