@@ -40,26 +40,36 @@ def _status_response(exc: ApiError) -> web.Response:
     return json_response(exc.status(), exc.code, headers)
 
 
+def error_response(request: web.Request, exc: Exception) -> web.Response | None:
+    """The Status answer for an exception a handler raised; None for an aiohttp
+    HTTP exception that should travel on unchanged."""
+    if isinstance(exc, ApiError):
+        return _status_response(exc)
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return _status_response(RequestEntityTooLarge(
+            f"the request body is larger than the limit of {MAX_BODY_BYTES} bytes"))
+    if isinstance(exc, web.HTTPNotFound):
+        return _status_response(NotFound(f"the server could not find the requested resource ({request.path})"))
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        from corral.api.errors import MethodNotAllowed
+
+        return _status_response(MethodNotAllowed(f"the server does not allow this method ({request.method})"))
+    if isinstance(exc, web.HTTPException):
+        return None
+    # a bug: say so, log it, never leak a traceback
+    log.error("unhandled error in %s %s", request.method, request.path, exc_info=exc)
+    return _status_response(InternalError(f"internal error: {type(exc).__name__}"))
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as exc:
-        return _status_response(exc)
-    except web.HTTPRequestEntityTooLarge:
-        return _status_response(RequestEntityTooLarge(
-            f"the request body is larger than the limit of {MAX_BODY_BYTES} bytes"))
-    except web.HTTPNotFound:
-        return _status_response(NotFound(f"the server could not find the requested resource ({request.path})"))
-    except web.HTTPMethodNotAllowed:
-        from corral.api.errors import MethodNotAllowed
-
-        return _status_response(MethodNotAllowed(f"the server does not allow this method ({request.method})"))
-    except web.HTTPException:
-        raise
-    except Exception as exc:  # a bug: say so, log it, never leak a traceback
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return _status_response(InternalError(f"internal error: {type(exc).__name__}"))
+    except Exception as exc:
+        response = error_response(request, exc)
+        if response is None:
+            raise
+        return response
 
 
 @web.middleware

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +19,7 @@ ALICE = User("alice", "", ("system:authenticated",))
 def _event(log: AuditLog, path: str, body: bytes) -> dict | None:
     attrs = request_attributes(ALICE, "POST", path, {})
     return log.event(verb=attrs.verb, uri=path, user=ALICE, source_ip="127.0.0.1", user_agent="kubectl/v1.32",
-                     code=201, received=datetime.now(UTC), attrs=attrs, body=body)
+                     code=201, received_ns=time.time_ns(), attrs=attrs, body=body)
 
 
 def test_levels_and_sensitive_bodies(tmp_path: Path) -> None:
@@ -40,7 +41,7 @@ def test_levels_and_sensitive_bodies(tmp_path: Path) -> None:
     line = orjson.loads((tmp_path / "audit.log").read_bytes().splitlines()[0])
     assert line["objectRef"]["subresource"] == "token"
     assert AuditLog(tmp_path / "none.log", "None").event(
-        verb="get", uri="/", user=ALICE, source_ip="", user_agent="", code=200, received=datetime.now(UTC)) is None
+        verb="get", uri="/", user=ALICE, source_ip="", user_agent="", code=200, received_ns=time.time_ns()) is None
     with pytest.raises(ValueError):
         AuditLog(tmp_path / "x.log", "Everything")
 
@@ -52,3 +53,16 @@ def test_rotation_bounds_the_file(tmp_path: Path) -> None:
     log.close()
     assert (tmp_path / "audit.log").stat().st_size <= 2000 + 1000
     assert (tmp_path / "audit.log.1").exists()
+
+
+def test_timestamps_are_rfc3339_with_microseconds(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.log", "Metadata")
+    when = datetime(2026, 11, 26, 19, 5, 7, 42, tzinfo=UTC)
+    ns = int(when.timestamp()) * 1_000_000_000 + 42_999
+    ev = log.event(verb="get", uri="/", user=ALICE, source_ip="", user_agent="", code=200, received_ns=ns)
+    assert ev is not None and ev["requestReceivedTimestamp"] == "2026-11-26T19:05:07.000042Z"
+    later = log.event(verb="get", uri="/", user=ALICE, source_ip="", user_agent="", code=200,
+                      received_ns=ns + 3_000_000_000 + 1_000)
+    assert later is not None and later["requestReceivedTimestamp"] == "2026-11-26T19:05:10.000043Z"
+    stage = datetime.strptime(ev["stageTimestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert abs((stage - datetime.now(UTC)).total_seconds()) < 60
