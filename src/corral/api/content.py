@@ -55,7 +55,10 @@ def parse_json(body: bytes) -> Any:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"the body of the request was in an unknown format: json parse error: {exc}") from exc
-    _check_depth(value)
+    # A value nested deeper than MAX_DEPTH needs more than MAX_DEPTH opening
+    # brackets: counting them in C spares walking every ordinary body.
+    if body.count(b"{") + body.count(b"[") > MAX_DEPTH:
+        _check_depth(value)
     return value
 
 

@@ -30,6 +30,7 @@ from corral.api.errors import (
 from corral.api.uids import new_uid
 from corral.clock import Clock, format_timestamp
 from corral.resources.types import FieldCause, ResourceType
+from corral.resources.validation import validate_object_meta
 from corral.store.protocol import (
     ConflictError,
     KeyExistsError,
@@ -68,8 +69,6 @@ def conflict_error(rt: ResourceType, name: str) -> Conflict:
 
 
 def _meta_causes(rt: ResourceType, obj: Obj, old: Obj | None) -> list[FieldCause]:
-    from corral.resources.validation import validate_object_meta
-
     causes = validate_object_meta(obj.get("metadata") or {}, rt.namespaced,
                                   rt.extra.get("name_format", "subdomain"))
     return causes + rt.validator(obj, old)

@@ -21,12 +21,15 @@ from corral.api.context import ServerContext
 from corral.api.errors import ApiError, BadRequest, MethodNotAllowed, UnsupportedMediaType
 from corral.api.listwatch import Filter, list_objects, parse_resource_version
 from corral.api.objects import DeleteOptions
+from corral.api.patch import apply_patch, update_managed_fields
+from corral.api.patch.managed_fields import created_managed_fields
 from corral.api.paths import Target, resolve
 from corral.api.prune import prune_unknown
 from corral.api.selectors import parse_field_selector, parse_label_selector
 from corral.api.tables import table, wants_table
 from corral.api.watchstream import serve_watch
 from corral.clock import format_timestamp
+from corral.resources.schema_check import check_fields, decode_error, strict_error, strict_warnings
 from corral.resources.types import ResourceType
 
 Obj = dict[str, Any]
@@ -134,13 +137,6 @@ class RestHandlers:
     def field_validation(self, request: web.Request, rt: ResourceType, obj: Obj) -> list[str]:
         """Wrong types are a 400 (Kubernetes fails to decode them); unknown
         fields are refused under Strict, else dropped, with warnings under Warn."""
-        from corral.resources.schema_check import (
-            check_fields,
-            decode_error,
-            strict_error,
-            strict_warnings,
-        )
-
         mode = request.query.get("fieldValidation", "Warn")
         if mode not in ("Strict", "Warn", "Ignore"):
             raise BadRequest(f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore", "Strict", "Warn"')
@@ -237,11 +233,6 @@ class RestHandlers:
     def record_manager(self, request: web.Request, rt: ResourceType, old: Obj | None, new: Obj, operation: str) -> None:
         """managedFields for ordinary writes, as Kubernetes records them."""
         manager = request.query.get("fieldManager") or _manager_from_agent(request.headers.get("User-Agent", ""))
-        try:
-            from corral.api.patch import update_managed_fields
-            from corral.api.patch.managed_fields import created_managed_fields
-        except ImportError:
-            return
         now = format_timestamp(self.ctx.clock.now())
         if old is None:
             entries = created_managed_fields(new, manager, operation, rt.api_version, now, rt.schema)
@@ -284,8 +275,6 @@ class RestHandlers:
         body = await request.read()
         if not body:
             raise BadRequest("the request body is empty")
-        from corral.api.patch import apply_patch
-
         rt = target.rt
         force = request.query.get("force") in ("true", "1")
         manager = request.query.get("fieldManager")

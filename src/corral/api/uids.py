@@ -16,20 +16,27 @@ _BATCH = 256  # UUIDs per system call
 
 
 class _Pool:
-    __slots__ = ("_buf", "_pos", "_lock")
+    """Random bytes as hex text, 256 UUIDs' worth per system call; each UUID
+    is cut from it with its version and variant digits set."""
+
+    __slots__ = ("_hex", "_pos", "_lock")
 
     def __init__(self) -> None:
-        self._buf = b""
+        self._hex = ""
         self._pos = 0
         self._lock = threading.Lock()
 
-    def take16(self) -> bytes:
+    def take32(self) -> str:
         with self._lock:
-            if self._pos >= len(self._buf):
-                self._buf, self._pos = os.urandom(16 * _BATCH), 0
             at = self._pos
-            self._pos = at + 16
-            return self._buf[at:at + 16]
+            if at >= len(self._hex):
+                self._hex, at = os.urandom(16 * _BATCH).hex(), 0
+            self._pos = at + 32
+            return self._hex[at:at + 32]
+
+
+# The variant digit (RFC 4122: binary 10xx) for each random hex digit.
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 
 
 _pool = _Pool()
@@ -45,8 +52,5 @@ os.register_at_fork(after_in_child=_reseed_after_fork)
 
 def new_uid() -> str:
     """A random (version 4, RFC 4122 variant) UUID in its canonical text form."""
-    b = bytearray(_pool.take16())
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = _pool.take32()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"

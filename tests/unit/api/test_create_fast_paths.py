@@ -1,14 +1,19 @@
 """The create shortcuts give exactly what the general paths give: managedFields
-of a create, and the uids drawn from a batch of OS randomness."""
+of a create, the uids drawn from a batch of OS randomness, and the JSON depth
+bound checked only when a body has enough brackets to break it."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from corral.api.content import MAX_DEPTH, parse_json
+from corral.api.errors import BadRequest
 from corral.api.patch import update_managed_fields
 from corral.api.patch.managed_fields import created_managed_fields
 from corral.api.uids import new_uid
@@ -65,3 +70,23 @@ def test_uids_are_canonical_random_version_4_and_distinct() -> None:
     for text in uids:
         parsed = uuid.UUID(text)
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+
+
+def test_json_bodies_nested_too_deep_are_refused_whatever_the_shortcut() -> None:
+    def nested(depth: int) -> bytes:
+        return b'{"a":' * depth + b"1" + b"}" * depth
+
+    assert parse_json(nested(MAX_DEPTH))["a"]["a"]["a"]
+    with pytest.raises(BadRequest, match="nested deeper than 100 levels"):
+        parse_json(nested(MAX_DEPTH + 1))
+    with pytest.raises(BadRequest, match="nested deeper"):
+        parse_json(b"[" * 60 + b"{\"a\":" * 60 + b"1" + b"}" * 60 + b"]" * 60)
+    brackets_in_strings = orjson.dumps({"data": {"k": "{[" * 500}})  # many brackets, shallow
+    assert parse_json(brackets_in_strings) == {"data": {"k": "{[" * 500}}
+
+
+def test_variant_digit_covers_every_hex_digit() -> None:
+    from corral.api.uids import _VARIANT
+
+    assert sorted(_VARIANT) == list("0123456789abcdef")
+    assert {int(d, 16) >> 2 for d in _VARIANT.values()} == {2}  # binary 10xx
