@@ -326,6 +326,10 @@ class PodWorker(ContainerLife):
         self.waiting.pop(key, None)
         self.states[key] = await self.ctx.runtime.container_state(handle)
         self._poll = True
+        if self.states[key].status != "running":
+            # It exited before we looked (``exit 2``): _idle's poll only notices
+            # running containers stopping, so come back soon for the full sync.
+            self._next_wake = min(self._next_wake, POLL_RUNNING)
         self._event("Normal", "Created", f"Created container: {name}")
         self._event("Normal", "Started", f"Started container {name}")
         if probes is not None:
