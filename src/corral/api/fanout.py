@@ -177,11 +177,13 @@ class Dispatcher:
             # Ended while this watcher waited for the start; the next one makes a new one.
             sub._private(self.store)
             return
-        if self.last is None and sub.after < self.start:
-            sub._private(self.store)
-            return
-        if self.last is not None and sub.after < self.last:
-            sub._replay_from(self.store.watch(self.prefix, sub.after), self.last)
+        # A watcher from before what the dispatcher has handed out replays the
+        # store up to there, then takes the dispatcher's events (not a private
+        # store watch for good: a quiet field-selected watch could then never
+        # bookmark past its own last event).
+        newest = self.last if self.last is not None else self.start
+        if sub.after < newest:
+            sub._replay_from(self.store.watch(self.prefix, sub.after), newest)
         self._group(sub, create=True)[sub] = None
         sub._dispatcher = self
         self.count += 1
