@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import logging
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -23,7 +22,6 @@ from corral.api.auth import User
 from corral.api.authz.keys import USER_KEY
 from corral.api.certs import (
     BOOTSTRAP_GROUP,
-    CLIENT_VALIDITY,
     NODE_GROUP,
     NODE_PREFIX,
     NODE_SIGNER,
@@ -32,6 +30,7 @@ from corral.api.certs import (
     sign_client_csr,
     subject_of,
 )
+from corral.api.csr_approval import requested_validity
 from corral.api.errors import Invalid, Unauthorized
 from corral.api.kubelet_serving import SERVING_SIGNER, approve_serving
 from corral.api.paths import Target
@@ -76,10 +75,8 @@ async def create_csr(rest: RestHandlers, request: web.Request, target: Target) -
     obj.pop("status", None)
     cn, orgs = subject_of(csr)
     if spec.get("signerName") == NODE_SIGNER and may_self_approve(user, cn, orgs):
-        seconds = spec.get("expirationSeconds")
-        validity = timedelta(seconds=seconds) if isinstance(seconds, int) and seconds >= 600 else CLIENT_VALIDITY
         try:
-            cert = sign_client_csr(request.app[PKI_KEY], csr, min(validity, CLIENT_VALIDITY))
+            cert = sign_client_csr(request.app[PKI_KEY], csr, requested_validity(spec))
         except CertificateError as exc:
             raise _invalid("spec.request", str(exc)) from None
         now = format_timestamp(rest.ctx.clock.now())

@@ -126,6 +126,15 @@ def signer_problem(signer: str, csr: x509.CertificateSigningRequest, usages: lis
     return ""
 
 
+def requested_validity(spec: Obj) -> timedelta:
+    """``spec.expirationSeconds`` when given (at least 600, as Kubernetes
+    requires), capped at what the signers issue."""
+    seconds = spec.get("expirationSeconds")
+    if isinstance(seconds, int) and seconds >= 600:
+        return min(CLIENT_VALIDITY, timedelta(seconds=seconds))
+    return CLIENT_VALIDITY
+
+
 def issue(pki: Any, csr_obj: Obj) -> tuple[bytes | None, str]:
     """(certificate, "") for an approved request of a signer corral runs,
     (None, why) when that signer refuses it, (None, "") for other signers."""
@@ -140,10 +149,7 @@ def issue(pki: Any, csr_obj: Obj) -> tuple[bytes | None, str]:
     problem = signer_problem(signer, csr, list(spec.get("usages") or []))
     if problem:
         return None, problem
-    seconds = spec.get("expirationSeconds")
-    validity = CLIENT_VALIDITY
-    if isinstance(seconds, int) and seconds >= 600:
-        validity = min(validity, timedelta(seconds=seconds))
+    validity = requested_validity(spec)
     if signer == SERVING_SIGNER:
         from corral.agent.servingcert import sign_serving
 
@@ -179,13 +185,12 @@ async def update_approval(rest: RestHandlers, request: web.Request, target: Targ
 
     body, _warnings = await rest.read_object(request, target)
     name = target.name or ""
-    stored = await rest.ctx.objects.get(target.rt, None, name)
-    check_may_approve(request, str((stored.get("spec") or {}).get("signerName") or ""))
     wanted = (body.get("status") or {}).get("conditions") if isinstance(body.get("status"), dict) else None
     expected_rv = (body.get("metadata") or {}).get("resourceVersion") or None
     pki = request.app[PKI_KEY]
 
     def transform(current: Obj) -> Obj:
+        check_may_approve(request, str((current.get("spec") or {}).get("signerName") or ""))
         now = format_timestamp(rest.ctx.clock.now())
         status = dict(current.get("status") or {})
         status["conditions"] = merged_conditions(name, list(status.get("conditions") or []), wanted, now)

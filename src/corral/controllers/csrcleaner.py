@@ -16,20 +16,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 from datetime import datetime, timedelta
 
 from cryptography import x509
 
 from corral.client.api import ApiClient
-from corral.client.errors import NotFoundError
 from corral.client.resources import CERTIFICATESIGNINGREQUESTS
 from corral.clock import Clock, parse_timestamp
 from corral.controllers.base import Controller
+from corral.controllers.expiry import delete_when_due
 from corral.controllers.informers import SharedInformers
 from corral.controllers.objects import Obj, meta
-
-log = logging.getLogger(__name__)
 
 DECIDED_TTL = timedelta(hours=1)
 PENDING_TTL = timedelta(hours=24)
@@ -97,12 +94,5 @@ class CsrCleaner(Controller):
         due = deletion_due(csr)
         if due is None:
             return None
-        left = (due - self.clock.now()).total_seconds()
-        if left > 0:
-            return left
-        try:
-            await self.client.delete(CERTIFICATESIGNINGREQUESTS, key, preconditions={"uid": meta(csr).get("uid")})
-            log.info("deleted finished certificate signing request %s", key)
-        except NotFoundError:
-            pass
-        return None
+        return await delete_when_due(self.client, CERTIFICATESIGNINGREQUESTS, csr, due, self.clock.now(),
+                                     "finished certificate signing request")

@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 from datetime import UTC, datetime
 
 from corral.client.api import ApiClient
-from corral.client.errors import NotFoundError
 from corral.client.resources import SECRETS
 from corral.clock import Clock
 from corral.controllers.base import Controller
+from corral.controllers.expiry import delete_when_due
 from corral.controllers.informers import SharedInformers
 from corral.controllers.objects import Obj, meta
-
-log = logging.getLogger(__name__)
 
 TOKEN_TYPE = "bootstrap.kubernetes.io/token"
 NAMESPACE = "kube-system"
@@ -65,14 +62,5 @@ class BootstrapTokenCleaner(Controller):
         expires = token_expiration(secret)
         if expires is None:
             return None
-        left = (expires - self.clock.now()).total_seconds()
-        if left > 0:
-            return left  # look again when it expires
-        name = str(meta(secret).get("name"))
-        try:
-            await self.client.delete(SECRETS, name, namespace=NAMESPACE,
-                                     preconditions={"uid": meta(secret).get("uid")})
-            log.info("deleted expired bootstrap token secret %s/%s", NAMESPACE, name)
-        except NotFoundError:
-            pass
-        return None
+        return await delete_when_due(self.client, SECRETS, secret, expires, self.clock.now(),
+                                     "its bootstrap token expired")
