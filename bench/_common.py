@@ -90,30 +90,93 @@ def pss_mb(pid: int) -> float:
     raise ValueError(f"process {pid} has no Pss")
 
 
+def _stat_fields(pid: int) -> list[bytes]:
+    """The fields of /proc/PID/stat after the command name (which may hold
+    spaces and parentheses): index 0 is field 3 (state)."""
+    raw = Path(f"/proc/{pid}/stat").read_bytes()
+    return raw[raw.rindex(b")") + 2 :].split()
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process has used (fields 14 and 15 of
-    /proc/PID/stat)."""
-    raw = Path(f"/proc/{pid}/stat").read_bytes()
-    fields = raw[raw.rindex(b")") + 2 :].split()
+    /proc/PID/stat), its threads included, its children not."""
+    fields = _stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _children(pid: int) -> list[int]:
+    """Live children of every thread of a process (any thread may fork)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:  # the thread ended meanwhile
+            continue
+    return found
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants that stay in its session. A child
+    that started a session of its own (``start_new_session``, as
+    CorralChild starts corral, and corral its container supervisors) is a
+    separate program, measured on its own, and so is everything below it;
+    worker processes a server forks for itself stay in its session."""
+    session = _stat_fields(pid)[3]  # field 6
+    tree, todo = [pid], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            children = _children(parent)
+        except OSError:  # exited since it was listed
+            continue
+        for child in children:
+            try:
+                if _stat_fields(child)[3] != session:
+                    continue
+            except OSError:
+                continue
+            tree.append(child)
+            todo.append(child)
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of ``process_tree(pid)``: for each process user plus system
+    time and that of the children it has reaped (fields 14 to 17), so a
+    worker that exited still counts, once, in its parent's total. The
+    kernel does not say which child reaped time came from, so a reaped
+    child of another session counts too."""
+    ticks = 0
+    for member in process_tree(pid):
+        try:
+            fields = _stat_fields(member)
+        except OSError:  # exited since it was listed: its parent has it now
+            continue
+        ticks += sum(int(f) for f in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 class CpuMeter:
-    """How busy a process was between ``start()`` and ``percent()``: 100
-    means one core fully used, which tells a saturated server from a
-    saturated load generator."""
+    """How busy a process and its descendants (``process_tree``) were
+    between ``start()`` and ``percent()``: 100 means one core fully used,
+    which tells a saturated server from a saturated load generator, and a
+    server of several worker processes is counted whole."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.start()
 
     def start(self) -> None:
-        self._cpu = cpu_seconds(self.pid)
+        self._cpu = tree_cpu_seconds(self.pid)
         self._wall = time.monotonic()
+
+    def seconds(self) -> float:
+        """CPU seconds used since ``start()``."""
+        return tree_cpu_seconds(self.pid) - self._cpu
 
     def percent(self) -> float:
         wall = time.monotonic() - self._wall
-        return round(100 * (cpu_seconds(self.pid) - self._cpu) / wall, 1) if wall > 0 else 0.0
+        return round(100 * self.seconds() / wall, 1) if wall > 0 else 0.0
 
 
 def processes_matching(needles: Iterable[str]) -> list[int]:

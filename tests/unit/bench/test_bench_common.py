@@ -7,6 +7,9 @@ import importlib.util
 import json
 import os
 import resource
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -122,3 +125,49 @@ def test_wait_until_stops_at_once_on_fatal() -> None:
     with pytest.raises(common.Fatal, match="exited"):
         common.wait_until(gone, 30, "a dead process")
     assert time.monotonic() - started < 5
+
+
+_PARENT = """
+import subprocess, sys
+burn = [sys.executable, "-c", "while True: pass"]
+mine = subprocess.Popen(burn)
+apart = subprocess.Popen(burn, start_new_session=True)
+print(mine.pid, apart.pid, flush=True)
+sys.stdin.readline()
+mine.kill()
+mine.wait()
+print("reaped", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_the_process_tree_counts_descendants_in_the_session_and_reaped_ones() -> None:
+    """A parent (idle) with a busy child in its session and a busy child in
+    a session of its own: the tree's CPU is the parent's plus the first
+    child's, and stays so once the parent has reaped that child."""
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    apart = None
+    try:
+        assert parent.stdout is not None and parent.stdin is not None
+        mine, apart = (int(p) for p in parent.stdout.readline().split())
+        meter = common.CpuMeter(parent.pid)
+        common.wait_until(lambda: common.cpu_seconds(mine) >= 0.3 and common.cpu_seconds(apart) >= 0.3,
+                          30, "both children to burn 0.3 s of CPU", interval=0.02)
+        assert sorted(common.process_tree(parent.pid)) == sorted([parent.pid, mine])
+        tree = common.tree_cpu_seconds(parent.pid)
+        own, child = common.cpu_seconds(parent.pid), common.cpu_seconds(mine)
+        assert own + child - 0.05 <= tree <= own + child + 0.05
+        assert meter.seconds() >= 0.25  # the busy child, since the meter started
+        burned = common.cpu_seconds(mine)
+        parent.stdin.write("reap\n")
+        parent.stdin.flush()
+        assert parent.stdout.readline().strip() == "reaped"
+        assert common.process_tree(parent.pid) == [parent.pid]
+        assert common.tree_cpu_seconds(parent.pid) >= common.cpu_seconds(parent.pid) + burned - 0.02
+        assert common.tree_cpu_seconds(parent.pid) < common.cpu_seconds(parent.pid) + burned + 0.2
+    finally:
+        if apart is not None:
+            os.kill(apart, signal.SIGKILL)
+        parent.kill()
+        parent.wait(10)
