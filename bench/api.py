@@ -5,12 +5,18 @@ object per figure.
     .venv/bin/python bench/api.py [--clients 32] [--count 5000] [--lists 200]
         [--list-size 100] [--rate 500] [--seconds 10] [--watchers 1000]
         [--watch-procs 4] [--rounds 5] [--only creates,gets,lists,write,watch]
+        [--client aiohttp|wrk] [--wrk-seconds 5] [--server-workers 1]
 
 A real `corral server` (SQLite store, TLS, token, controllers and scheduler
 idle) runs as a child process, so it has its own interpreter and core as in
 production; this process is the load generator, with aiohttp clients sharing a
 keep-alive connection pool. Watchers run in ``--watch-procs`` processes so
 that reading 1,000 streams does not fall on one event loop.
+
+With ``--client wrk`` the creates and gets phases run wrk (C, about a quarter
+of aiohttp's CPU per request) with bench/api_wrk.lua for a fixed time, so a
+server of ``--server-workers`` processes is not starved of the second core by
+its own load generator.
 """
 
 from __future__ import annotations
@@ -20,10 +26,14 @@ import asyncio
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import ssl
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +48,7 @@ from _common import (  # noqa: E402
     emit,
     max_by_second,
     percentile,
+    process_tree,
     raise_fd_limit,
     rss_mb,
     summary_ms,
@@ -46,6 +57,8 @@ from _common import (  # noqa: E402
 BENCH = "api"
 DATA = {"key": "v" * 64}
 FANOUT_PREFIX = "fan-"
+WRK_SCRIPT = Path(__file__).resolve().with_name("api_wrk.lua")
+WRK_MARK = "WRK_SUMMARY "
 
 
 class BenchError(RuntimeError):
@@ -98,37 +111,161 @@ async def make_namespace(http: aiohttp.ClientSession, base: str, name: str) -> s
     return f"{base}/api/v1/namespaces/{name}/configmaps"
 
 
+def server_cpu_ms_per(metric: str, server_s: float, requests: int, **params: Any) -> None:
+    """CPU per request of the whole server tree: what to compare runs by,
+    as it moves far less with the machine's load than the rates do."""
+    emit(BENCH, metric, server_s * 1000 / requests, "ms", requests=requests, **params)
+
+
 async def throughput(http: aiohttp.ClientSession, child: CorralChild,
                      args: argparse.Namespace) -> None:
-    """Closed-loop phases; each line also says how busy the server and this
-    load generator were (percent of one core)."""
-    base = child.url
-    server, me = CpuMeter(child.pid), CpuMeter(os.getpid())
-
-    def busy() -> dict[str, float]:
-        return {"server_cpu_pct": server.percent(), "client_cpu_pct": me.percent()}
-
-    params = {"clients": args.clients, "count": args.count}
+    """Closed-loop phases; each line also says how busy the server (all its
+    processes) and this load generator were (percent of one core)."""
     if {"creates", "gets"} & args.only:
-        cms = await make_namespace(http, base, "bench-create")
-        server.start(), me.start()
-        rate = await closed_loop(args.clients, args.count,
-                                 lambda i: request(http, "POST", cms, configmap(f"cm-{i}")))
-        if "creates" in args.only:
-            emit(BENCH, "creates_per_second", rate, "1/s", **params, **busy())
-        if "gets" in args.only:
-            server.start(), me.start()
-            rate = await closed_loop(args.clients, args.count,
-                                     lambda i: request(http, "GET", f"{cms}/cm-{i}"))
-            emit(BENCH, "gets_per_second", rate, "1/s", **params, **busy())
+        if args.client == "wrk":
+            await wrk_throughput(http, child, args)
+        else:
+            await aiohttp_throughput(http, child, args)
     if "lists" in args.only:
-        cms = await make_namespace(http, base, "bench-list")
+        server, me = CpuMeter(child.pid), CpuMeter(os.getpid())
+        cms = await make_namespace(http, child.url, "bench-list")
         await closed_loop(args.clients, args.list_size,
                           lambda i: request(http, "POST", cms, configmap(f"cm-{i}")))
         server.start(), me.start()
         rate = await closed_loop(args.clients, args.lists, lambda i: request(http, "GET", cms))
         emit(BENCH, "lists_per_second", rate, "1/s", clients=args.clients, count=args.lists,
-             list_size=args.list_size, **busy())
+             list_size=args.list_size, server_workers=args.server_workers,
+             server_cpu_pct=server.percent(), client_cpu_pct=me.percent())
+
+
+async def aiohttp_throughput(http: aiohttp.ClientSession, child: CorralChild,
+                             args: argparse.Namespace) -> None:
+    server, me = CpuMeter(child.pid), CpuMeter(os.getpid())
+    params = {"client": "aiohttp", "clients": args.clients, "count": args.count,
+              "server_workers": args.server_workers}
+    cms = await make_namespace(http, child.url, "bench-create")
+    server.start(), me.start()
+    rate = await closed_loop(args.clients, args.count,
+                             lambda i: request(http, "POST", cms, configmap(f"cm-{i}")))
+    server_s = server.seconds()
+    if "creates" in args.only:
+        emit(BENCH, "creates_per_second", rate, "1/s", **params,
+             server_cpu_pct=server.percent(), client_cpu_pct=me.percent())
+        server_cpu_ms_per("server_cpu_ms_per_create", server_s, args.count, **params)
+    if "gets" in args.only:
+        server.start(), me.start()
+        rate = await closed_loop(args.clients, args.count,
+                                 lambda i: request(http, "GET", f"{cms}/cm-{i}"))
+        server_s = server.seconds()
+        emit(BENCH, "gets_per_second", rate, "1/s", **params,
+             server_cpu_pct=server.percent(), client_cpu_pct=me.percent())
+        server_cpu_ms_per("server_cpu_ms_per_get", server_s, args.count, **params)
+
+
+# -- wrk as the load generator ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WrkSummary:
+    """One wrk run, every response of which was the expected one."""
+
+    requests: int
+    seconds: float
+    latency_ms: dict[str, float]  # p50_ms, p99_ms, max_ms
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def parse_wrk_summary(output: str, what: str) -> WrkSummary:
+    """The line api_wrk.lua's done() prints. Any unexpected status, socket
+    error or timeout fails the run (BenchError) instead of being averaged in:
+    a rate of errors is not a rate of creates."""
+    lines = [line[len(WRK_MARK):] for line in output.splitlines() if line.startswith(WRK_MARK)]
+    if len(lines) != 1:
+        raise BenchError(f"{what}: wrk printed {len(lines)} {WRK_MARK.strip()} lines, not one:\n"
+                         f"{output[-2000:]}")
+    try:
+        raw = orjson.loads(lines[0])
+        requests, ok, unexpected = int(raw["requests"]), int(raw["ok"]), int(raw["unexpected"])
+        errors = {str(k): int(v) for k, v in raw["errors"].items() if v}
+        seconds = int(raw["duration_us"]) / 1e6
+        latency = {f"{k}_ms": round(int(raw["latency_us"][k]) / 1000, 3) for k in ("p50", "p99", "max")}
+        first = str(raw["first_unexpected"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BenchError(f"{what}: malformed wrk summary {lines[0][:300]!r}: {exc!r}") from None
+    if unexpected or errors:
+        raise BenchError(f"{what}: of {requests} requests {unexpected} had an unexpected status"
+                         f" (first: {first[:300]!r}), socket errors and timeouts: {errors}")
+    if requests == 0 or ok != requests or seconds <= 0:
+        raise BenchError(f"{what}: wrk completed {requests} requests in {seconds} s, {ok} as expected")
+    return WrkSummary(requests=requests, seconds=seconds, latency_ms=latency)
+
+
+def check_created(names: Iterable[str], prefix: str, created: int, in_flight: int, what: str) -> int:
+    """The server must list every create wrk saw answered with 201, and at
+    most ``in_flight`` more (requests still open when wrk stopped)."""
+    listed = sum(1 for name in names if name.startswith(prefix))
+    if not created <= listed <= created + in_flight:
+        raise BenchError(f"{what}: wrk saw {created} creates answered, the server lists {listed}"
+                         f" ConfigMaps named {prefix}* (at most {in_flight} more may be in flight)")
+    return listed
+
+
+def wrk_command(args: argparse.Namespace, url: str, seconds: int, *script_args: str) -> list[str]:
+    return [args.wrk, "-t", str(args.wrk_threads), "-c", str(args.clients), "-d", f"{seconds}s",
+            "--timeout", "30s", "-s", str(WRK_SCRIPT), url, "--", *script_args]
+
+
+async def run_wrk(child: CorralChild, args: argparse.Namespace, url: str, seconds: int,
+                  *script_args: str) -> WrkSummary:
+    """One wrk run, as a child of this process (so this process's CpuMeter
+    counts it); the token goes in the environment, not on a command line."""
+    what = f"wrk {' '.join(script_args[:2])}"
+    env = {**os.environ, "CORRAL_BENCH_TOKEN": child.token()}
+    done = await asyncio.to_thread(subprocess.run, wrk_command(args, url, seconds, *script_args),
+                                   env=env, capture_output=True, text=True, timeout=seconds + 120)
+    if done.returncode != 0:
+        raise BenchError(f"{what}: wrk exited with {done.returncode}:\n{done.stderr[-2000:]}"
+                         f"{done.stdout[-2000:]}")
+    return parse_wrk_summary(done.stdout, what)
+
+
+async def wrk_throughput(http: aiohttp.ClientSession, child: CorralChild,
+                         args: argparse.Namespace) -> None:
+    """Creates for ``--wrk-seconds`` after ``--wrk-warmup`` s of them (new
+    names each), checked against a list of the namespace; then gets of
+    every name created, for as long."""
+    cms = await make_namespace(http, child.url, "bench-create")
+    server, me = CpuMeter(child.pid), CpuMeter(os.getpid())
+    warm = await run_wrk(child, args, cms, args.wrk_warmup, "create", "warm")
+    server.start(), me.start()
+    run = await run_wrk(child, args, cms, args.wrk_seconds, "create", "run")
+    server_s, busy = server.seconds(), {"server_cpu_pct": server.percent(), "client_cpu_pct": me.percent()}
+    listed = orjson.loads(await request(http, "GET", cms))["items"]
+    names = [item["metadata"]["name"] for item in listed]
+    check_created(names, "cm-warm-", warm.requests, args.clients, "wrk warm-up creates")
+    check_created(names, "cm-run-", run.requests, args.clients, "wrk creates")
+    params = {"client": "wrk", "clients": args.clients, "wrk_threads": args.wrk_threads,
+              "seconds": args.wrk_seconds, "server_workers": args.server_workers}
+    if "creates" in args.only:
+        emit(BENCH, "creates_per_second", run.rate, "1/s", **params, requests=run.requests,
+             **run.latency_ms, **busy)
+        server_cpu_ms_per("server_cpu_ms_per_create", server_s, run.requests, **params)
+    if "gets" in args.only:
+        ours = [n for n in names if n.startswith(("cm-warm-", "cm-run-"))]
+        with tempfile.NamedTemporaryFile("w", prefix="names-", dir=child.data_dir.parent) as f:
+            f.write("\n".join(ours) + "\n")
+            f.flush()
+            server.start(), me.start()
+            got = await run_wrk(child, args, cms, args.wrk_seconds, "get", "run", f.name,
+                                str(args.wrk_threads))
+            server_s = server.seconds()
+            busy = {"server_cpu_pct": server.percent(), "client_cpu_pct": me.percent()}
+        emit(BENCH, "gets_per_second", got.rate, "1/s", **params, requests=got.requests,
+             names=len(ours), **got.latency_ms, **busy)
+        server_cpu_ms_per("server_cpu_ms_per_get", server_s, got.requests, **params)
 
 
 async def open_pool(http: aiohttp.ClientSession, base: str, connections: int) -> None:
@@ -313,8 +450,10 @@ async def run(child: CorralChild, args: argparse.Namespace) -> None:
         async with session(ctx, child.token(), 4) as http:
             await watch_fanout(http, child, args)
     hwm = _hwm_mb(child.pid)
-    emit(BENCH, "server_rss_mb", rss_mb(child.pid), "MiB", peak_mb=hwm, clients=args.clients,
-         count=args.count, rate=args.rate, watchers=args.watchers, phases=sorted(args.only))
+    tree_mb = round(sum(rss_mb(pid) for pid in process_tree(child.pid)), 1)
+    emit(BENCH, "server_rss_mb", rss_mb(child.pid), "MiB", peak_mb=hwm, tree_rss_mb=tree_mb,
+         clients=args.clients, count=args.count, rate=args.rate, watchers=args.watchers,
+         server_workers=args.server_workers, phases=sorted(args.only))
 
 
 def _hwm_mb(pid: int) -> float:
@@ -341,6 +480,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", default="creates,gets,lists,write,watch",
                         help="comma-separated phases to run")
     parser.add_argument("--keep", action="store_true", help="keep the server's data dir and log")
+    parser.add_argument("--client", choices=("aiohttp", "wrk"), default="aiohttp",
+                        help="load generator of the creates and gets phases")
+    parser.add_argument("--wrk-seconds", type=int, default=5,
+                        help="--client wrk: duration of each timed phase (wrk takes whole seconds)")
+    parser.add_argument("--wrk-warmup", type=int, default=1,
+                        help="--client wrk: seconds of untimed creates first")
+    parser.add_argument("--wrk-threads", type=int, default=1,
+                        help="--client wrk: wrk threads (one keeps up with a few thousand requests/s)")
+    parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk", help="the wrk binary")
+    parser.add_argument("--server-workers", type=int, default=1,
+                        help="API server processes (corral server --api-workers N, passed if N > 1)")
     args = parser.parse_args(argv)
     args.only = {p.strip() for p in args.only.split(",") if p.strip()}
     unknown = args.only - {"creates", "gets", "lists", "write", "watch"}
@@ -348,7 +498,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--only: unknown phase(s) {sorted(unknown)}")
     if args.watch_procs < 1 or args.watchers < args.watch_procs:
         parser.error("--watchers must be at least --watch-procs, which must be at least 1")
+    if args.server_workers < 1:
+        parser.error(f"--server-workers must be at least 1, got {args.server_workers}")
+    if args.client == "wrk":
+        if args.wrk_seconds <= 0 or args.wrk_warmup <= 0:
+            parser.error("--wrk-seconds and --wrk-warmup must be positive")
+        if not 1 <= args.wrk_threads <= args.clients:
+            parser.error(f"--wrk-threads must be within [1, --clients], got {args.wrk_threads}")
+        if not os.access(args.wrk, os.X_OK):
+            parser.error(f"--wrk: {args.wrk} is not an executable (install wrk or pass its path)")
     return args
+
+
+def server_args(workers: int) -> list[str]:
+    """Extra `corral server` arguments; none for one process, so the bench
+    runs on a server that predates --api-workers."""
+    return ["--api-workers", str(workers)] if workers > 1 else []
 
 
 def main() -> None:
@@ -356,7 +521,7 @@ def main() -> None:
     # The server inherits this limit: it holds one socket per watcher.
     raise_fd_limit(args.watchers + args.clients + args.rate_connections + 1024)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    with corral_child("server", keep=args.keep) as child:
+    with corral_child("server", *server_args(args.server_workers), keep=args.keep) as child:
         asyncio.run(run(child, args))
 
 
