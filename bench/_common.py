@@ -168,6 +168,7 @@ class CpuMeter:
 
     def start(self) -> None:
         self._cpu = tree_cpu_seconds(self.pid)
+        self._own = self._own_seconds()
         self._wall = time.monotonic()
 
     def seconds(self) -> float:
@@ -177,6 +178,25 @@ class CpuMeter:
     def percent(self) -> float:
         wall = time.monotonic() - self._wall
         return round(100 * self.seconds() / wall, 1) if wall > 0 else 0.0
+
+    def percent_by_process(self) -> list[float]:
+        """Each live process's own share since ``start()`` (its reaped
+        children aside), the measured process first, then by pid: shows
+        which process of a server saturated."""
+        wall = time.monotonic() - self._wall
+        now = self._own_seconds()
+        order = [self.pid, *sorted(p for p in now if p != self.pid)]
+        return [round(100 * (now[p] - self._own.get(p, 0.0)) / wall, 1) if wall > 0 else 0.0
+                for p in order if p in now]
+
+    def _own_seconds(self) -> dict[int, float]:
+        own = {}
+        for member in process_tree(self.pid):
+            try:
+                own[member] = cpu_seconds(member)
+            except OSError:
+                continue
+        return own
 
 
 def processes_matching(needles: Iterable[str]) -> list[int]:

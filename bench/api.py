@@ -111,6 +111,17 @@ async def make_namespace(http: aiohttp.ClientSession, base: str, name: str) -> s
     return f"{base}/api/v1/namespaces/{name}/configmaps"
 
 
+def cpu_busy(server: CpuMeter, client: CpuMeter) -> dict[str, Any]:
+    """Percent of one core used by the server's processes (in all, and each:
+    the store's process first, then its API workers) and by this load
+    generator with its children (wrk)."""
+    busy: dict[str, Any] = {"server_cpu_pct": server.percent(), "client_cpu_pct": client.percent()}
+    by_process = server.percent_by_process()
+    if len(by_process) > 1:
+        busy["server_cpu_pct_by_process"] = by_process
+    return busy
+
+
 def server_cpu_ms_per(metric: str, server_s: float, requests: int, **params: Any) -> None:
     """CPU per request of the whole server tree: what to compare runs by,
     as it moves far less with the machine's load than the rates do."""
@@ -149,16 +160,14 @@ async def aiohttp_throughput(http: aiohttp.ClientSession, child: CorralChild,
                              lambda i: request(http, "POST", cms, configmap(f"cm-{i}")))
     server_s = server.seconds()
     if "creates" in args.only:
-        emit(BENCH, "creates_per_second", rate, "1/s", **params,
-             server_cpu_pct=server.percent(), client_cpu_pct=me.percent())
+        emit(BENCH, "creates_per_second", rate, "1/s", **params, **cpu_busy(server, me))
         server_cpu_ms_per("server_cpu_ms_per_create", server_s, args.count, **params)
     if "gets" in args.only:
         server.start(), me.start()
         rate = await closed_loop(args.clients, args.count,
                                  lambda i: request(http, "GET", f"{cms}/cm-{i}"))
         server_s = server.seconds()
-        emit(BENCH, "gets_per_second", rate, "1/s", **params,
-             server_cpu_pct=server.percent(), client_cpu_pct=me.percent())
+        emit(BENCH, "gets_per_second", rate, "1/s", **params, **cpu_busy(server, me))
         server_cpu_ms_per("server_cpu_ms_per_get", server_s, args.count, **params)
 
 
@@ -242,7 +251,7 @@ async def wrk_throughput(http: aiohttp.ClientSession, child: CorralChild,
     warm = await run_wrk(child, args, cms, args.wrk_warmup, "create", "warm")
     server.start(), me.start()
     run = await run_wrk(child, args, cms, args.wrk_seconds, "create", "run")
-    server_s, busy = server.seconds(), {"server_cpu_pct": server.percent(), "client_cpu_pct": me.percent()}
+    server_s, busy = server.seconds(), cpu_busy(server, me)
     listed = orjson.loads(await request(http, "GET", cms))["items"]
     names = [item["metadata"]["name"] for item in listed]
     check_created(names, "cm-warm-", warm.requests, args.clients, "wrk warm-up creates")
@@ -261,8 +270,7 @@ async def wrk_throughput(http: aiohttp.ClientSession, child: CorralChild,
             server.start(), me.start()
             got = await run_wrk(child, args, cms, args.wrk_seconds, "get", "run", f.name,
                                 str(args.wrk_threads))
-            server_s = server.seconds()
-            busy = {"server_cpu_pct": server.percent(), "client_cpu_pct": me.percent()}
+            server_s, busy = server.seconds(), cpu_busy(server, me)
         emit(BENCH, "gets_per_second", got.rate, "1/s", **params, requests=got.requests,
              names=len(ours), **got.latency_ms, **busy)
         server_cpu_ms_per("server_cpu_ms_per_get", server_s, got.requests, **params)

@@ -159,6 +159,8 @@ def test_the_process_tree_counts_descendants_in_the_session_and_reaped_ones() ->
         own, child = common.cpu_seconds(parent.pid), common.cpu_seconds(mine)
         assert own + child - 0.05 <= tree <= own + child + 0.05
         assert meter.seconds() >= 0.25  # the busy child, since the meter started
+        parent_pct, child_pct = meter.percent_by_process()
+        assert child_pct > 10 * max(parent_pct, 1.0)  # the child burns, the parent waits on stdin
         burned = common.cpu_seconds(mine)
         parent.stdin.write("reap\n")
         parent.stdin.flush()
