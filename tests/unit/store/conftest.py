@@ -55,7 +55,39 @@ def etcd_backend(directory: Path, tuning: Tuning, cluster: EtcdCluster) -> Store
                              watch_buffer=tuning.watch_buffer))
 
 
-BACKENDS = [pytest.param(sqlite_backend, id="sqlite"), pytest.param(etcd_backend, id="etcd")]
+class RemotePair:
+    """A SQLite store served by a StoreService and used through a RemoteStore
+    over a real Unix socket: the store as an API worker process sees it."""
+
+    def __init__(self, directory: Path, tuning: Tuning) -> None:
+        from corral.store.remote import RemoteStore
+        from corral.store.service import StoreService
+
+        self.owner = sqlite_backend(directory, tuning)
+        self.service = StoreService(self.owner, directory / "store.sock")
+        self.remote = RemoteStore(directory / "store.sock", watch_buffer=tuning.watch_buffer)
+
+    async def start(self) -> None:
+        await self.owner.start()
+        await self.service.start()
+        await self.remote.start()
+
+    async def close(self) -> None:
+        await self.remote.close()
+        await self.service.close()
+        await self.owner.close()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.remote, name)
+
+
+def remote_backend(directory: Path, tuning: Tuning) -> Store:
+    directory.mkdir(parents=True, exist_ok=True)
+    return RemotePair(directory, tuning)  # type: ignore[return-value]
+
+
+BACKENDS = [pytest.param(sqlite_backend, id="sqlite"), pytest.param(etcd_backend, id="etcd"),
+            pytest.param(remote_backend, id="remote")]
 
 OpenStore = Callable[..., Awaitable[Store]]
 
@@ -83,3 +115,4 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
 @pytest.fixture
 async def store(open_store: OpenStore) -> Store:
     return await open_store()
+
