@@ -34,6 +34,7 @@ from corral.clock import Clock
 
 log = logging.getLogger(__name__)
 LOCAL_SOCKET = "api.sock"  # in the data dir: the same-process components' way in
+STORE_SOCKET = "store.sock"  # in the data dir: the API workers' way to the store
 
 
 def server_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -93,6 +94,9 @@ class ServerOptions:
     service_cidr: str = "127.43.0.0/16"
     security: Any = None
     """api.security.SecurityOptions (audit level, fair-share limits); None = defaults."""
+    api_workers: int = 1
+    """Processes serving the port: this one, which owns the store and runs
+    the controllers, and ``api_workers - 1`` API workers (api/workers.py)."""
 
 
 class RunningServer:
@@ -113,6 +117,8 @@ class RunningServer:
         self._reloading: asyncio.Task[None] | None = None
         self.local_socket: Path | None = None
         self._socket_dir: Path | None = None
+        self.store_service: Any = None
+        self.workers: Any = None
 
     @property
     def url(self) -> str:
@@ -127,41 +133,69 @@ class RunningServer:
         await store.start()
         await reencrypt(store)
         self.token = ensure_token_file(token_file(opts.data_dir))
-        settings = ServerSettings(service_cidr=opts.service_cidr)
-        self.ctx = make_context(store, clock=self.clock, settings=settings)
+        self.ctx = make_context(store, clock=self.clock, settings=ServerSettings(service_cidr=opts.service_cidr))
         await ensure_default_namespaces(self.ctx)
+        await self.serve(opts.security, reuse_port=opts.api_workers > 1)
+        if opts.api_workers > 1:
+            await self._start_workers(store)
+        self.local_socket = await self._serve_locally()
+        write_kubeconfig(self.kubeconfig, self.url, self.ca_file.read_bytes(), self.token)
+        log.info("API server listening on %s", self.url)
+
+    async def serve(self, security: Any, *, reuse_port: bool) -> None:
+        """TLS files, authentication, authorization, the app and the port:
+        what the store owner and every API worker process set up alike."""
+        opts, ctx = self.options, self.ctx
+        assert ctx is not None
         hosts = sorted({opts.host, "127.0.0.1", "localhost", "::1", *in_cluster_names(opts.service_cidr)}
                        - {"0.0.0.0"})
         files = ensure_serving_files(opts.data_dir, hosts)
-        settings.kubelet_client = KubeletClient(files.ca_cert.parent)  # its own, from the (shared) CA
+        ctx.settings.kubelet_client = KubeletClient(files.ca_cert.parent)  # its own, from the (shared) CA
         tokens = TokenAuthenticator.from_file(token_file(opts.data_dir))
-        self.security = await start_security(self.ctx, opts.data_dir, tokens, opts.security)
-        app = build_app(self.ctx, tokens, self.security)
+        self.security = await start_security(ctx, opts.data_dir, tokens, security)
+        app = build_app(ctx, tokens, self.security)
         self.runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
                                     shutdown_timeout=2.0)
         await self.runner.setup()
         tls = accept_client_certs(server_ssl_context(files), files.ca_cert)
         self.cert_reloader = ServingCertificateReloader(tls, files, hosts)  # `corral certs renew`, no restart
         self._reloading = asyncio.create_task(self.cert_reloader.run(), name="serving-cert-reloader")
-        limits = (opts.security or SecurityOptions()).limits
+        limits = (security or SecurityOptions()).limits
         site = GuardedSite(self.runner, opts.host, opts.port, ssl_context=tls, backlog=1024,
-                           reuse_address=True, header_timeout=limits.header_timeout)
+                           reuse_address=True, reuse_port=reuse_port, header_timeout=limits.header_timeout)
         await site.start()
         self.port = site.port
-        settings.advertise_address = f"{opts.host}:{self.port}"
-        self.local_socket = await self._serve_locally()
-        write_kubeconfig(self.kubeconfig, self.url, files.ca_cert.read_bytes(), self.token)
-        log.info("API server listening on %s", self.url)
+        ctx.settings.advertise_address = f"{opts.host}:{self.port}"
+
+    async def _start_workers(self, store: Any) -> None:
+        """The store goes on a socket for the worker processes, which then
+        bind this process's port too; the kernel spreads new connections
+        over all of them (SO_REUSEPORT)."""
+        from corral.api.workers import WorkerPool
+        from corral.store.service import StoreService
+
+        self.store_service = StoreService(store, self._socket_path(STORE_SOCKET))
+        await self.store_service.start()
+        self.workers = WorkerPool(self.options, self.port, self.store_service.path,
+                                  verbose=logging.getLogger().isEnabledFor(logging.DEBUG))
+        await self.workers.start()
+
+    def _socket_path(self, name: str) -> Path:
+        """``name`` in the data dir, or in a private temp dir when that path
+        is too long for a Unix socket (sun_path holds 108 bytes)."""
+        path = self.options.data_dir / name
+        if len(bytes(path)) > 100:
+            if self._socket_dir is None:
+                self._socket_dir = Path(tempfile.mkdtemp(prefix="corral-api-"))
+            path = self._socket_dir / name
+        return path
 
     async def _serve_locally(self) -> Path | None:
         """A Unix socket for the components in this process (controllers,
         scheduler): plain HTTP, so no handshake per new connection and no
         record encryption per request. Only this user can reach it: the
         socket is 0600 in a 0700 directory, and callers still need a token."""
-        path = self.options.data_dir / LOCAL_SOCKET
-        if len(bytes(path)) > 100:  # sun_path holds 108 bytes
-            self._socket_dir = Path(tempfile.mkdtemp(prefix="corral-api-"))
-            path = self._socket_dir / LOCAL_SOCKET
+        path = self._socket_path(LOCAL_SOCKET)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # left by a killed server
         assert self.runner is not None
@@ -170,6 +204,12 @@ class RunningServer:
         return path
 
     async def stop(self) -> None:
+        if self.workers is not None:
+            await self.workers.stop()
+            self.workers = None
+        if self.store_service is not None:
+            await self.store_service.close()
+            self.store_service = None
         if self._reloading is not None:
             self._reloading.cancel()
             self._reloading = None
@@ -179,9 +219,10 @@ class RunningServer:
         if self.local_socket is not None:
             with contextlib.suppress(OSError):
                 self.local_socket.unlink()
-            if self._socket_dir is not None:
-                shutil.rmtree(self._socket_dir, ignore_errors=True)
-            self.local_socket = self._socket_dir = None
+            self.local_socket = None
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
         if self.security is not None:
             await self.security.stop()
             self.security = None

@@ -266,9 +266,10 @@ class QuotaRecalculator:
         self.ctx, self.policies, self.interval = ctx, policies, interval
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    def start(self, *, recount: bool = True) -> None:
         self.policies.index.start()
-        self._task = asyncio.create_task(self._run(), name="quota-recalculator")
+        if recount:
+            self._task = asyncio.create_task(self._run(), name="quota-recalculator")
 
     async def stop(self) -> None:
         await self.policies.index.stop()

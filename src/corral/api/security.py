@@ -52,10 +52,16 @@ class SecurityOptions:
     audit_max_bytes: int = 100 * 1024 * 1024
     limits: LimitSettings = field(default_factory=LimitSettings)
     quota_interval: float = 3.0
+    """Seconds between ResourceQuota usage recounts."""
     token_recheck_seconds: float = 10.0
     """How long a verified ServiceAccount token is trusted before its
     ServiceAccount (and Pod) are looked up again."""
-    """Seconds between ResourceQuota usage recounts."""
+    audit_file: str = "audit.log"
+    """In the data dir; each API worker process writes its own, so that no
+    two processes append to (or rotate) one file."""
+    recount_quotas: bool = True
+    """Whether this process recounts ResourceQuota usage every
+    ``quota_interval`` seconds; one process of a server is enough."""
 
 
 @dataclass
@@ -238,10 +244,10 @@ async def start_security(ctx: ServerContext, data_dir: Path, tokens: TokenAuthen
     authenticator = Authenticator(tokens, signer, await _uid_lookup(ctx),
                                   bootstrap_secret=_bootstrap_lookup(ctx), recheck_seconds=opts.token_recheck_seconds)
     authorization = await start_authorization(ctx, *deciders)
-    audit = AuditLog(data_dir / "audit.log", opts.audit_level, opts.audit_max_bytes)
+    audit = AuditLog(data_dir / opts.audit_file, opts.audit_level, opts.audit_max_bytes)
     policies = NamespacePolicies(ctx)
     recalculator = QuotaRecalculator(ctx, policies, opts.quota_interval)
-    recalculator.start()
+    recalculator.start(recount=opts.recount_quotas)
     namespaces = None
     ns_type = ctx.registry.lookup("", "v1", "namespaces")
     if ns_type is not None:

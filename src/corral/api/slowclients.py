@@ -145,15 +145,16 @@ async def slow_client_middleware(request: web.Request, handler: Any) -> web.Stre
 class GuardedSite(web.BaseSite):
     """``web.TCPSite`` whose connections are wrapped in :class:`SlowClientGuard`."""
 
-    __slots__ = ("_host", "_port", "_reuse_address", "header_timeout", "_live", "_sweeper")
+    __slots__ = ("_host", "_port", "_reuse_address", "_reuse_port", "header_timeout", "_live", "_sweeper")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, ssl_context: ssl.SSLContext | None,
-                 backlog: int = 1024, reuse_address: bool = True,
+                 backlog: int = 1024, reuse_address: bool = True, reuse_port: bool = False,
                  header_timeout: float = DEFAULT_HEADER_TIMEOUT, shutdown_timeout: float = 60.0) -> None:
         if header_timeout <= 0:
             raise ValueError(f"header_timeout: must be positive, got {header_timeout!r}")
         super().__init__(runner, shutdown_timeout=shutdown_timeout, ssl_context=ssl_context, backlog=backlog)
         self._host, self._port, self._reuse_address = host, port, reuse_address
+        self._reuse_port = reuse_port  # API workers share one port (api/workers.py)
         self.header_timeout = header_timeout
         self._live: set[SlowClientGuard] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -181,7 +182,7 @@ class GuardedSite(web.BaseSite):
 
         self._server = await loop.create_server(
             factory, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
-            reuse_address=self._reuse_address,
+            reuse_address=self._reuse_address, reuse_port=self._reuse_port or None,
             ssl_handshake_timeout=timeout if self._ssl_context is not None else None,
         )
         self._sweeper = asyncio.create_task(_sweep(live, min(1.0, timeout / 4)), name="slow-client-sweeper")

@@ -77,13 +77,18 @@ def server_options(fn: Callable[..., None]) -> Callable[..., None]:
                        ("keyfile", "key of --etcd-certfile")):
         fn = click.option(f"--etcd-{flag}", type=click.Path(exists=True, dir_okay=False), default=None,
                           expose_value=False, callback=_remember, help=f"TLS to etcd: {what}.")(fn)
+    fn = click.option("--api-workers", type=click.IntRange(1, 64), default=1, show_default=True,
+                      expose_value=False, callback=_remember,
+                      help="Processes serving the API port: this one (store, controllers, scheduler) "
+                           "and N-1 API workers sharing the port (SO_REUSEPORT). More than 1 uses "
+                           "more cores for requests.")(fn)
     fn = click.option("-v", "--verbose", is_flag=True)(fn)
     return fn
 
 
-def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    """The --etcd-* TLS files, kept aside so every command with server options
-    gets them without another parameter."""
+def _remember(ctx: click.Context, param: click.Parameter, value: object) -> None:
+    """The --etcd-* TLS files and --api-workers, kept aside so every command
+    with server options gets them without another parameter."""
     ctx.meta[f"corral.{param.name}"] = value
 
 
@@ -114,7 +119,8 @@ def _options(data_dir: Path | None, host: str, port: int, store_url: str, servic
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     return ServerOptions(data_dir=data_dir or default_data_dir(), host=host, port=port,
-                         store_url=store_url, service_cidr=service_cidr)
+                         store_url=store_url, service_cidr=service_cidr,
+                         api_workers=meta.get("corral.api_workers") or 1)
 
 
 @click.group()

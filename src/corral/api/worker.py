@@ -1,0 +1,121 @@
+"""One API worker process: ``python -m corral.api.worker``, started by the
+server's :class:`~corral.api.workers.WorkerPool`, never by hand.
+
+It serves the same port as its server (SO_REUSEPORT) with the same TLS
+files, tokens and kinds, and does a request's whole HTTP, TLS,
+authentication, admission, validation and encoding work on its own core.
+Only the store call crosses to the owner (:mod:`corral.store.remote`). It
+runs no controllers and no scheduler: those stay in the owner process.
+
+It prints ``ready PORT`` once it listens and exits when told to (SIGTERM)
+or when the owner's store socket goes away, so a killed server never
+leaves workers answering for a store that is gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from corral.api.auth import ensure_token_file
+from corral.api.bootstrap import RunningServer, ServerOptions, server_loop_factory
+from corral.api.context import ServerSettings
+from corral.api.ratelimit import LimitSettings
+from corral.api.security import SecurityOptions
+from corral.api.server import make_context, token_file
+from corral.store.remote import RemoteStore
+
+log = logging.getLogger(__name__)
+
+
+class WorkerServer(RunningServer):
+    """A RunningServer whose store is the owner's, reached over a socket."""
+
+    def __init__(self, options: ServerOptions, store_socket: Path, index: int) -> None:
+        super().__init__(options)
+        self.store_socket = store_socket
+        self.index = index
+        self.remote: RemoteStore | None = None
+
+    async def start(self) -> None:
+        opts = self.options
+        self.remote = RemoteStore(self.store_socket)
+        await self.remote.start()
+        self.token = ensure_token_file(token_file(opts.data_dir))
+        self.ctx = make_context(self.remote, settings=ServerSettings(service_cidr=opts.service_cidr))
+        base = opts.security or SecurityOptions()
+        security = dataclasses.replace(base, audit_file=f"audit.worker{self.index}.log", recount_quotas=False)
+        await self.serve(security, reuse_port=True)
+
+
+def security_to_json(options: SecurityOptions | None) -> str:
+    return json.dumps(dataclasses.asdict(options or SecurityOptions()))
+
+
+def security_from_json(text: str) -> SecurityOptions:
+    fields = json.loads(text)
+    fields["limits"] = LimitSettings(**fields["limits"])
+    return SecurityOptions(**fields)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="corral-api-worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--service-cidr", required=True)
+    parser.add_argument("--store-socket", type=Path, required=True)
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--security", default="", help="SecurityOptions as JSON")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> int:
+    from corral.cli.main import tune_gc
+
+    tune_gc()
+    options = ServerOptions(data_dir=args.data_dir, host=args.host, port=args.port,
+                            service_cidr=args.service_cidr,
+                            security=security_from_json(args.security) if args.security else None)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    import signal
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    server = WorkerServer(options, args.store_socket, args.index)
+    try:
+        await server.start()
+        print(f"ready {server.port}", flush=True)
+        assert server.remote is not None
+        lost = asyncio.create_task(server.remote.lost.wait())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({lost, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if lost.done() and not stop.is_set():
+            log.warning("API worker %d: the store owner went away; exiting", args.index)
+            return 3
+        return 0
+    finally:
+        await server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format=f"%(asctime)s worker{args.index} %(levelname)s %(name)s: %(message)s")
+    factory = server_loop_factory()
+    runner: Any = asyncio.Runner(loop_factory=factory) if factory else asyncio.Runner()
+    with runner:
+        code = runner.run(run(args))
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

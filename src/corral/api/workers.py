@@ -1,0 +1,137 @@
+"""API worker processes: more than one core for one API server.
+
+One interpreter runs Python on one core at a time, and an API request is
+almost all Python (HTTP parsing, TLS records, authentication, admission,
+validation, encoding). ``corral server --api-workers N`` therefore runs
+``N - 1`` worker processes beside the server process. All of them listen
+on the same port with SO_REUSEPORT, so the kernel spreads connections over
+them. The server process stays the only owner of the store (its revision
+sequence, write batching and watch history) and the only one running
+controllers and the scheduler; workers reach the store through
+:mod:`corral.store.service` over a Unix socket. This is how Kubernetes
+scales too, with many API servers over one etcd, but on one machine and
+without etcd.
+
+The pool restarts a worker that dies (with backoff), and stops them all
+with the server. A worker whose owner dies exits by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT = 60.0
+STOP_GRACE = 5.0
+RESTART_BACKOFF = (0.5, 30.0)  # first and longest wait before restarting a dead worker
+
+
+class WorkerStartError(RuntimeError):
+    """A worker process did not come up; its output says why."""
+
+
+class WorkerPool:
+    def __init__(self, options: Any, port: int, store_socket: Path, *, verbose: bool = False) -> None:
+        if options.api_workers < 1:
+            raise ValueError(f"api_workers: must be at least 1, got {options.api_workers}")
+        self.options = options
+        self.port = port
+        self.store_socket = store_socket
+        self.verbose = verbose
+        self.processes: dict[int, asyncio.subprocess.Process] = {}
+        self.restarts = 0
+        self._supervisors: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    @property
+    def size(self) -> int:
+        return self.options.api_workers - 1
+
+    async def start(self) -> None:
+        """Starts every worker and returns once all of them listen; a worker
+        that fails to start fails the server's start."""
+        try:
+            await asyncio.gather(*(self._spawn(index) for index in range(1, self.size + 1)))
+        except BaseException:
+            await self.stop()
+            raise
+        self._supervisors = [asyncio.create_task(self._supervise(index), name=f"api-worker-{index}")
+                             for index in range(1, self.size + 1)]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._supervisors:
+            task.cancel()
+        for task in self._supervisors:
+            with contextlib.suppress(BaseException):
+                await task
+        self._supervisors = []
+        await asyncio.gather(*(_terminate(process) for process in self.processes.values()))
+        self.processes.clear()
+
+    def pids(self) -> list[int]:
+        return [process.pid for process in self.processes.values() if process.returncode is None]
+
+    def _command(self, index: int) -> list[str]:
+        from corral.api.worker import security_to_json
+
+        opts = self.options
+        command = [sys.executable, "-m", "corral.api.worker", "--data-dir", str(opts.data_dir),
+                   "--host", opts.host, "--port", str(self.port), "--service-cidr", opts.service_cidr,
+                   "--store-socket", str(self.store_socket), "--index", str(index),
+                   "--security", security_to_json(opts.security)]
+        return [*command, "-v"] if self.verbose else command
+
+    async def _spawn(self, index: int) -> None:
+        process = await asyncio.create_subprocess_exec(*self._command(index), stdin=asyncio.subprocess.DEVNULL,
+                                                       stdout=asyncio.subprocess.PIPE)
+        self.processes[index] = process
+        assert process.stdout is not None
+        try:
+            line = await asyncio.wait_for(process.stdout.readline(), READY_TIMEOUT)
+        except TimeoutError:
+            line = b""
+        if not line.startswith(b"ready "):
+            await _terminate(process)
+            raise WorkerStartError(f"API worker {index} did not start (exit status {process.returncode}); "
+                                   "its log is on the server's stderr")
+        log.info("API worker %d (pid %d) serves port %d", index, process.pid, self.port)
+
+    async def _supervise(self, index: int) -> None:
+        delay = RESTART_BACKOFF[0]
+        while not self._stopping:
+            process = self.processes[index]
+            code = await process.wait()
+            if self._stopping:
+                return
+            log.warning("API worker %d (pid %d) exited with status %s; restarting in %.1f s",
+                        index, process.pid, code, delay)
+            await asyncio.sleep(delay)
+            try:
+                await self._spawn(index)
+            except (OSError, WorkerStartError) as exc:
+                log.error("API worker %d: %s", index, exc)
+                delay = min(delay * 2, RESTART_BACKOFF[1])
+                continue
+            self.restarts += 1
+            delay = RESTART_BACKOFF[0]
+
+
+async def _terminate(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), STOP_GRACE)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
