@@ -95,8 +95,9 @@ class ServerOptions:
     security: Any = None
     """api.security.SecurityOptions (audit level, fair-share limits); None = defaults."""
     api_workers: int = 1
-    """Processes serving the port: this one, which owns the store and runs
-    the controllers, and ``api_workers - 1`` API workers (api/workers.py)."""
+    """Processes serving the port. 1: this one. More: that many API worker
+    processes (api/workers.py), while this one owns the store and runs the
+    controllers."""
 
 
 class RunningServer:
@@ -119,6 +120,7 @@ class RunningServer:
         self._socket_dir: Path | None = None
         self.store_service: Any = None
         self.workers: Any = None
+        self._reserved_port: Any = None
 
     @property
     def url(self) -> str:
@@ -135,16 +137,20 @@ class RunningServer:
         self.token = ensure_token_file(token_file(opts.data_dir))
         self.ctx = make_context(store, clock=self.clock, settings=ServerSettings(service_cidr=opts.service_cidr))
         await ensure_default_namespaces(self.ctx)
-        await self.serve(opts.security, reuse_port=opts.api_workers > 1)
+        # With workers, this process leaves the port to them: owning the store
+        # and running the controllers is a core's worth of work on its own, and
+        # a share of the connections on top made it the bottleneck (bench/README.md).
+        await self.serve(opts.security, reuse_port=opts.api_workers > 1, listen=opts.api_workers == 1)
         if opts.api_workers > 1:
             await self._start_workers(store)
         self.local_socket = await self._serve_locally()
         write_kubeconfig(self.kubeconfig, self.url, self.ca_file.read_bytes(), self.token)
         log.info("API server listening on %s", self.url)
 
-    async def serve(self, security: Any, *, reuse_port: bool) -> None:
+    async def serve(self, security: Any, *, reuse_port: bool, listen: bool = True) -> None:
         """TLS files, authentication, authorization, the app and the port:
-        what the store owner and every API worker process set up alike."""
+        what the store owner and every API worker process set up alike.
+        Without ``listen`` the port is only reserved (for the workers)."""
         opts, ctx = self.options, self.ctx
         assert ctx is not None
         hosts = sorted({opts.host, "127.0.0.1", "localhost", "::1", *in_cluster_names(opts.service_cidr)}
@@ -161,10 +167,13 @@ class RunningServer:
         self.cert_reloader = ServingCertificateReloader(tls, files, hosts)  # `corral certs renew`, no restart
         self._reloading = asyncio.create_task(self.cert_reloader.run(), name="serving-cert-reloader")
         limits = (security or SecurityOptions()).limits
-        site = GuardedSite(self.runner, opts.host, opts.port, ssl_context=tls, backlog=1024,
-                           reuse_address=True, reuse_port=reuse_port, header_timeout=limits.header_timeout)
-        await site.start()
-        self.port = site.port
+        if listen:
+            site = GuardedSite(self.runner, opts.host, opts.port, ssl_context=tls, backlog=1024,
+                               reuse_address=True, reuse_port=reuse_port, header_timeout=limits.header_timeout)
+            await site.start()
+            self.port = site.port
+        else:
+            self.port = self._reserve_port()
         ctx.settings.advertise_address = f"{opts.host}:{self.port}"
 
     async def _start_workers(self, store: Any) -> None:
@@ -179,6 +188,24 @@ class RunningServer:
         self.workers = WorkerPool(self.options, self.port, self.store_service.path,
                                   verbose=logging.getLogger().isEnabledFor(logging.DEBUG))
         await self.workers.start()
+
+    def _reserve_port(self) -> int:
+        """Binds the port without listening, so no connection comes here but
+        the port stays this server's while workers come and go (port 0 picks
+        one). The workers' SO_REUSEPORT sockets join it; only the same user
+        can join a SO_REUSEPORT group."""
+        import socket
+
+        reserved = socket.socket(socket.AF_INET6 if ":" in self.options.host else socket.AF_INET)
+        reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            reserved.bind((self.options.host, self.options.port))
+        except OSError:
+            reserved.close()
+            raise
+        self._reserved_port = reserved
+        return int(reserved.getsockname()[1])
 
     def _socket_path(self, name: str) -> Path:
         """``name`` in the data dir, or in a private temp dir when that path
@@ -210,6 +237,9 @@ class RunningServer:
         if self.store_service is not None:
             await self.store_service.close()
             self.store_service = None
+        if self._reserved_port is not None:
+            self._reserved_port.close()
+            self._reserved_port = None
         if self._reloading is not None:
             self._reloading.cancel()
             self._reloading = None

@@ -2,13 +2,14 @@
 
 One interpreter runs Python on one core at a time, and an API request is
 almost all Python (HTTP parsing, TLS records, authentication, admission,
-validation, encoding). ``corral server --api-workers N`` therefore runs
-``N - 1`` worker processes beside the server process. All of them listen
-on the same port with SO_REUSEPORT, so the kernel spreads connections over
-them. The server process stays the only owner of the store (its revision
-sequence, write batching and watch history) and the only one running
-controllers and the scheduler; workers reach the store through
-:mod:`corral.store.service` over a Unix socket. This is how Kubernetes
+validation, encoding). ``corral server --api-workers N`` (N > 1) therefore
+runs N worker processes beside the server process. All of them listen on
+the server's port with SO_REUSEPORT, so the kernel spreads connections over
+them. The server process only reserves the port: it stays the only owner of
+the store (its revision sequence, write batching and watch history) and the
+only one running controllers and the scheduler, which reach the API over its
+local socket; workers reach the store through :mod:`corral.store.service`
+over a Unix socket. This is how Kubernetes
 scales too, with many API servers over one etcd, but on one machine and
 without etcd.
 
@@ -52,7 +53,7 @@ class WorkerPool:
 
     @property
     def size(self) -> int:
-        return self.options.api_workers - 1
+        return int(self.options.api_workers)
 
     async def start(self) -> None:
         """Starts every worker and returns once all of them listen; a worker

@@ -79,9 +79,9 @@ def server_options(fn: Callable[..., None]) -> Callable[..., None]:
                           expose_value=False, callback=_remember, help=f"TLS to etcd: {what}.")(fn)
     fn = click.option("--api-workers", type=click.IntRange(1, 64), default=1, show_default=True,
                       expose_value=False, callback=_remember,
-                      help="Processes serving the API port: this one (store, controllers, scheduler) "
-                           "and N-1 API workers sharing the port (SO_REUSEPORT). More than 1 uses "
-                           "more cores for requests.")(fn)
+                      help="Processes serving the API port. 1: the server process itself. More: N "
+                           "API worker processes sharing the port (SO_REUSEPORT), while the server "
+                           "process keeps the store, controllers and scheduler; uses more cores.")(fn)
     fn = click.option("-v", "--verbose", is_flag=True)(fn)
     return fn
 
