@@ -3,6 +3,7 @@
     .venv/bin/python bench/schedule.py --mode algorithm   [--nodes 5000] [--pods 150000]
     .venv/bin/python bench/schedule.py --mode quality     [--nodes 5000] [--pods 150000]
     .venv/bin/python bench/schedule.py --mode end_to_end  [--nodes 5000] [--pods 150000]
+                                                          [--server-workers 1]
 
 algorithm: the scheduling core alone on one core (no API): the workload of
 bench/schedule_workload.py is fed in queue batches; pods_per_second is pods
@@ -17,6 +18,9 @@ end_to_end: a real `corral server` (SQLite) child, `corral sim` hollow
 nodes in another child, and the workload created through the API as users
 would (Deployments for the templated apps plus plain pods); measured from
 the first create to the last pod Running (see bench/schedule_e2e.py).
+--server-workers N > 1 runs `corral server --api-workers N` (the store's
+owner with controllers and scheduler, plus N API worker processes) and
+splits the server's CPU by process.
 """
 
 from __future__ import annotations
@@ -174,7 +178,11 @@ def main() -> None:
                         help="end_to_end: profile only the thread holding the GIL (py-spy --gil): CPU, not waits")
     parser.add_argument("--keep", action="store_true",
                         help="end_to_end: keep the server's data dir (audit log, logs) and print where")
+    parser.add_argument("--server-workers", type=int, default=1,
+                        help="end_to_end: API worker processes (corral server --api-workers N, passed if N > 1)")
     args = parser.parse_args()
+    if args.server_workers < 1:
+        parser.error(f"--server-workers must be at least 1, got {args.server_workers}")
     if args.mode in ("algorithm", "all"):
         algorithm(args)
     if args.mode in ("quality", "all"):

@@ -10,6 +10,12 @@ window, and writes_per_pod: the write requests the server's audit log
 records in that window, by client, divided by the pods (--profile DIR also
 records py-spy profiles of the server and the sim). Together they tell
 where the time went.
+
+With --server-workers N > 1 the server is N + 1 processes (`corral server
+--api-workers N`): the store's owner, which also runs the controllers and
+the scheduler, and N API workers serving the port. Its CPU figures count
+the whole process tree, and ``server_cpu_by_process`` splits them, the
+owner first, which shows whether the owner or the workers saturate.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from _common import CORRAL, CpuMeter, corral_child, cpu_seconds, emit, percentile, rss_mb
+from _common import CORRAL, CpuMeter, corral_child, emit, percentile, process_tree, rss_mb
 from schedule_workload import NAMESPACE, apps, template
 
 from corral.client.api import ApiClient
@@ -35,6 +41,40 @@ from corral.client.resources import DEPLOYMENTS, NAMESPACES, NODES, PODS
 
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 PY_SPY = str(Path(sys.executable).with_name("py-spy"))
+
+
+def server_args(workers: int) -> list[str]:
+    """Extra `corral server` arguments: none for one process, so the bench
+    still runs against a server that predates --api-workers."""
+    if workers < 1:
+        raise ValueError(f"server workers: must be at least 1, got {workers}")
+    return ["--api-workers", str(workers)] if workers > 1 else []
+
+
+def process_names(pids: list[int]) -> dict[str, int]:
+    """Names for the server's processes, owner first (``server``, then
+    ``worker1``... by pid), as used for profiles and the CPU split."""
+    if not pids:
+        raise ValueError("pids: the server's process tree is empty")
+    ordered = [pids[0], *sorted(pids[1:])]  # percent_by_process's order
+    return {("server" if i == 0 else f"worker{i}"): pid for i, pid in enumerate(ordered)}
+
+
+def cpu_by_process(percents: list[float], wall: float, pods: int) -> dict[str, dict[str, float]]:
+    """Each server process's share over the window (``percent_by_process``
+    order: owner first) as percent of a core and CPU ms per pod."""
+    if pods < 1:
+        raise ValueError(f"pods: must be at least 1, got {pods}")
+    names = ["server" if i == 0 else f"worker{i}" for i in range(len(percents))]
+    return {name: {"pct": pct, "ms_per_pod": round(pct / 100 * wall * 1000 / pods, 2)}
+            for name, pct in zip(names, percents, strict=True)}
+
+
+def audit_logs(data_dir: Path) -> list[Path]:
+    """The server's audit logs: the owner's ``audit.log`` (controllers and
+    scheduler, over its local socket) and each API worker's
+    ``audit.workerN.log`` (every client of the TCP port)."""
+    return sorted(p for p in data_dir.glob("audit*.log") if p.is_file())
 
 
 def peak_rss(pid: int) -> float:
@@ -90,7 +130,6 @@ async def run(args: argparse.Namespace, server: Any, sim: subprocess.Popen[bytes
         running: dict[str, float] = {}
         for meter in meters:
             meter.start()
-        cpu_at_start = [cpu_seconds(meter.pid) for meter in meters]
         profiler.start()
         t0, t0_wall = time.monotonic(), time.time()
         seen: dict[str, float] = {}
@@ -103,8 +142,11 @@ async def run(args: argparse.Namespace, server: Any, sim: subprocess.Popen[bytes
         except TimeoutError:
             raise SystemExit(f"only {len(running)}/{total} pods Running after {args.e2e_timeout}s") from None
         t_end = max(running.values())
+        # Whole process trees: a server of API workers is counted whole.
+        wall = time.monotonic() - t0
         cpu = [meter.percent() for meter in meters]
-        cpu_s = [cpu_seconds(meter.pid) - used for meter, used in zip(meters, cpu_at_start, strict=True)]
+        cpu_s = [meter.seconds() for meter in meters]
+        by_process = meters[0].percent_by_process()
         profiler.stop()
         lat = [(running[k] - created.get(k, seen.get(k, t0))) * 1000 for k in running]
         stages = {"seen_to_bound_p50_ms": _p50([bound[k] - seen[k] for k in bound if k in seen]),
@@ -112,7 +154,8 @@ async def run(args: argparse.Namespace, server: Any, sim: subprocess.Popen[bytes
                   "last_seen_s": round(max(seen.values()) - t0, 1),
                   "last_bound_s": round(max(bound.values()) - t0, 1)}
         return {"stages": stages, "seconds": t_end - t0, "create_seconds": t_created - t0, "latencies": lat,
-                "running": len(running), "cpu_pct": cpu, "cpu_s": cpu_s, "window": (t0_wall, t0_wall + t_end - t0)}
+                "running": len(running), "cpu_pct": cpu, "cpu_s": cpu_s, "window": (t0_wall, t0_wall + t_end - t0),
+                "cpu_by_process": cpu_by_process(by_process, wall, total)}
 
 
 async def watch_running(client: ApiClient, running: dict[str, float], total: int,
@@ -146,19 +189,21 @@ def _p50(seconds: list[float]) -> float | None:
     return round(percentile(seconds, 50) * 1000, 1) if seconds else None
 
 
-def writes_in(audit_log: Path, window: tuple[float, float]) -> Counter[str]:
+def writes_in(audit_logs: list[Path], window: tuple[float, float]) -> Counter[str]:
     """Write requests the server answered within the window, by client and
-    resource (from its audit log): where each pod's writes come from."""
+    resource (from its audit logs, one per process): where each pod's
+    writes come from."""
     counts: Counter[str] = Counter()
     start, end = (datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") for t in window)
-    with audit_log.open("rb") as f:
-        for line in f:
-            event = orjson.loads(line)
-            if event.get("verb") not in WRITE_VERBS or not start <= event["requestReceivedTimestamp"] <= end:
-                continue
-            ref = event.get("objectRef") or {}
-            what = "/".join(filter(None, (ref.get("resource"), ref.get("subresource"))))
-            counts[f"{event['userAgent'].split('/')[0]} {event['verb']} {what}"] += 1
+    for audit_log in audit_logs:
+        with audit_log.open("rb") as f:
+            for line in f:
+                event = orjson.loads(line)
+                if event.get("verb") not in WRITE_VERBS or not start <= event["requestReceivedTimestamp"] <= end:
+                    continue
+                ref = event.get("objectRef") or {}
+                what = "/".join(filter(None, (ref.get("resource"), ref.get("subresource"))))
+                counts[f"{event['userAgent'].split('/')[0]} {event['verb']} {what}"] += 1
     return counts
 
 
@@ -196,7 +241,8 @@ class Profiler:
 
 def end_to_end(args: argparse.Namespace) -> None:
     total = args.e2e_pods or args.pods
-    with corral_child("server", ready_timeout=120, keep=args.keep) as server:
+    workers = args.server_workers
+    with corral_child("server", *server_args(workers), ready_timeout=120, keep=args.keep) as server:
         sim = subprocess.Popen(
             [*CORRAL, "sim", "--nodes", str(args.nodes), "--server", server.url, "--token", server.token(),
              "--ca-file", str(server.ca_file), "--lease-period", str(args.lease_period),
@@ -206,17 +252,19 @@ def end_to_end(args: argparse.Namespace) -> None:
         try:
             meters = [CpuMeter(server.pid), CpuMeter(sim.pid), CpuMeter(os.getpid())]
             started = time.monotonic()
-            profiler = Profiler(args.profile, args.profile_gil, server=server.pid, sim=sim.pid)
+            # Every process of the server (owner first, then its API workers).
+            profiler = Profiler(args.profile, args.profile_gil, **process_names(process_tree(server.pid)),
+                                sim=sim.pid)
             try:
                 result = asyncio.run(run(args, server, sim, server.data_dir.parent / "sim.log", meters, profiler))
             finally:
                 profiler.stop()
-            writes = writes_in(server.data_dir / "audit.log", result["window"])
+            writes = writes_in(audit_logs(server.data_dir), result["window"])
             sim_stats = [line.rpartition("hollow nodes: ")[2] for line in
                          (server.data_dir.parent / "sim.log").read_text(errors="replace").splitlines()
                          if "hollow nodes: renewals=" in line][-1:]
             server_pct, sim_pct, bench_pct = result["cpu_pct"]
-            params = {"mode": "end_to_end", "nodes": args.nodes, "pods": total,
+            params = {"mode": "end_to_end", "nodes": args.nodes, "pods": total, "server_workers": workers,
                       "lease_period_s": args.lease_period, "running": result["running"],
                       "seconds": round(result["seconds"], 1),
                       "create_seconds": round(result["create_seconds"], 1),
@@ -225,6 +273,7 @@ def end_to_end(args: argparse.Namespace) -> None:
                       # CPU per pod moves less with the machine's load than the rates do.
                       "server_cpu_ms_per_pod": round(result["cpu_s"][0] * 1000 / total, 2),
                       "sim_cpu_ms_per_pod": round(result["cpu_s"][1] * 1000 / total, 2),
+                      **({"server_cpu_by_process": result["cpu_by_process"]} if workers > 1 else {}),
                       "sim": sim_stats[0] if sim_stats else "",
                       # Healthy-but-late nodes the node lifecycle controller declared dead.
                       "nodes_marked_unreachable": _count_lines(server.data_dir.parent / "corral.log",
@@ -232,7 +281,8 @@ def end_to_end(args: argparse.Namespace) -> None:
             emit("schedule", "pods_per_second", total / result["seconds"], "1/s", **params)
             emit("schedule", "p50_ms", percentile(result["latencies"], 50), "ms", **result["stages"], **params)
             emit("schedule", "p99_ms", percentile(result["latencies"], 99), "ms", **params)
-            emit("schedule", "peak_rss_mb", peak_rss(server.pid), "MiB", process="server", **params)
+            for name, pid in process_names(process_tree(server.pid)).items():
+                emit("schedule", "peak_rss_mb", peak_rss(pid), "MiB", process=name, **params)
             emit("schedule", "peak_rss_mb", peak_rss(sim.pid), "MiB", process="sim", **params)
             # Lease renewals depend on the window's length, not on the pods:
             # a run that outlasts the lease period pays a second wave of them.
