@@ -48,4 +48,4 @@ class ServerContext:
     def __post_init__(self) -> None:
         self.watch_fanout = WatchFanout()
         self.objects = ObjectStore(self.store, self.clock)
-        self.services = ServiceAllocator(self.settings.service_cidr)
+        self.services = ServiceAllocator(self.settings.service_cidr, self.clock)

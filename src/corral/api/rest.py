@@ -224,7 +224,7 @@ class RestHandlers:
             await require_live_namespace(self.ctx.objects, self.ctx.registry, ns)
         if rt.kind == "Service" and rt.group == "":
             rt.defaulter(obj)
-            await self.ctx.services.allocate(self.ctx.objects, rt, obj)
+            await self.ctx.services.allocate(self.ctx.objects, rt, obj, ns or "", dry_run=_dry_run(request))
         await admit(request, target, obj, None)
         if record:
             self.record_manager(request, rt, None, obj, "Update")
@@ -352,7 +352,9 @@ class RestHandlers:
 
     async def delete(self, request: web.Request, target: Target) -> web.StreamResponse:
         opts = await self.delete_options(request)
-        obj, _gone = await self.ctx.objects.delete(target.rt, target.namespace, target.name or "", opts)
+        obj, gone = await self.ctx.objects.delete(target.rt, target.namespace, target.name or "", opts)
+        if gone and not opts.dry_run and target.rt.kind == "Service" and target.rt.group == "":
+            await self.ctx.services.release(self.ctx.objects, obj)
         return json_response(obj, 200)
 
     async def delete_collection(self, request: web.Request, target: Target) -> web.StreamResponse:
@@ -363,8 +365,10 @@ class RestHandlers:
         for obj in page.items:
             meta = obj["metadata"]
             try:
-                gone, _ = await self.ctx.objects.delete(target.rt, meta.get("namespace"), meta["name"], opts)
+                gone, removed = await self.ctx.objects.delete(target.rt, meta.get("namespace"), meta["name"], opts)
                 deleted.append(gone)
+                if removed and not opts.dry_run and target.rt.kind == "Service" and target.rt.group == "":
+                    await self.ctx.services.release(self.ctx.objects, gone)
             except ApiError as exc:
                 if exc.code != 404:
                     raise

@@ -220,3 +220,35 @@ def test_api_workers_must_be_a_positive_count(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "--api-workers" in result.stderr and "0" in result.stderr
+
+
+def service(name: str, **spec: object) -> dict:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"ports": [{"port": 80}], **spec}}
+
+
+def test_concurrent_service_creates_never_share_an_address_or_port(api: Api, ns: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = f"/api/v1/namespaces/{ns}/services"
+    with ThreadPoolExecutor(16) as pool:  # new connections: spread over every process
+        results = list(pool.map(lambda i: api("POST", path, service(f"s{i}", type="NodePort")), range(40)))
+    assert [status for status, _ in results] == [201] * 40, [b for s, b in results if s != 201][:1]
+    ips = [body["spec"]["clusterIP"] for _, body in results]
+    ports = [body["spec"]["ports"][0]["nodePort"] for _, body in results]
+    assert len(set(ips)) == 40, sorted(ips)
+    assert len(set(ports)) == 40, sorted(ports)
+
+
+def test_a_deleted_services_address_is_free_at_once_and_a_dry_run_claims_nothing(api: Api, ns: str) -> None:
+    path = f"/api/v1/namespaces/{ns}/services"
+    status, first = api("POST", path, service("first"))
+    assert status == 201
+    ip = first["spec"]["clusterIP"]
+    status, body = api("POST", path, service("second", clusterIP=ip))
+    assert status == 422 and "already allocated" in body["message"], body
+    assert api("DELETE", f"{path}/first")[0] == 200
+    status, body = api("POST", f"{path}?dryRun=All", service("dry", clusterIP=ip))
+    assert status == 201, body
+    status, body = api("POST", path, service("second", clusterIP=ip))
+    assert status == 201 and body["spec"]["clusterIP"] == ip, body
