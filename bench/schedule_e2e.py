@@ -33,7 +33,16 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from _common import CORRAL, CpuMeter, corral_child, emit, percentile, process_tree, rss_mb
+from _common import (
+    CORRAL,
+    CpuMeter,
+    corral_child,
+    cpu_seconds,
+    emit,
+    percentile,
+    process_tree,
+    rss_mb,
+)
 from schedule_workload import NAMESPACE, apps, template
 
 from corral.client.api import ApiClient
@@ -68,6 +77,30 @@ def cpu_by_process(percents: list[float], wall: float, pods: int) -> dict[str, d
     names = ["server" if i == 0 else f"worker{i}" for i in range(len(percents))]
     return {name: {"pct": pct, "ms_per_pod": round(pct / 100 * wall * 1000 / pods, 2)}
             for name, pct in zip(names, percents, strict=True)}
+
+
+async def sample_cpu(pids: dict[str, int], series: dict[str, list[float]], every: float = 1.0) -> None:
+    """Append each process's percent of a core over every ``every`` seconds
+    to ``series`` until cancelled: an average of 60 % over the window may be
+    a process pinned at 100 % through the creates and idle afterwards."""
+    last = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    then = time.monotonic()
+    while True:
+        await asyncio.sleep(every)
+        now = time.monotonic()
+        for name, pid in pids.items():
+            try:
+                used = cpu_seconds(pid)
+            except OSError:  # exited (a worker restarted): no figure for it
+                continue
+            series.setdefault(name, []).append(round(100 * (used - last[name]) / (now - then)))
+            last[name] = used
+        then = now
+
+
+def busy_seconds(series: list[float], threshold: float = 90.0) -> int:
+    """Samples (seconds) in which a process used at least ``threshold`` % of a core."""
+    return sum(1 for pct in series if pct >= threshold)
 
 
 def audit_logs(data_dir: Path) -> list[Path]:
@@ -131,6 +164,9 @@ async def run(args: argparse.Namespace, server: Any, sim: subprocess.Popen[bytes
         for meter in meters:
             meter.start()
         profiler.start()
+        by_second: dict[str, list[float]] = {}
+        sampler = asyncio.create_task(sample_cpu({**process_names(process_tree(server.pid)), "sim": sim.pid},
+                                                 by_second))
         t0, t0_wall = time.monotonic(), time.time()
         seen: dict[str, float] = {}
         bound: dict[str, float] = {}
@@ -147,6 +183,7 @@ async def run(args: argparse.Namespace, server: Any, sim: subprocess.Popen[bytes
         cpu = [meter.percent() for meter in meters]
         cpu_s = [meter.seconds() for meter in meters]
         by_process = meters[0].percent_by_process()
+        sampler.cancel()
         profiler.stop()
         lat = [(running[k] - created.get(k, seen.get(k, t0))) * 1000 for k in running]
         stages = {"seen_to_bound_p50_ms": _p50([bound[k] - seen[k] for k in bound if k in seen]),
@@ -155,7 +192,7 @@ async def run(args: argparse.Namespace, server: Any, sim: subprocess.Popen[bytes
                   "last_bound_s": round(max(bound.values()) - t0, 1)}
         return {"stages": stages, "seconds": t_end - t0, "create_seconds": t_created - t0, "latencies": lat,
                 "running": len(running), "cpu_pct": cpu, "cpu_s": cpu_s, "window": (t0_wall, t0_wall + t_end - t0),
-                "cpu_by_process": cpu_by_process(by_process, wall, total)}
+                "cpu_by_process": cpu_by_process(by_process, wall, total), "cpu_by_second": by_second}
 
 
 async def watch_running(client: ApiClient, running: dict[str, float], total: int,
@@ -281,6 +318,13 @@ def end_to_end(args: argparse.Namespace) -> None:
             emit("schedule", "pods_per_second", total / result["seconds"], "1/s", **params)
             emit("schedule", "p50_ms", percentile(result["latencies"], 50), "ms", **result["stages"], **params)
             emit("schedule", "p99_ms", percentile(result["latencies"], 99), "ms", **params)
+            # Seconds of the window in which the store's owner (named "server")
+            # used 90 % of a core or more, with every process's per-second series.
+            series = result["cpu_by_second"]
+            emit("schedule", "server_busy_seconds", busy_seconds(series.get("server", [])), "s",
+                 threshold_pct=90, busy_seconds_by_process={n: busy_seconds(v) for n, v in series.items()},
+                 cpu_pct_by_second=series, mode="end_to_end", nodes=args.nodes, pods=total,
+                 server_workers=workers, seconds=params["seconds"])
             for name, pid in process_names(process_tree(server.pid)).items():
                 emit("schedule", "peak_rss_mb", peak_rss(pid), "MiB", process=name, **params)
             emit("schedule", "peak_rss_mb", peak_rss(sim.pid), "MiB", process="sim", **params)

@@ -63,3 +63,27 @@ def test_writes_counted_over_owner_and_worker_audit_logs(tmp_path: Path) -> None
     counts = e2e.writes_in(logs, (t0, t0 + 10))
     assert counts == {"corral-scheduler create pods/binding": 1, "corral-hollow-node patch pods/status": 2,
                       "bench-schedule create pods": 1}
+
+
+def test_busy_seconds_counts_samples_at_or_over_the_threshold() -> None:
+    assert e2e.busy_seconds([100, 90, 89.9, 0, 120]) == 3
+    assert e2e.busy_seconds([50, 60], threshold=55) == 1
+    assert e2e.busy_seconds([]) == 0
+
+
+async def test_sample_cpu_records_a_busy_process() -> None:
+    import asyncio
+    import os
+    import time
+
+    series: dict[str, list[float]] = {}
+    sampler = asyncio.create_task(e2e.sample_cpu({"me": os.getpid()}, series, every=0.2))
+    deadline = time.monotonic() + 10
+    while len(series.get("me", [])) < 2 and time.monotonic() < deadline:
+        spin_until = time.monotonic() + 0.05  # this process busy, then yield to the sampler
+        while time.monotonic() < spin_until:
+            pass
+        await asyncio.sleep(0)
+    sampler.cancel()
+    assert len(series["me"]) >= 2
+    assert max(series["me"]) > 30  # mostly spinning: well above idle
