@@ -98,6 +98,13 @@ async def sample_cpu(pids: dict[str, int], series: dict[str, list[float]], every
         then = now
 
 
+def runqueue_wait_seconds(pid: int) -> float:
+    """Time a process's main thread (the event loop) has spent runnable but
+    waiting for a CPU (second field of /proc/PID/schedstat, ns): what a
+    machine short of cores costs it, which its CPU time does not show."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 def busy_seconds(series: list[float], threshold: float = 90.0) -> int:
     """Samples (seconds) in which a process used at least ``threshold`` % of a core."""
     return sum(1 for pct in series if pct >= threshold)
@@ -165,8 +172,9 @@ async def run(args: argparse.Namespace, server: Any, sim: subprocess.Popen[bytes
             meter.start()
         profiler.start()
         by_second: dict[str, list[float]] = {}
-        sampler = asyncio.create_task(sample_cpu({**process_names(process_tree(server.pid)), "sim": sim.pid},
-                                                 by_second))
+        watched = {**process_names(process_tree(server.pid)), "sim": sim.pid}
+        sampler = asyncio.create_task(sample_cpu(watched, by_second))
+        waited = {name: runqueue_wait_seconds(pid) for name, pid in watched.items()}
         t0, t0_wall = time.monotonic(), time.time()
         seen: dict[str, float] = {}
         bound: dict[str, float] = {}
@@ -184,6 +192,8 @@ async def run(args: argparse.Namespace, server: Any, sim: subprocess.Popen[bytes
         cpu_s = [meter.seconds() for meter in meters]
         by_process = meters[0].percent_by_process()
         sampler.cancel()
+        runqueue = {name: round(100 * (runqueue_wait_seconds(pid) - waited[name]) / wall, 1)
+                    for name, pid in watched.items()}
         profiler.stop()
         lat = [(running[k] - created.get(k, seen.get(k, t0))) * 1000 for k in running]
         stages = {"seen_to_bound_p50_ms": _p50([bound[k] - seen[k] for k in bound if k in seen]),
@@ -192,7 +202,8 @@ async def run(args: argparse.Namespace, server: Any, sim: subprocess.Popen[bytes
                   "last_bound_s": round(max(bound.values()) - t0, 1)}
         return {"stages": stages, "seconds": t_end - t0, "create_seconds": t_created - t0, "latencies": lat,
                 "running": len(running), "cpu_pct": cpu, "cpu_s": cpu_s, "window": (t0_wall, t0_wall + t_end - t0),
-                "cpu_by_process": cpu_by_process(by_process, wall, total), "cpu_by_second": by_second}
+                "cpu_by_process": cpu_by_process(by_process, wall, total), "cpu_by_second": by_second,
+                "runqueue_wait_pct": runqueue}
 
 
 async def watch_running(client: ApiClient, running: dict[str, float], total: int,
@@ -323,6 +334,8 @@ def end_to_end(args: argparse.Namespace) -> None:
             series = result["cpu_by_second"]
             emit("schedule", "server_busy_seconds", busy_seconds(series.get("server", [])), "s",
                  threshold_pct=90, busy_seconds_by_process={n: busy_seconds(v) for n, v in series.items()},
+                 # Percent of the window each main thread was runnable but had no core.
+                 runqueue_wait_pct=result["runqueue_wait_pct"],
                  cpu_pct_by_second=series, mode="end_to_end", nodes=args.nodes, pods=total,
                  server_workers=workers, seconds=params["seconds"])
             for name, pid in process_names(process_tree(server.pid)).items():

@@ -87,3 +87,13 @@ async def test_sample_cpu_records_a_busy_process() -> None:
     sampler.cancel()
     assert len(series["me"]) >= 2
     assert max(series["me"]) > 30  # mostly spinning: well above idle
+
+
+def test_runqueue_wait_seconds_reads_this_process() -> None:
+    import os
+
+    waited = e2e.runqueue_wait_seconds(os.getpid())
+    assert waited >= 0
+    assert e2e.runqueue_wait_seconds(os.getpid()) >= waited  # a counter: never goes back
+    with pytest.raises(OSError):
+        e2e.runqueue_wait_seconds(2**22 + 1)  # beyond pid_max's default: no such process
