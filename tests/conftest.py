@@ -67,7 +67,9 @@ class CorralProcess:
         def ready() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"corral exited with {self.proc.returncode}:\n{self.output()}")
-            if not self.kubeconfig.exists():
+            # A kubeconfig left by an earlier run on this data dir names its port,
+            # not this one: wait for this run's (API workers answer before it is written).
+            if not self.kubeconfig.exists() or f"127.0.0.1:{self.port}" not in self.kubeconfig.read_text():
                 return False
             with urllib.request.urlopen(f"{self.url}/readyz", context=ctx, timeout=2) as r:
                 return r.status == 200

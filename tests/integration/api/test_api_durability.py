@@ -7,9 +7,9 @@ import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
-
 from tests.conftest import CorralProcess, wait_for
 
 
@@ -20,12 +20,15 @@ def _api(proc: CorralProcess) -> client.ApiClient:
     return client.ApiClient(conf)
 
 
-def test_acknowledged_writes_survive_kill_9(tmp_path):
+@pytest.mark.parametrize("extra", [(), ("--api-workers", "2")], ids=["one-process", "api-workers"])
+def test_acknowledged_writes_survive_kill_9(tmp_path, extra):
+    """With API workers, a write a worker acknowledged was committed by the
+    server process that owns the store, which is what gets killed."""
     data = tmp_path / "data"
     acknowledged: set[str] = set()
     lock = threading.Lock()
     for round_no in range(3):
-        proc = CorralProcess("server", data)
+        proc = CorralProcess("server", data, *extra)
         proc.wait_ready()
         api = _api(proc)
         core = client.CoreV1Api(api)
