@@ -76,9 +76,10 @@ class ControlPlane(_Components):
     def _client(self, agent: str, owner: _Components | None = None) -> Any:
         from corral.client.api import ApiClient
 
-        if self.server.local_socket is not None:  # same process: no TLS to itself
+        socket = self.server.component_socket()
+        if socket is not None:  # same process, or one of its API workers: no TLS
             client = ApiClient("http://localhost", token=self.server.token, user_agent=agent,
-                               unix_socket=str(self.server.local_socket))
+                               unix_socket=str(socket))
         else:
             client = ApiClient(self.server.url, token=self.server.token, ca_file=str(self.server.ca_file),
                                user_agent=agent)
@@ -230,11 +231,12 @@ class LocalAgent(_Components):
         # socket a node token, else a node certificate (issued here straight
         # from the CA on this machine, renewed through CSRs).
         agent_dir = self.server.options.data_dir / "agent"
-        if self.server.local_socket is not None:  # same process: no TLS to itself (agent/localidentity.py)
+        socket = self.server.component_socket()
+        if socket is not None:  # same process, or one of its API workers: no TLS (agent/localidentity.py)
             from corral.agent.localidentity import local_node_client
             from corral.api.server import token_file
 
-            client = await local_node_client(str(self.server.local_socket),
+            client = await local_node_client(str(socket),
                                              token_file(self.server.options.data_dir), self.node_name,
                                              ca_file=str(self.server.ca_file))
             self.closers.append(client.close)

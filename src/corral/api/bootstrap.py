@@ -121,6 +121,7 @@ class RunningServer:
         self.store_service: Any = None
         self.workers: Any = None
         self._reserved_port: Any = None
+        self._components_placed = 0
 
     @property
     def url(self) -> str:
@@ -185,9 +186,22 @@ class RunningServer:
 
         self.store_service = StoreService(store, self._socket_path(STORE_SOCKET))
         await self.store_service.start()
-        self.workers = WorkerPool(self.options, self.port, self.store_service.path,
+        sockets = {i: self._socket_path(f"api.worker{i}.sock") for i in range(1, self.options.api_workers + 1)}
+        self.workers = WorkerPool(self.options, self.port, self.store_service.path, sockets,
                                   verbose=logging.getLogger().isEnabledFor(logging.DEBUG))
         await self.workers.start()
+
+    def component_socket(self) -> Path | None:
+        """The Unix socket a component in this process (controller manager,
+        scheduler, local agent) should use: with API workers, a worker's
+        (dealt out in turn), so serving the components' requests does not
+        fall on this process, which already owns the store and runs them;
+        else this process's own."""
+        if self.workers is None:
+            return self.local_socket
+        sockets = list(self.workers.local_sockets.values())
+        self._components_placed += 1
+        return sockets[(self._components_placed - 1) % len(sockets)]
 
     def _reserve_port(self) -> int:
         """Binds the port without listening, so no connection comes here but
@@ -217,12 +231,12 @@ class RunningServer:
             path = self._socket_dir / name
         return path
 
-    async def _serve_locally(self) -> Path | None:
+    async def _serve_locally(self, path: Path | None = None) -> Path | None:
         """A Unix socket for the components in this process (controllers,
         scheduler): plain HTTP, so no handshake per new connection and no
         record encryption per request. Only this user can reach it: the
         socket is 0600 in a 0700 directory, and callers still need a token."""
-        path = self._socket_path(LOCAL_SOCKET)
+        path = path or self._socket_path(LOCAL_SOCKET)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # left by a killed server
         assert self.runner is not None

@@ -7,7 +7,9 @@ authentication, admission, validation and encoding work on its own core.
 Only the store call crosses to the owner (:mod:`corral.store.remote`). It
 runs no controllers and no scheduler: those stay in the owner process.
 
-It prints ``ready PORT`` once it listens and exits when told to (SIGTERM)
+It also serves a Unix socket (plain HTTP, 0600) for the server process's
+controllers, scheduler and local agent. It prints ``ready PORT`` once it
+listens and exits when told to (SIGTERM)
 or when the owner's store socket goes away, so a killed server never
 leaves workers answering for a store that is gone.
 """
@@ -37,10 +39,11 @@ log = logging.getLogger(__name__)
 class WorkerServer(RunningServer):
     """A RunningServer whose store is the owner's, reached over a socket."""
 
-    def __init__(self, options: ServerOptions, store_socket: Path, index: int) -> None:
+    def __init__(self, options: ServerOptions, store_socket: Path, index: int, local_socket: Path) -> None:
         super().__init__(options)
         self.store_socket = store_socket
         self.index = index
+        self.socket_for_components = local_socket
         self.remote: RemoteStore | None = None
 
     async def start(self) -> None:
@@ -52,6 +55,7 @@ class WorkerServer(RunningServer):
         base = opts.security or SecurityOptions()
         security = dataclasses.replace(base, audit_file=f"audit.worker{self.index}.log", recount_quotas=False)
         await self.serve(security, reuse_port=True)
+        self.local_socket = await self._serve_locally(self.socket_for_components)
 
 
 def security_to_json(options: SecurityOptions | None) -> str:
@@ -72,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--service-cidr", required=True)
     parser.add_argument("--store-socket", type=Path, required=True)
     parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--local-socket", type=Path, required=True,
+                        help="Unix socket served for the server process's own components")
     parser.add_argument("--security", default="", help="SecurityOptions as JSON")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
@@ -90,7 +96,7 @@ async def run(args: argparse.Namespace) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = WorkerServer(options, args.store_socket, args.index)
+    server = WorkerServer(options, args.store_socket, args.index, args.local_socket)
     try:
         await server.start()
         print(f"ready {server.port}", flush=True)

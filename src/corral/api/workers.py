@@ -7,9 +7,10 @@ runs N worker processes beside the server process. All of them listen on
 the server's port with SO_REUSEPORT, so the kernel spreads connections over
 them. The server process only reserves the port: it stays the only owner of
 the store (its revision sequence, write batching and watch history) and the
-only one running controllers and the scheduler, which reach the API over its
-local socket; workers reach the store through :mod:`corral.store.service`
-over a Unix socket. This is how Kubernetes
+only one running controllers and the scheduler. Those reach the API over
+a worker's Unix socket (each worker serves one beside the port), so serving
+their requests is not the server process's work either. Workers reach the
+store through :mod:`corral.store.service` over a Unix socket. This is how Kubernetes
 scales too, with many API servers over one etcd, but on one machine and
 without etcd.
 
@@ -39,12 +40,18 @@ class WorkerStartError(RuntimeError):
 
 
 class WorkerPool:
-    def __init__(self, options: Any, port: int, store_socket: Path, *, verbose: bool = False) -> None:
+    def __init__(self, options: Any, port: int, store_socket: Path, local_sockets: dict[int, Path], *,
+                 verbose: bool = False) -> None:
         if options.api_workers < 1:
             raise ValueError(f"api_workers: must be at least 1, got {options.api_workers}")
+        if sorted(local_sockets) != list(range(1, options.api_workers + 1)):
+            raise ValueError(f"local_sockets: one per worker 1..{options.api_workers}, got {sorted(local_sockets)}")
         self.options = options
         self.port = port
         self.store_socket = store_socket
+        self.local_sockets = local_sockets
+        """Worker index -> the Unix socket it also serves, for the server
+        process's own components (controllers, scheduler, local agent)."""
         self.verbose = verbose
         self.processes: dict[int, asyncio.subprocess.Process] = {}
         self.restarts = 0
@@ -87,6 +94,7 @@ class WorkerPool:
         command = [sys.executable, "-m", "corral.api.worker", "--data-dir", str(opts.data_dir),
                    "--host", opts.host, "--port", str(self.port), "--service-cidr", opts.service_cidr,
                    "--store-socket", str(self.store_socket), "--index", str(index),
+                   "--local-socket", str(self.local_sockets[index]),
                    "--security", security_to_json(opts.security)]
         return [*command, "-v"] if self.verbose else command
 

@@ -1,0 +1,34 @@
+"""`corral up --api-workers 2`: the API port and the server process's own
+components (controllers, scheduler, the local agent) are served by two
+worker processes; the server process keeps the store. A workload runs,
+and logs and exec work through the workers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tests.conftest import REPO, CorralProcess, Kubectl, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_cluster_whose_api_is_served_by_workers_runs_a_deployment(tmp_path) -> None:
+    proc = CorralProcess("up", tmp_path / "data", "--node-name", "workers-node", "--api-workers", "2")
+    try:
+        proc.wait_ready()
+        kc = Kubectl(proc.kubeconfig, tmp_path / "kubecache")
+        wait_for(lambda: "Ready" in kc("get", "node", "workers-node", check=False), 30, message="the node")
+        kc("apply", "-f", str(REPO / "examples" / "hello.yaml"))
+        kc("wait", "--for=condition=Available", "deployment/hello", "--timeout=90s")
+        pods = json.loads(kc("get", "pods", "-l", "app=hello", "-o", "json"))["items"]
+        name = pods[0]["metadata"]["name"]
+        wait_for(lambda: "says" in kc("logs", name, check=False), 30, message="the pod's log")
+        assert kc("exec", name, "--", "echo", "through-a-worker").strip() == "through-a-worker"
+        data = proc.data_dir
+        assert (data / "audit.log").read_text() == "", "the server process should serve no request itself"
+        served = (data / "audit.worker1.log").read_text() + (data / "audit.worker2.log").read_text()
+        for agent in ("corral-agent", "corral-controller-manager", "corral-scheduler", "kubectl"):
+            assert f'"userAgent":"{agent}' in served, agent
+    finally:
+        proc.stop()
