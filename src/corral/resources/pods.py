@@ -100,6 +100,11 @@ def _set_like(target: dict[str, Any], source: dict[str, Any], key: str) -> None:
 
 
 def validate_pod(new: Obj, old: Obj | None) -> list[FieldCause]:
+    if old is not None and new.get("spec") == old.get("spec"):
+        # Unchanged (every status write: the agent's and the hollow nodes'):
+        # it was judged when stored, and Kubernetes likewise does not judge
+        # an unchanged field again on update. A comparison is far cheaper.
+        return []
     causes = validate_pod_spec(new.get("spec"), "spec", is_pod=True)
     if old is None or not isinstance(new.get("spec"), dict):
         return causes

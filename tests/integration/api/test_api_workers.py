@@ -252,3 +252,12 @@ def test_a_deleted_services_address_is_free_at_once_and_a_dry_run_claims_nothing
     assert status == 201, body
     status, body = api("POST", path, service("second", clusterIP=ip))
     assert status == 201 and body["spec"]["clusterIP"] == ip, body
+
+
+def test_the_store_and_component_sockets_are_only_for_the_servers_user(server: CorralProcess) -> None:
+    sockets = [server.data_dir / "store.sock"] + [server.data_dir / f"api.worker{i}.sock"
+                                                   for i in range(1, WORKERS + 1)]
+    for path in sockets:
+        assert path.is_socket(), path
+        assert path.stat().st_mode & 0o777 == 0o600, (path, oct(path.stat().st_mode))
+    assert server.data_dir.stat().st_mode & 0o077 == 0
