@@ -43,7 +43,7 @@ class RemoteStore:
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[asyncio.Future[Any], str]] = {}
         self._watches: dict[int, RemoteWatch] = {}
-        self._outbox: list[bytes] = []
+        self._outbox = wire.Outbox()
         self._closed = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -56,6 +56,7 @@ class RemoteStore:
         except OSError as exc:
             raise StoreUnavailableError(f"store owner at {self.path}: {exc.strerror or exc}") from exc
         self._transport, self._protocol = transport, protocol
+        self._outbox.transport = transport
 
     async def close(self) -> None:
         """Ends every watch, lets calls already made finish (a write sent
@@ -69,7 +70,7 @@ class RemoteStore:
         if pending and self._transport is not None:
             await asyncio.wait(pending, timeout=CLOSE_GRACE)
         if self._transport is not None:
-            self._flush()
+            self._outbox.flush()
             self._transport.close()
         self._connection_lost(None)
 
@@ -129,14 +130,7 @@ class RemoteStore:
         return StoreUnavailableError(f"store owner at {self.path}: connection {state}")
 
     def _send(self, message: tuple[Any, ...]) -> None:
-        if not self._outbox:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._outbox.append(wire.frame(message))
-
-    def _flush(self) -> None:
-        outbox, self._outbox = self._outbox, []
-        if self._transport is not None and outbox:
-            self._transport.write(b"".join(outbox))
+        self._outbox.send(message)
 
     def _received(self, message: Any) -> None:
         call_id, kind, payload = message
@@ -171,7 +165,7 @@ class RemoteStore:
         if self._transport is None and not self._pending and not self._watches:
             self.lost.set()
             return
-        self._transport = None
+        self._transport = self._outbox.transport = None
         error = self._unavailable()
         pending, self._pending = self._pending, {}
         for future, _ in pending.values():

@@ -19,6 +19,7 @@ encoded watch events) or ``END`` (the owner ended the watch).
 
 from __future__ import annotations
 
+import asyncio
 import marshal
 import struct
 from typing import Any
@@ -75,6 +76,25 @@ class FrameReader:
         if start:
             del buffer[:start]
         return messages
+
+
+class Outbox:
+    """Frames queued in one loop iteration leave in one write (one syscall)
+    at its end; ``transport`` None drops them (the connection is gone)."""
+
+    def __init__(self) -> None:
+        self.transport: Any = None
+        self._frames: list[bytes] = []
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        if not self._frames:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._frames.append(frame(message))
+
+    def flush(self) -> None:
+        frames, self._frames = self._frames, []
+        if self.transport is not None and frames:
+            self.transport.write(b"".join(frames))
 
 
 def kv_out(kv: KeyValue | None) -> KvTuple | None:
@@ -148,5 +168,5 @@ def error_in(data: tuple[Any, ...]) -> Exception:
     return StoreUnavailableError(f"store owner: {args[0] if args else kind}")
 
 
-__all__ = ["CALLS", "END", "ERROR", "EVENTS", "OK", "FrameReader", "StoreError", "error_in", "error_out",
+__all__ = ["CALLS", "END", "ERROR", "EVENTS", "OK", "FrameReader", "Outbox", "StoreError", "error_in", "error_out",
            "events_in", "events_out", "frame", "kv_in", "kv_out", "result_in", "result_out"]

@@ -76,19 +76,19 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.reader = wire.FrameReader()
         self.watches: dict[int, _Forwarding] = {}
-        self.outbox: list[bytes] = []
+        self.outbox = wire.Outbox()
         self.writable = asyncio.Event()
         self.writable.set()
         self.calls: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's are not asyncio.Transport subclasses
+        self.transport = self.outbox.transport = transport  # type: ignore[assignment]  # uvloop's are not asyncio.Transport subclasses
         transport.set_write_buffer_limits(high=HIGH_WATER)
         self.service._connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.service._connections.discard(self)
-        self.transport = None
+        self.transport = self.outbox.transport = None
         self.writable.set()  # let forwarders see the connection is gone and stop
         for forwarding in self.watches.values():
             forwarding.task.cancel()
@@ -187,17 +187,8 @@ class _Connection(asyncio.Protocol):
                 await watch.close()
 
     def _send(self, message: tuple[Any, ...]) -> None:
-        """Frames written in one loop iteration leave in one syscall."""
-        if self.transport is None:
-            return
-        if not self.outbox:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self.outbox.append(wire.frame(message))
-
-    def _flush(self) -> None:
-        outbox, self.outbox = self.outbox, []
-        if self.transport is not None and outbox:
-            self.transport.write(b"".join(outbox))
+        if self.transport is not None:
+            self.outbox.send(message)
 
 
 
