@@ -6,9 +6,13 @@ and logs and exec work through the workers."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 from tests.conftest import REPO, CorralProcess, Kubectl, wait_for
+
+from fixtures.api_workers import worker_pids
 
 pytestmark = pytest.mark.e2e
 
@@ -30,5 +34,14 @@ def test_a_cluster_whose_api_is_served_by_workers_runs_a_deployment(tmp_path) ->
         served = (data / "audit.worker1.log").read_text() + (data / "audit.worker2.log").read_text()
         for agent in ("corral-agent", "corral-controller-manager", "corral-scheduler", "kubectl"):
             assert f'"userAgent":"{agent}' in served, agent
+        # The worker the controller manager and the agent talk to dies: the
+        # pool starts another on the same socket and they carry on.
+        victim = worker_pids(data)[1]
+        os.kill(victim, signal.SIGKILL)
+        kc("scale", "deployment/hello", "--replicas=3")
+        kc("wait", "--for=condition=Available", "deployment/hello", "--timeout=90s")
+        wait_for(lambda: len(json.loads(kc("get", "pods", "-l", "app=hello", "-o", "json"))["items"]) == 3, 60,
+                 message="three hello pods")
+        assert worker_pids(data).get(1) not in (None, victim)
     finally:
         proc.stop()

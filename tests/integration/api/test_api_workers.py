@@ -17,23 +17,9 @@ from pathlib import Path
 import pytest
 from tests.conftest import CorralProcess, Kubectl, wait_for
 
+from fixtures.api_workers import worker_pids
+
 WORKERS = 3
-
-
-def worker_pids(data_dir: Path) -> dict[int, int]:
-    """index -> pid of the live API workers serving ``data_dir``."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if b"corral.api.worker" in argv and str(data_dir).encode() in argv and state != "Z":
-            found[int(argv[argv.index(b"--index") + 1])] = int(entry.name)
-    return found
 
 
 @pytest.fixture(scope="module")
