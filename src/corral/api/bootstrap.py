@@ -141,7 +141,7 @@ class RunningServer:
         # With workers, this process leaves the port to them: owning the store
         # and running the controllers is a core's worth of work on its own, and
         # a share of the connections on top made it the bottleneck (bench/README.md).
-        await self.serve(opts.security, reuse_port=opts.api_workers > 1, listen=opts.api_workers == 1)
+        await self.serve(opts.security, reuse_port=False, listen=opts.api_workers == 1)
         if opts.api_workers > 1:
             await self._start_workers(store)
         self.local_socket = await self._serve_locally()
