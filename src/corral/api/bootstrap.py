@@ -188,7 +188,7 @@ class RunningServer:
         await self.store_service.start()
         sockets = {i: self._socket_path(f"api.worker{i}.sock") for i in range(1, self.options.api_workers + 1)}
         self.workers = WorkerPool(self.options, self.port, self.store_service.path, sockets,
-                                  verbose=logging.getLogger().isEnabledFor(logging.DEBUG))
+                                  self._socket_path(LOCAL_SOCKET), verbose=logging.getLogger().isEnabledFor(logging.DEBUG))
         await self.workers.start()
 
     def component_socket(self) -> Path | None:

@@ -10,6 +10,11 @@ can tell without reading logs.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import re
+
+import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -53,6 +58,33 @@ class ServerRole:
 
 
 ROLE_KEY = web.AppKey("corral_role", ServerRole)
+FOLLOW_EVERY = 1.0  # seconds between an API worker's looks at its server process's role
+_HOLDER = re.compile(r"role (\w+)(?:, holder (.+))?$", re.MULTILINE)
+
+
+async def follow_owner(role: ServerRole, socket_path: str, every: float = FOLLOW_EVERY) -> None:
+    """Keeps an API worker's role that of its server process, which runs the
+    leader election: the port's /readyz and /metrics are answered by the
+    workers, and must say whether *this server* leads. Reads the server
+    process's /readyz over its Unix socket until cancelled; while it does not
+    answer, the last role stays."""
+    connector = aiohttp.UnixConnector(path=socket_path)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=5)) as http:
+        while True:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with http.get("http://localhost/readyz?verbose") as response:
+                    apply_owner_role(role, response.headers.get("X-Corral-Role", ""), await response.text())
+            await asyncio.sleep(every)
+
+
+def apply_owner_role(role: ServerRole, name: str, body: str) -> None:
+    match = _HOLDER.search(body)
+    holder = (match.group(2) or "") if match else ""
+    if name == "standalone":
+        if role.role != "standalone":
+            role.standalone()
+    elif name in ("leader", "follower") and (role.role, role.holder) != (name, holder):
+        role.update(name == "leader", holder)
 
 
 def install(app: web.Application) -> ServerRole:

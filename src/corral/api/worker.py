@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from corral.api import readiness
 from corral.api.auth import ensure_token_file
 from corral.api.bootstrap import RunningServer, ServerOptions, server_loop_factory
 from corral.api.context import ServerSettings
@@ -39,11 +40,14 @@ log = logging.getLogger(__name__)
 class WorkerServer(RunningServer):
     """A RunningServer whose store is the owner's, reached over a socket."""
 
-    def __init__(self, options: ServerOptions, store_socket: Path, index: int, local_socket: Path) -> None:
+    def __init__(self, options: ServerOptions, store_socket: Path, index: int, local_socket: Path,
+                 owner_socket: Path) -> None:
         super().__init__(options)
         self.store_socket = store_socket
         self.index = index
         self.socket_for_components = local_socket
+        self.owner_socket = owner_socket
+        self._following: asyncio.Task[None] | None = None
         self.remote: RemoteStore | None = None
 
     async def start(self) -> None:
@@ -56,6 +60,16 @@ class WorkerServer(RunningServer):
         security = dataclasses.replace(base, audit_file=f"audit.worker{self.index}.log", recount_quotas=False)
         await self.serve(security, reuse_port=True)
         self.local_socket = await self._serve_locally(self.socket_for_components)
+        assert self.runner is not None
+        self._following = asyncio.create_task(
+            readiness.follow_owner(readiness.role_of(self.runner.app), str(self.owner_socket)),
+            name="follow-server-role")
+
+    async def stop(self) -> None:
+        if self._following is not None:
+            self._following.cancel()
+            self._following = None
+        await super().stop()
 
 
 def security_to_json(options: SecurityOptions | None) -> str:
@@ -78,6 +92,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--local-socket", type=Path, required=True,
                         help="Unix socket served for the server process's own components")
+    parser.add_argument("--owner-socket", type=Path, required=True,
+                        help="the server process's own Unix socket (its leader-election role)")
     parser.add_argument("--security", default="", help="SecurityOptions as JSON")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
@@ -96,7 +112,7 @@ async def run(args: argparse.Namespace) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = WorkerServer(options, args.store_socket, args.index, args.local_socket)
+    server = WorkerServer(options, args.store_socket, args.index, args.local_socket, args.owner_socket)
     try:
         await server.start()
         print(f"ready {server.port}", flush=True)

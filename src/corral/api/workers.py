@@ -40,8 +40,8 @@ class WorkerStartError(RuntimeError):
 
 
 class WorkerPool:
-    def __init__(self, options: Any, port: int, store_socket: Path, local_sockets: dict[int, Path], *,
-                 verbose: bool = False) -> None:
+    def __init__(self, options: Any, port: int, store_socket: Path, local_sockets: dict[int, Path],
+                 owner_socket: Path, *, verbose: bool = False) -> None:
         if options.api_workers < 1:
             raise ValueError(f"api_workers: must be at least 1, got {options.api_workers}")
         if sorted(local_sockets) != list(range(1, options.api_workers + 1)):
@@ -50,6 +50,7 @@ class WorkerPool:
         self.port = port
         self.store_socket = store_socket
         self.local_sockets = local_sockets
+        self.owner_socket = owner_socket  # the server process's own: workers read its role there
         """Worker index -> the Unix socket it also serves, for the server
         process's own components (controllers, scheduler, local agent)."""
         self.verbose = verbose
@@ -94,7 +95,7 @@ class WorkerPool:
         command = [sys.executable, "-m", "corral.api.worker", "--data-dir", str(opts.data_dir),
                    "--host", opts.host, "--port", str(self.port), "--service-cidr", opts.service_cidr,
                    "--store-socket", str(self.store_socket), "--index", str(index),
-                   "--local-socket", str(self.local_sockets[index]),
+                   "--local-socket", str(self.local_sockets[index]), "--owner-socket", str(self.owner_socket),
                    "--security", security_to_json(opts.security)]
         return [*command, "-v"] if self.verbose else command
 
