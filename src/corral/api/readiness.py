@@ -69,7 +69,8 @@ async def follow_owner(role: ServerRole, socket_path: str, every: float = FOLLOW
     process's /readyz over its Unix socket until cancelled; while it does not
     answer, the last role stays."""
     connector = aiohttp.UnixConnector(path=socket_path)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=5)) as http:
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=5),
+                                     headers={"User-Agent": "corral-api-worker"}) as http:
         while True:
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 async with http.get("http://localhost/readyz?verbose") as response:
