@@ -25,6 +25,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT = 60.0
 STOP_GRACE = 5.0
 RESTART_BACKOFF = (0.5, 30.0)  # first and longest wait before restarting a dead worker
+STABLE_AFTER = 60.0  # seconds a worker must have run for its death not to count as a crash loop
 
 
 class WorkerStartError(RuntimeError):
@@ -55,7 +57,6 @@ class WorkerPool:
         process's own components (controllers, scheduler, local agent)."""
         self.verbose = verbose
         self.processes: dict[int, asyncio.subprocess.Process] = {}
-        self.restarts = 0
         self._supervisors: list[asyncio.Task[None]] = []
         self._stopping = False
 
@@ -85,9 +86,6 @@ class WorkerPool:
         await asyncio.gather(*(_terminate(process) for process in self.processes.values()))
         self.processes.clear()
 
-    def pids(self) -> list[int]:
-        return [process.pid for process in self.processes.values() if process.returncode is None]
-
     def _command(self, index: int) -> list[str]:
         from corral.api.worker import security_to_json
 
@@ -115,24 +113,26 @@ class WorkerPool:
         log.info("API worker %d (pid %d) serves port %d", index, process.pid, self.port)
 
     async def _supervise(self, index: int) -> None:
+        """Restarts worker ``index`` whenever it exits; the wait before a
+        restart doubles while workers keep dying young (a crash loop), and is
+        short again for one that ran a while."""
         delay = RESTART_BACKOFF[0]
         while not self._stopping:
             process = self.processes[index]
+            started = time.monotonic()
             code = await process.wait()
             if self._stopping:
                 return
+            if time.monotonic() - started >= STABLE_AFTER:
+                delay = RESTART_BACKOFF[0]
             log.warning("API worker %d (pid %d) exited with status %s; restarting in %.1f s",
                         index, process.pid, code, delay)
             await asyncio.sleep(delay)
+            delay = min(delay * 2, RESTART_BACKOFF[1])
             try:
                 await self._spawn(index)
             except (OSError, WorkerStartError) as exc:
                 log.error("API worker %d: %s", index, exc)
-                delay = min(delay * 2, RESTART_BACKOFF[1])
-                continue
-            self.restarts += 1
-            delay = RESTART_BACKOFF[0]
-
 
 async def _terminate(process: asyncio.subprocess.Process) -> None:
     if process.returncode is not None:

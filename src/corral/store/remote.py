@@ -7,10 +7,11 @@ owner process keeps the store's single revision sequence. Calls are
 pipelined on the connection (many in flight, answered in any order); the
 frames made in one loop iteration go out in one write.
 
-The connection is not re-established: a lost owner means lost writes
-ordering guarantees for anything in flight, so every pending call and watch
-fails with StoreUnavailableError and ``lost`` is set; the worker process
-exits on it and its supervisor starts a fresh one against the new owner.
+The connection is not re-established: a call in flight when the owner goes
+may or may not have been applied, so every pending call and watch fails
+with StoreUnavailableError (as a store that lost its disk would) and
+``lost`` is set; the worker process exits on it, and the owner's next start
+brings fresh workers.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ class RemoteStore:
         self.watch_buffer = watch_buffer
         self.lost = asyncio.Event()
         self._transport: asyncio.Transport | None = None
-        self._protocol: _Client | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[asyncio.Future[Any], str]] = {}
         self._watches: dict[int, RemoteWatch] = {}
@@ -52,11 +52,10 @@ class RemoteStore:
         loop = asyncio.get_running_loop()
         self.lost = asyncio.Event()
         try:
-            transport, protocol = await loop.create_unix_connection(lambda: _Client(self), self.path)
+            transport, _ = await loop.create_unix_connection(lambda: _Client(self), self.path)
         except OSError as exc:
             raise StoreUnavailableError(f"store owner at {self.path}: {exc.strerror or exc}") from exc
-        self._transport, self._protocol = transport, protocol
-        self._outbox.transport = transport
+        self._transport = self._outbox.transport = transport
 
     async def close(self) -> None:
         """Ends every watch, lets calls already made finish (a write sent
@@ -142,8 +141,10 @@ class RemoteStore:
         entry = self._pending.pop(call_id, None)
         if entry is None:  # a watch's END or ERROR
             watch = self._watches.pop(call_id, None)
-            if watch is not None:
-                watch._fail(wire.error_in(payload)) if kind == wire.ERROR else watch._end()
+            if watch is not None and kind == wire.ERROR:
+                watch._fail(wire.error_in(payload))
+            elif watch is not None:
+                watch._end()
             return
         future, op = entry
         if future.done():

@@ -64,10 +64,6 @@ class StoreService:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
-    @property
-    def connection_count(self) -> int:
-        return len(self._connections)
-
 
 class _Connection(asyncio.Protocol):
     def __init__(self, service: StoreService) -> None:
