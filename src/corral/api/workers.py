@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,11 +54,11 @@ class WorkerPool:
         self.port = port
         self.store_socket = store_socket
         self.local_sockets = local_sockets
-        self.owner_socket = owner_socket  # the server process's own: workers read its role there
         """Worker index -> the Unix socket it also serves, for the server
         process's own components (controllers, scheduler, local agent)."""
+        self.owner_socket = owner_socket  # the server process's own: workers read its role there
         self.verbose = verbose
-        self.processes: dict[int, asyncio.subprocess.Process] = {}
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
         self._supervisors: list[asyncio.Task[None]] = []
         self._stopping = False
 
@@ -98,12 +100,15 @@ class WorkerPool:
         return [*command, "-v"] if self.verbose else command
 
     async def _spawn(self, index: int) -> None:
-        process = await asyncio.create_subprocess_exec(*self._command(index), stdin=asyncio.subprocess.DEVNULL,
-                                                       stdout=asyncio.subprocess.PIPE)
+        # subprocess.Popen, not the event loop's subprocess support: CPython
+        # starts the child with vfork, which runs no pthread_atfork handlers.
+        # uvloop's (libuv's) fork runs them, and gRPC's (the etcd client's)
+        # abort the child while gRPC threads are busy ("Check failed:
+        # next_worker->state == KICKED").
+        process = subprocess.Popen(self._command(index), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
         self.processes[index] = process
-        assert process.stdout is not None
         try:
-            line = await asyncio.wait_for(process.stdout.readline(), READY_TIMEOUT)
+            line = await _first_line(process, READY_TIMEOUT)
         except TimeoutError:
             line = b""
         if not line.startswith(b"ready "):
@@ -120,7 +125,7 @@ class WorkerPool:
         while not self._stopping:
             process = self.processes[index]
             started = time.monotonic()
-            code = await process.wait()
+            code = await _exited(process)
             if self._stopping:
                 return
             if time.monotonic() - started >= STABLE_AFTER:
@@ -134,14 +139,47 @@ class WorkerPool:
             except (OSError, WorkerStartError) as exc:
                 log.error("API worker %d: %s", index, exc)
 
-async def _terminate(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is not None:
+async def _first_line(process: subprocess.Popen[bytes], timeout: float) -> bytes:
+    """The child's first line of output (b"" if it closes its output first),
+    read on the loop; its pipe is closed after."""
+    assert process.stdout is not None
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), process.stdout)
+    try:
+        return await asyncio.wait_for(reader.readline(), timeout)
+    finally:
+        transport.close()
+
+
+async def _exited(process: subprocess.Popen[bytes]) -> int:
+    """Waits for ``process`` on the loop (a pidfd becomes readable when it
+    exits), reaps it and returns its status; no thread blocks in wait()."""
+    if process.poll() is not None:
+        return int(process.returncode)
+    loop = asyncio.get_running_loop()
+    try:
+        fd = os.pidfd_open(process.pid)
+    except ProcessLookupError:
+        return int(process.wait())
+    gone: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(fd, lambda: gone.done() or gone.set_result(None))
+    try:
+        await gone
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    return int(process.wait())
+
+
+async def _terminate(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
         process.send_signal(signal.SIGTERM)
     try:
-        await asyncio.wait_for(process.wait(), STOP_GRACE)
+        await asyncio.wait_for(_exited(process), STOP_GRACE)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
-        await process.wait()
+        await _exited(process)
