@@ -66,6 +66,13 @@ class Informer:
         self._handlers: list[_Handler] = []
         self._synced = asyncio.Event()
         self._backoff = Backoff(0.2, 30.0)
+        self.blind_since: float | None = None
+        """Monotonic time the stream from the server broke (a connection
+        error), until a list or an event arrives again; None while it flows.
+        What this informer did not see meanwhile is the observer's gap, not
+        the objects' silence."""
+        self.on_sight: Callable[[float], None] | None = None
+        """Called with the seconds spent blind when the stream is back."""
 
     # -- configuration -----------------------------------------------------
 
@@ -131,6 +138,8 @@ class Informer:
                     continue
                 delay = self._backoff.next()
             except Exception as exc:
+                if self.blind_since is None:
+                    self.blind_since = self._clock.monotonic()
                 delay = self._backoff.next()
                 log.warning("%s informer: %s; retrying in %.1fs", self.res.plural, exc, delay)
             await self._clock.sleep(delay)
@@ -146,6 +155,7 @@ class Informer:
         self.lists += 1
         self.replace(items, rv)
         self._synced.set()
+        self._regain_sight()
 
     async def _watch(self) -> bool:
         """Stream events into the cache; True if the stream was worth having
@@ -164,11 +174,20 @@ class Informer:
         )
         try:
             async for type_, obj in stream:
+                if self.blind_since is not None:
+                    self._regain_sight()
                 self.apply(type_, obj)
                 delivered += 1
         finally:
             await stream.aclose()
         return delivered > 0 or self._clock.monotonic() - started >= SHORT_WATCH
+
+    def _regain_sight(self) -> None:
+        if self.blind_since is None:
+            return
+        blind, self.blind_since = self._clock.monotonic() - self.blind_since, None
+        if self.on_sight is not None:
+            self.on_sight(blind)
 
     # -- cache updates (public so a fake-free test can drive them) ---------
 

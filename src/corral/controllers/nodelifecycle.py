@@ -156,6 +156,7 @@ class NodeLifecycleController(Controller):
         self.nodes = informers.get(NODES)
         self.pods = informers.index(PODS, POD_NODE_INDEX, _pod_node)
         self.leases = Informer(client, LEASES, namespace=LEASE_NAMESPACE, clock=self.clock)
+        self.leases.on_sight = self._lease_stream_back
         self.watches(self.nodes, self.pods)
         # Silence is found from a heap of deadlines (when each node would
         # count as silent were it not heard from again); _deadline holds each
@@ -284,10 +285,19 @@ class NodeLifecycleController(Controller):
                 log.warning("node monitor ran %.2fs late; not counting that against nodes", lag)
                 self.detector.shift(lag)
             expected = now + self.config.tick
+            if self.leases.blind_since is not None:
+                continue  # our lease stream is broken: we are deaf, the nodes are not silent
             try:
                 self.monitor_once(now)
             except Exception:
                 log.exception("node monitor pass failed")
+
+    def _lease_stream_back(self, blind: float) -> None:
+        """The renewals sent while our own lease stream was broken (an API
+        server restarting) were never ours to see: like a late monitor pass,
+        that time does not count against the nodes."""
+        log.warning("node lease stream was broken for %.2fs; not counting that against nodes", blind)
+        self.detector.shift(blind)
 
     def unreachable(self, node: Obj, now: float) -> bool:
         name = meta(node).get("name", "")
