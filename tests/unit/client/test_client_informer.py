@@ -209,3 +209,23 @@ async def test_restarted_informer_resumes_watch_without_relisting():
             await until(lambda: "ns1/b" in inf.cache)
         assert inf.lists == 1
         assert rec.log == [("add", "a"), ("add", "b")]
+
+
+async def test_time_without_a_stream_is_reported_once_it_is_back():
+    """A broken stream makes the informer blind from the failure until data
+    flows again; ``on_sight`` gets how long (node lifecycle forgives it)."""
+    clock = FakeClock()
+    async with serve() as api, ApiClient(api.url, clock=clock) as c:
+        api.seed("pods", pod("a"))
+        api.script("GET", 500, "InternalError", "store down", when={"limit": "500"})
+        inf = Informer(c, PODS, namespace="ns1", clock=clock)
+        sights: list[float] = []
+        inf.on_sight = sights.append
+        assert inf.blind_since is None
+        async with running(inf):
+            await until(lambda: clock.sleepers == 1)
+            assert inf.blind_since == 0.0 and not inf.synced
+            await clock.advance(0.5)
+            await inf.wait_synced(timeout=5)
+            assert inf.blind_since is None
+            assert sights == [0.5]
