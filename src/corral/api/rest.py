@@ -222,7 +222,7 @@ class RestHandlers:
         ns = self.namespace_of(target, obj)
         if ns is not None:
             await require_live_namespace(self.ctx.objects, self.ctx.registry, ns)
-        if rt.kind == "Service" and rt.group == "":
+        if _is_service(rt):
             rt.defaulter(obj)
             await self.ctx.services.allocate(self.ctx.objects, rt, obj, ns or "", dry_run=_dry_run(request))
         await admit(request, target, obj, None)
@@ -353,9 +353,13 @@ class RestHandlers:
     async def delete(self, request: web.Request, target: Target) -> web.StreamResponse:
         opts = await self.delete_options(request)
         obj, gone = await self.ctx.objects.delete(target.rt, target.namespace, target.name or "", opts)
-        if gone and not opts.dry_run and target.rt.kind == "Service" and target.rt.group == "":
-            await self.ctx.services.release(self.ctx.objects, obj)
+        await self._after_delete(target.rt, obj, gone, opts)
         return json_response(obj, 200)
+
+    async def _after_delete(self, rt: ResourceType, obj: Obj, gone: bool, opts: DeleteOptions) -> None:
+        """A Service removed for good gives back its address and ports."""
+        if gone and not opts.dry_run and _is_service(rt):
+            await self.ctx.services.release(self.ctx.objects, obj)
 
     async def delete_collection(self, request: web.Request, target: Target) -> web.StreamResponse:
         opts = await self.delete_options(request)
@@ -367,8 +371,7 @@ class RestHandlers:
             try:
                 gone, removed = await self.ctx.objects.delete(target.rt, meta.get("namespace"), meta["name"], opts)
                 deleted.append(gone)
-                if removed and not opts.dry_run and target.rt.kind == "Service" and target.rt.group == "":
-                    await self.ctx.services.release(self.ctx.objects, gone)
+                await self._after_delete(target.rt, gone, removed, opts)
             except ApiError as exc:
                 if exc.code != 404:
                     raise
@@ -378,6 +381,10 @@ class RestHandlers:
             "metadata": {"resourceVersion": str(page.revision)},
             "items": deleted,
         })
+
+
+def _is_service(rt: ResourceType) -> bool:
+    return rt.kind == "Service" and rt.group == ""
 
 
 def _manager_from_agent(user_agent: str) -> str:

@@ -9,9 +9,9 @@ runs no controllers and no scheduler: those stay in the owner process.
 
 It also serves a Unix socket (plain HTTP, 0600) for the server process's
 controllers, scheduler and local agent. It prints ``ready PORT`` once it
-listens and exits when told to (SIGTERM)
-or when the owner's store socket goes away, so a killed server never
-leaves workers answering for a store that is gone.
+listens, and exits when told to (SIGTERM) or when the owner's store socket
+goes away, so a killed server never leaves workers answering for a store
+that is gone.
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ import asyncio
 import dataclasses
 import json
 import logging
-import sys
 from pathlib import Path
-from typing import Any
 
 from corral.api import readiness
 from corral.api.auth import ensure_token_file
@@ -99,45 +97,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def run(args: argparse.Namespace) -> int:
-    from corral.cli.main import tune_gc
-
-    tune_gc()
+async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    """Serve until ``stop`` (a signal) or until the store owner goes away,
+    which ends the process with status 3."""
     options = ServerOptions(data_dir=args.data_dir, host=args.host, port=args.port,
                             service_cidr=args.service_cidr,
                             security=security_from_json(args.security) if args.security else None)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    import signal
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     server = WorkerServer(options, args.store_socket, args.index, args.local_socket, args.owner_socket)
     try:
         await server.start()
         print(f"ready {server.port}", flush=True)
         assert server.remote is not None
-        lost = asyncio.create_task(server.remote.lost.wait())
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({lost, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if lost.done() and not stop.is_set():
+        waits = [asyncio.create_task(server.remote.lost.wait()), asyncio.create_task(stop.wait())]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
+            task.cancel()
+        if not stop.is_set():
             log.warning("API worker %d: the store owner went away; exiting", args.index)
-            return 3
-        return 0
+            raise SystemExit(3)
     finally:
         await server.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
+    from corral.cli.main import run_until_signalled
+
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format=f"%(asctime)s worker{args.index} %(levelname)s %(name)s: %(message)s")
-    factory = server_loop_factory()
-    runner: Any = asyncio.Runner(loop_factory=factory) if factory else asyncio.Runner()
-    with runner:
-        code = runner.run(run(args))
-    sys.exit(code)
-
+    run_until_signalled(lambda stop: serve(args, stop), server_loop_factory())
 
 if __name__ == "__main__":
     main()
