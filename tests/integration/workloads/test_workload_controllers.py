@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ from corral.client.resources import (
     PODS,
     STATEFULSETS,
 )
-from corral.clock import FakeClock, RealClock, format_timestamp
+from corral.clock import FakeClock, RealClock, format_timestamp, parse_timestamp
 from corral.controllers.cronjob import CronJobController
 from corral.controllers.daemonset import DaemonSetController, node_of
 from corral.controllers.hpa import HorizontalPodAutoscalerController
@@ -222,7 +223,7 @@ async def _count_failed(pods_now, n: int) -> bool:
 
 async def test_cronjob_fires_every_minute_on_the_fake_clock(env) -> None:
     client, clock, _, _ = env
-    await client.create(CRONJOBS, {
+    created = await client.create(CRONJOBS, {
         "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "tick"},
         "spec": {"schedule": "*/1 * * * *", "successfulJobsHistoryLimit": 2,
                  "jobTemplate": {"spec": job_body("x")["spec"]}}}, NS)
@@ -230,11 +231,19 @@ async def test_cronjob_fires_every_minute_on_the_fake_clock(env) -> None:
     async def jobs():
         items, _ = await client.list_all(JOBS, NS)
         return [j for j in items if j["metadata"]["name"].startswith("tick-")]
-    await asyncio.sleep(0.3)
+    # The server stamps creationTimestamp with real time, which is past the
+    # fake clock's start by however long the server took to start; bring the
+    # fake clock up to it so no minute boundary hides in between.
+    born = parse_timestamp(created["metadata"]["creationTimestamp"])
+    await clock.advance(max(0.0, (born - clock.now()).total_seconds()) + 0.01)
     assert await jobs() == []
     seen: set[str] = set()
     for minute in range(3):
-        await clock.advance(60)
+        # One second past the next boundary: past the controller's wake-up
+        # (boundary + 0.1 s) whether it saw the CronJob already or sees it now.
+        now = clock.now()
+        boundary = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        await clock.advance((boundary - now).total_seconds() + 1.0)
         got = await wait_for(lambda known=frozenset(seen): _names_beyond(jobs, known), what=f"job of minute {minute}")
         seen |= got
     cj = await client.get(CRONJOBS, "tick", NS)
