@@ -4,7 +4,7 @@ object per figure.
 
     .venv/bin/python bench/api.py [--clients 32] [--count 5000] [--lists 200]
         [--list-size 100] [--rate 500] [--seconds 10] [--watchers 1000]
-        [--watch-procs 4] [--rounds 5] [--only creates,gets,lists,write,watch]
+        [--watch-procs 4] [--rounds 5] [--only creates,gets,lists,write,watch,status]
         [--client aiohttp|wrk] [--wrk-seconds 5] [--server-workers 1]
 
 A real `corral server` (SQLite store, TLS, token, controllers and scheduler
@@ -53,6 +53,7 @@ from _common import (  # noqa: E402
     rss_mb,
     summary_ms,
 )
+from api_status import status_writes  # noqa: E402
 
 BENCH = "api"
 DATA = {"key": "v" * 64}
@@ -440,6 +441,9 @@ async def run(child: CorralChild, args: argparse.Namespace) -> None:
     ctx = child.ssl_context()
     async with session(ctx, child.token(), args.clients) as http:
         await throughput(http, child, args)
+    if "status" in args.only:  # not in the default set: --only status (see api_status.py)
+        async with session(ctx, child.token(), args.clients) as http:
+            await status_writes(http, child, args, closed_loop, make_namespace)
     if "write" in args.only:
         async with session(ctx, child.token(), args.rate_connections) as http:
             if not args.cold_connections:
@@ -501,7 +505,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="API server processes (corral server --api-workers N, passed if N > 1)")
     args = parser.parse_args(argv)
     args.only = {p.strip() for p in args.only.split(",") if p.strip()}
-    unknown = args.only - {"creates", "gets", "lists", "write", "watch"}
+    unknown = args.only - {"creates", "gets", "lists", "write", "watch", "status"}
     if unknown:
         parser.error(f"--only: unknown phase(s) {sorted(unknown)}")
     if args.watch_procs < 1 or args.watchers < args.watch_procs:
