@@ -53,7 +53,8 @@ class _Components:
 
 
 class ControlPlane(_Components):
-    """Controllers and the scheduler, each with its own client to the server.
+    """Controllers and the scheduler, each with its own client to the server
+    for writes, reading through one set of shared informers.
 
     With ``leader_elect`` they run only while this server holds the
     controller-manager Lease (client/leaderelection.py): each term starts
@@ -87,14 +88,20 @@ class ControlPlane(_Components):
         return client
 
     def _start_components(self, owner: _Components) -> None:
+        """The controller manager and the scheduler over one set of informers
+        (one watch and one decode per event, one cache), made afresh for each
+        term; each writes through its own client, under its own name."""
+        from corral.controllers.informers import SharedInformers
         from corral.controllers.manager import ControllerManager
         from corral.scheduler.scheduler import Scheduler
 
-        manager = ControllerManager(self._client("corral-controller-manager", owner), clock=self.server.clock,
-                                    node_lifecycle=self.node_lifecycle,
+        clock = self.server.clock
+        informers = SharedInformers(self._client("corral-shared-informers", owner), clock=clock)
+        manager = ControllerManager(self._client("corral-controller-manager", owner), clock=clock,
+                                    node_lifecycle=self.node_lifecycle, informers=informers,
                                     **({"cluster_cidr": self.cluster_cidr} if self.cluster_cidr else {}))
-        scheduler = Scheduler(self._client("corral-scheduler", owner), clock=self.server.clock,
-                              profiles=self.scheduler_profiles)
+        scheduler = Scheduler(self._client("corral-scheduler", owner), clock=clock,
+                              profiles=self.scheduler_profiles, informers=informers)
         owner.tasks.append(_watch_task("controller-manager", manager.run()))
         owner.tasks.append(_watch_task("scheduler", scheduler.run()))
         manager.add_api_publishers(**api_publishing(self.server))  # before the task first runs

@@ -33,10 +33,14 @@ log = logging.getLogger(__name__)
 class ControllerManager:
     def __init__(self, client: ApiClient, *, clock: Clock | None = None,
                  node_lifecycle: NodeLifecycleConfig | None = None,
-                 cluster_cidr: str = DEFAULT_CLUSTER_CIDR) -> None:
+                 cluster_cidr: str = DEFAULT_CLUSTER_CIDR,
+                 informers: SharedInformers | None = None) -> None:
+        """``informers``: a set shared with other components of the process
+        (the scheduler), else its own over ``client``. ``client`` makes the
+        writes either way."""
         self.client = client
         self.clock: Clock = clock or RealClock()
-        self.informers = SharedInformers(client, clock=self.clock)
+        self.informers = informers or SharedInformers(client, clock=self.clock)
         self.recorders = {
             "replicaset": EventRecorder(client, "replicaset-controller", clock=self.clock),
             "deployment": EventRecorder(client, "deployment-controller", clock=self.clock),

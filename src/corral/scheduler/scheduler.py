@@ -27,8 +27,9 @@ from corral.client.api import ApiClient
 from corral.client.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
 from corral.client.events import EventRecorder
 from corral.client.informer import Informer
-from corral.client.resources import NAMESPACES, NODES, PODS, Resource
+from corral.client.resources import NAMESPACES, NODES, PDBS, PODS, Resource
 from corral.clock import Clock, RealClock, format_timestamp
+from corral.controllers.informers import SharedInformers
 from corral.scheduler.core import Decision, SchedulingCore
 from corral.scheduler.podinfo import pod_key
 from corral.scheduler.preemption import Victims, budgets_from
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 MAX_CONCURRENT_WRITES = 64
 BATCH = 256
-PDBS = Resource("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True)
 PRIORITY_CLASSES = Resource("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False)
 CONFIG_ENV = "CORRAL_SCHEDULER_CONFIG"
 
@@ -69,9 +69,15 @@ class Scheduler:
     def __init__(
         self, client: ApiClient, *, clock: Clock | None = None, name: str = "default-scheduler",
         profiles: Sequence[Profile] | None = None, rng: random.Random | None = None,
+        informers: SharedInformers | None = None,
     ) -> None:
+        """``informers``: a set shared with other components of the process
+        (the controller manager), so a pod event is received, decoded and
+        cached once; else its own over ``client``. Writes go through
+        ``client`` either way. Cached objects are shared: never changed here."""
         self.client = client
         self.clock: Clock = clock or RealClock()
+        self.informers = informers or SharedInformers(client, clock=self.clock)
         self.name = name
         if profiles is None:
             profiles = profiles_from_env()
@@ -81,9 +87,9 @@ class Scheduler:
         self.core = SchedulingCore(list(profiles), rng or random.Random())
         self.queue = SchedulingQueue(clock=self.clock)
         self.recorder = EventRecorder(client, name, clock=self.clock)
-        self.pods = Informer(client, PODS, clock=self.clock)
-        self.nodes = Informer(client, NODES, clock=self.clock)
-        self.namespaces = Informer(client, NAMESPACES, clock=self.clock)
+        self.pods = self.informers.get(PODS)
+        self.nodes = self.informers.get(NODES)
+        self.namespaces = self.informers.get(NAMESPACES)
         self.pdbs: Informer | None = None
         self._writes = asyncio.Semaphore(MAX_CONCURRENT_WRITES)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -194,11 +200,11 @@ class Scheduler:
         await self.ensure_priority_classes()
         informers = [self.namespaces, self.nodes, self.pods]
         if await self._pdbs_served():
-            self.pdbs = Informer(self.client, PDBS, clock=self.clock)
+            self.pdbs = self.informers.get(PDBS)
             self.pdbs.add_handler(self._budgets_changed, self._budgets_changed, self._budgets_changed)
             informers.append(self.pdbs)
-        tasks = [asyncio.create_task(i.run()) for i in informers]
-        tasks.append(asyncio.create_task(self.recorder.run()))
+        tasks = [asyncio.create_task(self.informers.run(), name=f"{self.name}-informers"),
+                 asyncio.create_task(self.recorder.run())]
         try:
             for informer in informers:
                 await informer.wait_synced()
