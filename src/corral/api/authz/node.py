@@ -7,7 +7,8 @@ As in Kubernetes, the relationships come from a graph kept in memory: one
 list and one watch of pods (in-process on the store) map each pod to its
 node and each node to the objects its pods reference. A decision is a few
 dictionary look-ups. Requests the authorizer has no rule for are left to
-RBAC, where nodes have no bindings by default.
+RBAC, where nodes have no bindings by default. A process that serves no
+node (the store's owner behind API workers) keeps no graph (``lazy``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import orjson
 from corral.api.auth import User
 from corral.api.authz.attributes import Attributes
 from corral.api.certs import NODE_GROUP, NODE_PREFIX
-from corral.api.errors import Forbidden
+from corral.api.errors import Forbidden, TooManyRequests
 from corral.store.protocol import CompactedError, EventType, Store
 
 log = logging.getLogger(__name__)
@@ -119,13 +120,22 @@ class NodeGraph:
 
 
 class NodeAuthorizer:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, lazy: bool = False) -> None:
+        """``lazy``: for a process that may never serve a node, such as the
+        store's owner while API worker processes serve the port. Keeping
+        the graph means decoding every pod change; lazily that starts with
+        the first node request that needs the graph, and such requests are
+        answered 429 (retry after a second) until the graph is loaded."""
         self.store = store
+        self.lazy = lazy
         self.graph = NodeGraph()
         self.revision = 0
+        self.loaded = False
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        if self.lazy:
+            return
         await self._relist()
         self._task = asyncio.create_task(self._follow(), name="node-authorizer-graph")
 
@@ -141,6 +151,26 @@ class NodeAuthorizer:
         for kv in result.items:
             graph.put(orjson.loads(kv.value))
         self.graph, self.revision = graph, result.revision
+        self.loaded = True
+
+    async def _load_then_follow(self) -> None:
+        while not self.loaded:
+            try:
+                await self._relist()
+            except Exception:
+                log.exception("node authorizer: cannot list pods; retrying in 1s")
+                await asyncio.sleep(1.0)
+        await self._follow()
+
+    def _graph(self, node: str) -> NodeGraph:
+        """The graph, once loaded; until then (lazy) a 429 that starts loading it."""
+        if self.loaded:
+            return self.graph
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._load_then_follow(),
+                                                                 name="node-authorizer-graph")
+        raise TooManyRequests(f'the node authorizer is loading the pods of node "{node}"; retry shortly',
+                              retry_after=1)
 
     async def _follow(self) -> None:
         while True:
@@ -184,14 +214,15 @@ class NodeAuthorizer:
         if g == "" and res == "pods":
             if verb in ("list", "watch") and not a.subresource:
                 return True
-            return bool(a.name) and self.graph.pod_node.get((a.namespace, a.name)) == node and \
-                (verb in ("get", "delete") or a.subresource == "status")
+            if not a.name or not (verb in ("get", "delete") or a.subresource == "status"):
+                return False
+            return self._graph(node).pod_node.get((a.namespace, a.name)) == node
         if g in ("", "events.k8s.io") and res == "events":
             return verb in ("create", "patch", "update")
         if g == "" and res in ("secrets", "configmaps", "persistentvolumeclaims", "serviceaccounts"):
             if res == "serviceaccounts" and a.subresource == "token":
-                return verb == "create" and self.graph.node_uses(node, (res, a.namespace, a.name))
-            return verb in READ and bool(a.name) and self.graph.node_uses(node, (res, a.namespace, a.name))
+                return verb == "create" and self._graph(node).node_uses(node, (res, a.namespace, a.name))
+            return verb in READ and bool(a.name) and self._graph(node).node_uses(node, (res, a.namespace, a.name))
         if res in ("services", "endpoints", "endpointslices", "runtimeclasses"):
             return verb in READ
         if g == "certificates.k8s.io" and res == "certificatesigningrequests":

@@ -1,0 +1,100 @@
+"""The node authorizer's pod graph: kept from the start where nodes are
+served, and in a process that may serve none (lazy) not kept until a node
+request needs it, which is then told to retry (429) rather than refused."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from corral.api.auth import User
+from corral.api.authz.attributes import Attributes
+from corral.api.authz.node import PODS, NodeAuthorizer
+from corral.api.certs import NODE_GROUP, NODE_PREFIX
+from corral.api.errors import TooManyRequests
+from corral.store.sqlite import SqliteStore
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(str(tmp_path / "state.db"))
+    await s.start()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def node_user(name: str) -> User:
+    return User(f"{NODE_PREFIX}{name}", groups=(NODE_GROUP,))
+
+
+def pod(name: str, node: str, secret: str) -> bytes:
+    return orjson.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+                         "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}],
+                                  "volumes": [{"name": "s", "secret": {"secretName": secret}}]}})
+
+
+def get_secret(node: str, name: str) -> Attributes:
+    return Attributes(node_user(node), "get", True, namespace="default", resource="secrets", name=name)
+
+
+def patch_status(node: str, name: str) -> Attributes:
+    return Attributes(node_user(node), "patch", True, namespace="default", resource="pods",
+                      subresource="status", name=name)
+
+
+async def until_allowed(authz: NodeAuthorizer, attrs: Attributes, timeout: float = 5.0) -> bool:
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                allowed, _ = authz.authorize(attrs)
+            except TooManyRequests:
+                await asyncio.sleep(0.01)
+                continue
+            if allowed:
+                return True
+            await asyncio.sleep(0.01)
+
+
+async def test_the_graph_follows_pods_from_the_start(store: SqliteStore) -> None:
+    await store.create(f"{PODS}default/a", pod("a", "n1", "s1"))
+    authz = NodeAuthorizer(store)
+    await authz.start()
+    try:
+        assert authz.authorize(get_secret("n1", "s1"))[0]
+        assert not authz.authorize(get_secret("n2", "s1"))[0]
+        await store.create(f"{PODS}default/b", pod("b", "n2", "s2"))
+        assert await until_allowed(authz, patch_status("n2", "b"))
+        assert not authz.authorize(patch_status("n1", "b"))[0]
+    finally:
+        await authz.stop()
+
+
+async def test_a_lazy_authorizer_keeps_no_graph_until_a_node_needs_it(store: SqliteStore) -> None:
+    await store.create(f"{PODS}default/a", pod("a", "n1", "s1"))
+    authz = NodeAuthorizer(store, lazy=True)
+    await authz.start()
+    try:
+        await asyncio.sleep(0.05)
+        assert authz._task is None and not authz.loaded  # nothing listed, nothing followed
+        # Decisions that need no graph are made at once.
+        lease = Attributes(node_user("n1"), "update", True, namespace="kube-node-lease",
+                           resource="leases", api_group="coordination.k8s.io", name="n1")
+        assert authz.authorize(lease)[0]
+        assert authz._task is None
+        # The first that needs it is told to come back, never refused.
+        with pytest.raises(TooManyRequests) as raised:
+            authz.authorize(get_secret("n1", "s1"))
+        assert raised.value.retry_after == 1
+        assert await until_allowed(authz, get_secret("n1", "s1"))
+        assert not authz.authorize(get_secret("n2", "s1"))[0]
+        # From then on it follows the pods like an eager one.
+        await store.create(f"{PODS}default/b", pod("b", "n2", "s2"))
+        assert await until_allowed(authz, get_secret("n2", "s2"))
+    finally:
+        await authz.stop()
