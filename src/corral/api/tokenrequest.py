@@ -73,10 +73,9 @@ async def create_token(rest: RestHandlers, request: web.Request, target: Target)
     sa = await objects.get(target.rt, ns, name)
     pod_name = pod_uid = ""
     node = _requesting_node(request)
-    if node is not None:
-        await _check_node_binding(rest, node, ns, bound)
+    pod = await _check_node_binding(rest, node, ns, bound) if node is not None else None
     if bound:
-        pod_name, pod_uid = await _bound_pod(rest, ns, bound)
+        pod_name, pod_uid = await _bound_pod(rest, ns, bound, pod)
     now = rest.ctx.clock.now()
     issued = int(now.timestamp())
     claims = TokenClaims(ns, name, sa["metadata"]["uid"], tuple(audiences), issued + seconds, pod_name, pod_uid)
@@ -101,9 +100,10 @@ def _requesting_node(request: web.Request) -> str | None:
     return node_name(user) if isinstance(user, User) else None
 
 
-async def _check_node_binding(rest: RestHandlers, node: str, namespace: str, bound: Obj | None) -> None:
+async def _check_node_binding(rest: RestHandlers, node: str, namespace: str, bound: Obj | None) -> Obj:
     """NodeRestriction: an agent may ask only for tokens bound to a pod on
-    its own node (so a token it leaks dies with that pod)."""
+    its own node (so a token it leaks dies with that pod). Returns the pod,
+    which the binding then uses rather than reading it again."""
     if not bound or bound.get("kind") != "Pod" or not bound.get("name"):
         raise Forbidden(f'node "{node}" may only request tokens bound to a pod on it',
                         kind="serviceaccounts", group="")
@@ -112,17 +112,23 @@ async def _check_node_binding(rest: RestHandlers, node: str, namespace: str, bou
     if (pod.get("spec") or {}).get("nodeName") != node:
         raise Forbidden(f'node "{node}" may not request a token bound to pod {namespace}/{bound["name"]}, '
                         "which is not bound to it", kind="serviceaccounts", group="")
+    return pod
 
 
-async def _bound_pod(rest: RestHandlers, namespace: str, bound: Obj) -> tuple[str, str]:
+async def _bound_pod(rest: RestHandlers, namespace: str, bound: Obj, pod: Obj | None = None) -> tuple[str, str]:
+    """The bound object's name and uid; ``pod`` is the Pod the node check
+    already read (the same request, so the same object)."""
     kind, ref_name, ref_uid = bound.get("kind"), bound.get("name"), bound.get("uid")
     if kind not in ("Pod", "Secret"):
         raise _invalid("spec.boundObjectRef.kind", f'Unsupported value: "{kind}": supported values: "Pod", "Secret"')
     if not ref_name:
         raise _invalid("spec.boundObjectRef.name", "Required value")
-    rt = rest.ctx.registry.lookup("", "v1", "pods" if kind == "Pod" else "secrets")
-    assert rt is not None
-    obj = await rest.ctx.objects.get(rt, namespace, str(ref_name))
+    if kind == "Pod" and pod is not None:
+        obj = pod
+    else:
+        rt = rest.ctx.registry.lookup("", "v1", "pods" if kind == "Pod" else "secrets")
+        assert rt is not None
+        obj = await rest.ctx.objects.get(rt, namespace, str(ref_name))
     uid = obj["metadata"]["uid"]
     if ref_uid and ref_uid != uid:
         raise Conflict(f'the UID in the bound object reference ({ref_uid}) does not match the UID in record ({uid}). '

@@ -11,7 +11,7 @@ from cryptography import x509
 
 from corral.api.certs import sign_client_csr
 from corral.client.api import ApiClient
-from corral.client.errors import ForbiddenError
+from corral.client.errors import ConflictError, ForbiddenError
 from corral.client.nodecert import new_key_and_csr
 from corral.client.podtoken import request_pod_token
 from corral.client.resources import PODS, SERVICEACCOUNTS
@@ -50,3 +50,13 @@ async def test_an_agent_gets_tokens_only_for_its_own_pods(tmp_path: Path):
             unbound = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}
             with pytest.raises(ForbiddenError, match="bound to a pod"):
                 await node.post_subresource(SERVICEACCOUNTS, "app", "default", "token", unbound)
+            # The pod the node check read is the one the token binds to: a
+            # reference with another uid (a pod deleted and made again) is refused.
+            stale = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                     "spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "mine", "uid": "old"}}}
+            with pytest.raises(ConflictError, match="does not match the UID in record"):
+                await node.post_subresource(SERVICEACCOUNTS, "app", "default", "token", stale)
+            fresh = dict(stale, spec={"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "mine",
+                                                         "uid": mine["metadata"]["uid"]}})
+            reply = await node.post_subresource(SERVICEACCOUNTS, "app", "default", "token", fresh)
+            assert reply["status"]["token"] and reply["spec"]["boundObjectRef"]["name"] == "mine"
