@@ -35,7 +35,7 @@ from corral.client.api import ApiClient
 from corral.client.errors import ApiError, ConflictError, ForbiddenError, NotFoundError
 from corral.client.events import EventRecorder
 from corral.client.resources import PODS
-from corral.clock import Clock, format_timestamp
+from corral.clock import Clock, RealClock, format_timestamp
 from corral.runtime.protocol import ContainerHandle, ContainerState, Runtime, StartError
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class PodWorker(ContainerLife):
         self.start_time = (pod.get("status") or {}).get("startTime")
         self.done = False
         self._on_done = on_done
-        self._wake = asyncio.Event()
+        self._wake = Wake()
         self._next_wake = RESYNC
         self._poll = False  # containers run: look at them every POLL_RUNNING (_idle)
         self._last_status: dict[str, Any] | None = None
@@ -196,13 +196,20 @@ class PodWorker(ContainerLife):
         """True if woken before ``seconds`` passed."""
         if self._wake.is_set():
             return True
-        waiter = asyncio.ensure_future(self._wake.wait())
-        sleeper = asyncio.ensure_future(self.ctx.clock.sleep(seconds))
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._wake.waiter = waiter
+        timer: asyncio.TimerHandle | asyncio.Task[None]
+        if type(self.ctx.clock) is RealClock:
+            timer = loop.call_later(max(seconds, 0.0), _settle, waiter)
+        else:  # a test's clock moves only through its own sleep
+            timer = loop.create_task(self.ctx.clock.sleep(seconds))
+            timer.add_done_callback(lambda _t: _settle(waiter))
         try:
-            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+            await waiter
         finally:
-            waiter.cancel()
-            sleeper.cancel()
+            timer.cancel()
+            self._wake.waiter = None
         return self._wake.is_set()
 
     # -- one sync ------------------------------------------------------------
@@ -501,6 +508,35 @@ class PodWorker(ContainerLife):
         }
         obj = {"apiVersion": "v1", "kind": "Pod", "metadata": pod.get("metadata") or {}}
         self.ctx.recorder.record(obj, type_, reason, message)
+
+
+class Wake:
+    """What wakes an idle worker: an :class:`asyncio.Event` for its one
+    waiter, without the two tasks and ``asyncio.wait`` per idle second that
+    waiting on an Event and a sleep at once took (every running pod idles
+    through a poll each second, a burst's pods among them)."""
+
+    __slots__ = ("_set", "waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self.waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        if self.waiter is not None:
+            _settle(self.waiter)
+
+    def clear(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def same_status(stored: Any, status: Any) -> bool:
