@@ -168,6 +168,9 @@ class TokenClaims:
     expires: int
     pod_name: str = ""
     pod_uid: str = ""
+    secret_name: str = ""
+    secret_uid: str = ""
+    """A token bound to a Secret (``boundObjectRef`` kind Secret) names it, as Kubernetes' does."""
 
     @property
     def username(self) -> str:
@@ -194,6 +197,8 @@ class TokenSigner:
                                "serviceaccount": {"name": claims.name, "uid": claims.uid}}
         if claims.pod_name:
             k8s["pod"] = {"name": claims.pod_name, "uid": claims.pod_uid}
+        if claims.secret_name:
+            k8s["secret"] = {"name": claims.secret_name, "uid": claims.secret_uid}
         payload = {
             "aud": list(claims.audiences), "exp": claims.expires, "iat": now, "nbf": now,
             "iss": self.issuer, "sub": claims.username, "jti": _b64(os.urandom(12)),
@@ -242,9 +247,10 @@ class TokenSigner:
         k8s = payload.get("kubernetes.io")
         if not isinstance(k8s, dict) or not isinstance(k8s.get("serviceaccount"), dict):
             raise TokenInvalid("not a service-account token")
-        sa, pod = k8s["serviceaccount"], k8s.get("pod") if isinstance(k8s.get("pod"), dict) else {}
+        sa, pod, secret = k8s["serviceaccount"], _object(k8s, "pod"), _object(k8s, "secret")
         return TokenClaims(str(k8s.get("namespace", "")), str(sa.get("name", "")), str(sa.get("uid", "")),
-                           tuple(str(a) for a in aud_list), exp, str(pod.get("name", "")), str(pod.get("uid", "")))
+                           tuple(str(a) for a in aud_list), exp, str(pod.get("name", "")), str(pod.get("uid", "")),
+                           str(secret.get("name", "")), str(secret.get("uid", "")))
 
     @staticmethod
     def _json(part: str) -> dict[str, Any]:
@@ -255,3 +261,8 @@ class TokenSigner:
         if not isinstance(value, dict):
             raise TokenInvalid("malformed token")
         return value
+
+
+def _object(k8s: dict[str, Any], key: str) -> dict[str, Any]:
+    value = k8s.get(key)
+    return value if isinstance(value, dict) else {}

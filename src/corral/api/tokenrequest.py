@@ -71,14 +71,14 @@ async def create_token(rest: RestHandlers, request: web.Request, target: Target)
     audiences, seconds, bound = _spec(body)
     objects, ns, name = rest.ctx.objects, target.namespace or "", target.name or ""
     sa = await objects.get(target.rt, ns, name)
-    pod_name = pod_uid = ""
     node = _requesting_node(request)
     pod = await _check_node_binding(rest, node, ns, bound) if node is not None else None
-    if bound:
-        pod_name, pod_uid = await _bound_pod(rest, ns, bound, pod)
+    kind, bound_name, bound_uid = await _bound_object(rest, ns, bound, pod) if bound else ("", "", "")
     now = rest.ctx.clock.now()
     issued = int(now.timestamp())
-    claims = TokenClaims(ns, name, sa["metadata"]["uid"], tuple(audiences), issued + seconds, pod_name, pod_uid)
+    pod_ref = (bound_name, bound_uid) if kind == "Pod" else ("", "")
+    secret_ref = (bound_name, bound_uid) if kind == "Secret" else ("", "")
+    claims = TokenClaims(ns, name, sa["metadata"]["uid"], tuple(audiences), issued + seconds, *pod_ref, *secret_ref)
     token = request.app[SIGNER_KEY].issue(claims, issued)
     spec: Obj = {"audiences": audiences, "expirationSeconds": seconds, "boundObjectRef": bound}
     reply = {
@@ -115,9 +115,9 @@ async def _check_node_binding(rest: RestHandlers, node: str, namespace: str, bou
     return pod
 
 
-async def _bound_pod(rest: RestHandlers, namespace: str, bound: Obj, pod: Obj | None = None) -> tuple[str, str]:
-    """The bound object's name and uid; ``pod`` is the Pod the node check
-    already read (the same request, so the same object)."""
+async def _bound_object(rest: RestHandlers, namespace: str, bound: Obj, pod: Obj | None = None) -> tuple[str, str, str]:
+    """The bound object's kind, name and uid; ``pod`` is the Pod the node
+    check already read (the same request, so the same object)."""
     kind, ref_name, ref_uid = bound.get("kind"), bound.get("name"), bound.get("uid")
     if kind not in ("Pod", "Secret"):
         raise _invalid("spec.boundObjectRef.kind", f'Unsupported value: "{kind}": supported values: "Pod", "Secret"')
@@ -133,4 +133,4 @@ async def _bound_pod(rest: RestHandlers, namespace: str, bound: Obj, pod: Obj | 
     if ref_uid and ref_uid != uid:
         raise Conflict(f'the UID in the bound object reference ({ref_uid}) does not match the UID in record ({uid}). '
                        "The object might have been deleted and then recreated")
-    return (str(ref_name), uid) if kind == "Pod" else ("", "")
+    return str(kind), str(ref_name), uid

@@ -183,3 +183,12 @@ def test_rotation_to_ec_keeps_old_rsa_tokens_valid() -> None:
     rotated = TokenSigner(ec.generate_private_key(ec.SECP256R1()), extra_public=(old.public_key(),))
     assert rotated.verify(issued_before, NOW) == CLAIMS
     assert _header(rotated.issue(CLAIMS, NOW))["alg"] == "ES256"
+
+
+def test_a_secret_binding_survives_the_round_trip() -> None:
+    signer = TokenSigner(ec.generate_private_key(ec.SECP256R1()))
+    claims = TokenClaims("ns", "bot", "uid-1", (DEFAULT_AUDIENCE,), NOW + 600, secret_name="s", secret_uid="s-uid")
+    token = signer.issue(claims, NOW)
+    assert signer.verify(token, NOW) == claims
+    body = orjson.loads(_unb64(token.split(".")[1]))["kubernetes.io"]
+    assert body["secret"] == {"name": "s", "uid": "s-uid"} and "pod" not in body

@@ -58,3 +58,19 @@ async def test_kubernetes_client_authenticates_with_a_pod_token(tmp_path: Path, 
         assert (user, status) == ("system:serviceaccount:default:app", 201)
         forged = token.token[:-6] + ("AAAAAA" if not token.token.endswith("AAAAAA") else "BBBBBB")
         assert await asyncio.to_thread(_whoami, server.url, forged, server.ca_file) == ("", 401)
+
+
+async def test_a_token_bound_to_a_secret_names_it(tmp_path: Path) -> None:
+    async with running_server(tmp_path) as server, server.client() as client:
+        from corral.client.resources import SECRETS
+
+        await client.create(SERVICEACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount",
+                                              "metadata": {"name": "app", "namespace": "default"}})
+        secret = await client.create(SECRETS, {"apiVersion": "v1", "kind": "Secret",
+                                               "metadata": {"name": "s", "namespace": "default"}})
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                "spec": {"boundObjectRef": {"kind": "Secret", "apiVersion": "v1", "name": "s"}}}
+        reply = await client.post_subresource(SERVICEACCOUNTS, "app", "default", "token", body)
+        payload = reply["status"]["token"].split(".")[1]
+        claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["kubernetes.io"]
+        assert claims["secret"] == {"name": "s", "uid": secret["metadata"]["uid"]} and "pod" not in claims
