@@ -83,21 +83,41 @@ def drop_nulls(value: Any) -> Any:
     """Remove null fields in place. Kubernetes decodes into structs where a
     null and a missing field are the same zero value; storing them alike keeps
     comparisons (template hashes, no-op updates) honest."""
-    if b"null" not in orjson.dumps(value):  # one pass in C; most objects have none
-        return value
-    return _drop_nulls(value)
+    if _has_null(value):  # one pass in C; most objects have none
+        _drop_nulls(value)
+    return value
 
 
-def _drop_nulls(value: Any) -> Any:
+def _has_null(value: Any) -> bool:
+    return isinstance(value, dict | list) and b"null" in orjson.dumps(value)
+
+
+def _drop_nulls(value: Any) -> None:
+    """Descends only into maps and lists whose JSON holds a null (a status
+    write's conditions carry ``lastProbeTime: null``; walking the whole pod
+    in Python for those cost more than the rest of the null handling)."""
     if isinstance(value, dict):
         for key in [k for k, v in value.items() if v is None]:
             del value[key]
-        for v in value.values():
+        children: Any = value.values()
+    else:
+        children = value
+    for v in children:
+        if _has_null(v):
             _drop_nulls(v)
-    elif isinstance(value, list):
-        for v in value:
-            _drop_nulls(v)
-    return value
+
+
+def _without_nulls(desired: Obj, subresource: str | None) -> Obj:
+    """``desired`` with its nulls dropped where they can reach the store: a
+    status write keeps only its status (and managedFields, which the server
+    wrote) of it."""
+    if subresource != "status" or not isinstance(desired, dict):
+        return drop_nulls(desired)
+    if desired.get("status") is None:
+        desired.pop("status", None)
+    else:
+        drop_nulls(desired["status"])
+    return desired
 
 
 def _deletion_blocked(obj: Obj) -> bool:
@@ -195,7 +215,14 @@ class ObjectStore:
             new_meta["namespace"] = cur_meta.get("namespace")
         new["apiVersion"], new["kind"] = rt.api_version, rt.kind
         if subresource == "status":
-            result = deep_copy(current)
+            # Only status and the managedFields recording the write are taken
+            # (Kubernetes' ResetObjectMetaForStatus). The rest is the current
+            # object's own maps, shared rather than copied: nothing below
+            # changes them, and a pod's spec is most of a status write's bytes.
+            result = dict(current)
+            result["metadata"] = meta = dict(cur_meta)
+            if "managedFields" in new_meta:
+                meta["managedFields"] = new_meta["managedFields"]
             result["status"] = new.get("status", {})
             return result
         if rt.has_status and subresource is None:
@@ -216,10 +243,14 @@ class ObjectStore:
         subresource: str | None = None,
         create_missing: Callable[[], Awaitable[Obj]] | None = None,
         dry_run: bool = False,
+        transform_reads_only: bool = False,
     ) -> Obj:
         """Read-modify-write. ``transform`` gets a private copy of the current
-        object and returns the desired one. A stale ``expected_rv`` is a 409;
-        otherwise lost races are retried from fresh state."""
+        object and returns the desired one (with ``transform_reads_only``,
+        for a transform that never modifies what it is given, the current
+        object itself: a copy of a pod was a tenth of a status write). A
+        stale ``expected_rv`` is a 409; otherwise lost races are retried from
+        fresh state."""
         key = rt.key(namespace, name)
         for _attempt in range(MAX_UPDATE_RETRIES):
             kv = await self.store.get(key)
@@ -230,13 +261,13 @@ class ObjectStore:
             current = decode(kv)
             if expected_rv and expected_rv != current["metadata"]["resourceVersion"]:
                 raise conflict_error(rt, name)
-            desired = transform(deep_copy(current))
+            desired = transform(current if transform_reads_only else deep_copy(current))
             if isinstance(desired, Awaitable):
                 desired = await desired
             new_rv = (desired.get("metadata") or {}).get("resourceVersion")
             if new_rv and new_rv != current["metadata"]["resourceVersion"]:
                 raise conflict_error(rt, name)
-            new = self._carry_over(rt, current, drop_nulls(desired), subresource)
+            new = self._carry_over(rt, current, _without_nulls(desired, subresource), subresource)
             if subresource != "status":
                 rt.prepare_update(new, current)
                 rt.defaulter(new)
@@ -256,7 +287,11 @@ class ObjectStore:
                         and self._grace_elapsed(new):
                     stored = await self.store.delete(key, kv.mod_revision)
                     return decode(stored)
-                return decode(await self.store.update(key, encode(new), kv.mod_revision))
+                written = await self.store.update(key, encode(new), kv.mod_revision)
+                # The stored bytes are encode(new): hand back new itself
+                # rather than parsing them again (as create does).
+                new["metadata"]["resourceVersion"] = str(written.mod_revision)
+                return new
             except (ConflictError, KeyNotFoundError):
                 if expected_rv:
                     raise conflict_error(rt, name) from None

@@ -29,7 +29,13 @@ from corral.api.selectors import parse_field_selector, parse_label_selector
 from corral.api.tables import table, wants_table
 from corral.api.watchstream import serve_watch
 from corral.clock import format_timestamp
-from corral.resources.schema_check import check_fields, decode_error, strict_error, strict_warnings
+from corral.resources.schema_check import (
+    check_changed_fields,
+    check_fields,
+    decode_error,
+    strict_error,
+    strict_warnings,
+)
 from corral.resources.types import ResourceType
 
 Obj = dict[str, Any]
@@ -134,13 +140,14 @@ class RestHandlers:
         if not isinstance(obj.get("metadata", {}), dict):
             raise BadRequest("metadata: Invalid value: must be an object")
 
-    def field_validation(self, request: web.Request, rt: ResourceType, obj: Obj) -> list[str]:
+    def field_validation(self, request: web.Request, rt: ResourceType, obj: Obj, old: Obj | None = None) -> list[str]:
         """Wrong types are a 400 (Kubernetes fails to decode them); unknown
-        fields are refused under Strict, else dropped, with warnings under Warn."""
+        fields are refused under Strict, else dropped, with warnings under Warn.
+        With the stored ``old``, only what differs from it is walked."""
         mode = request.query.get("fieldValidation", "Warn")
         if mode not in ("Strict", "Warn", "Ignore"):
             raise BadRequest(f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore", "Strict", "Warn"')
-        report = check_fields(obj, rt.schema)
+        report = check_fields(obj, rt.schema) if old is None else check_changed_fields(obj, old, rt.schema)
         if report.type_errors:
             raise decode_error(report, kind=rt.kind, version=rt.version)
         if not report.unknown:
@@ -230,8 +237,10 @@ class RestHandlers:
             self.record_manager(request, rt, None, obj, "Update")
         return await self.ctx.objects.create(rt, ns, obj, dry_run=_dry_run(request))
 
-    def record_manager(self, request: web.Request, rt: ResourceType, old: Obj | None, new: Obj, operation: str) -> None:
-        """managedFields for ordinary writes, as Kubernetes records them."""
+    def record_manager(self, request: web.Request, rt: ResourceType, old: Obj | None, new: Obj, operation: str,
+                       subresource: str | None = None) -> None:
+        """managedFields for ordinary writes, as Kubernetes records them (a
+        status write in an entry of its own, ``subresource: status``)."""
         manager = request.query.get("fieldManager") or _manager_from_agent(request.headers.get("User-Agent", ""))
         now = format_timestamp(self.ctx.clock.now())
         if old is None:
@@ -239,11 +248,33 @@ class RestHandlers:
             if entries is not None:
                 new.setdefault("metadata", {})["managedFields"] = entries
                 return
-        updated = update_managed_fields(old, new, manager, operation, rt.api_version, now, rt.schema)
+        updated = update_managed_fields(old, new, manager, operation, rt.api_version, now, rt.schema,
+                                        subresource="status" if subresource == "status" else "")
         new.setdefault("metadata", {})["managedFields"] = updated.get("metadata", {}).get("managedFields", [])
 
     async def replace(self, request: web.Request, target: Target) -> web.StreamResponse:
-        obj, warnings = await self.read_object(request, target)
+        body = await request.read()
+        obj = decode_object(body, request.headers.get("Content-Type"))
+        self.check_type_meta(target.rt, obj)
+        warnings: list[str] | None = None
+
+        async def transform(current: Obj) -> Obj:
+            nonlocal warnings
+            if warnings is None:  # once, against the first object read (what equals it was checked)
+                warnings = self.field_validation(request, target.rt, obj, current)
+            await admit(request, target, obj, current)
+            self.record_manager(request, target.rt, current, obj, "Update", target.subresource)
+            return obj
+
+        try:
+            updated = await self._replace(request, target, obj, transform)
+        except ApiError:
+            if warnings is None:  # Kubernetes decodes the body before anything else: its errors come first
+                self.field_validation(request, target.rt, obj)
+            raise
+        return json_response(updated, 200, _warning_headers(warnings or []))
+
+    async def _replace(self, request: web.Request, target: Target, obj: Obj, transform: Any) -> Obj:
         meta = obj.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != target.name:
             raise BadRequest(
@@ -254,17 +285,11 @@ class RestHandlers:
         expected_rv = meta.get("resourceVersion") or None
         if expected_rv:
             parse_resource_version(expected_rv, "metadata.resourceVersion")
-
-        async def transform(current: Obj) -> Obj:
-            await admit(request, target, obj, current)
-            self.record_manager(request, target.rt, current, obj, "Update")
-            return obj
-
-        updated = await self.ctx.objects.update(
+        return await self.ctx.objects.update(
             target.rt, target.namespace, target.name or "", transform,
             expected_rv=expected_rv, subresource=target.subresource, dry_run=_dry_run(request),
+            transform_reads_only=True,
         )
-        return json_response(updated, 200, _warning_headers(warnings))
 
     async def patch(self, request: web.Request, target: Target) -> web.StreamResponse:
         content_type = media_type(request.headers.get("Content-Type"))
@@ -285,13 +310,15 @@ class RestHandlers:
         now = format_timestamp(self.ctx.clock.now())
 
         async def transform(current: Obj) -> Obj:
-            before = orjson.loads(orjson.dumps(current))
+            # apply_patch never modifies current and shares nothing with its
+            # result; admission and record_manager only read the old object.
+            before = current
             patched = apply_patch(current, body, content_type, rt.schema, field_manager=manager, force=force, now=now)
             self.check_type_meta(rt, patched)
-            warnings.extend(self.field_validation(request, rt, patched))
+            warnings.extend(self.field_validation(request, rt, patched, before))
             await admit(request, target, patched, before)
             if not is_apply:
-                self.record_manager(request, rt, before, patched, "Update")
+                self.record_manager(request, rt, before, patched, "Update", target.subresource)
             return patched
 
         async def create_missing() -> Obj:
@@ -305,6 +332,7 @@ class RestHandlers:
             rt, target.namespace, target.name or "", transform,
             subresource=target.subresource, dry_run=_dry_run(request),
             create_missing=create_missing if is_apply and not target.subresource else None,
+            transform_reads_only=True,
         )
         return json_response(updated, 200, _warning_headers(warnings))
 

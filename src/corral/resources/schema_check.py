@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.api.errors import BadRequest
+from corral.api.patch.values import same
 from corral.resources.schema import Schema
 from corral.resources.schemas.dsl import QUANTITY_REF
 from corral.resources.types import FieldCause
@@ -80,6 +81,38 @@ def check_fields(obj: Any, schema: Schema) -> FieldReport:
     report = FieldReport()
     _walk(obj, schema, None, "", report)
     return report
+
+
+def check_changed_fields(obj: Any, old: Any, schema: Schema) -> FieldReport:
+    """:func:`check_fields` for an update of the stored ``old``: a map entry
+    equal (strictly, as JSON) to old's is skipped, as it was checked when
+    stored; everything else is walked as check_fields walks it. A status
+    write changes only status, and walking the whole pod for it was a sixth
+    of the write."""
+    report = FieldReport()
+    _walk_changed(obj, old, schema, None, "", report)
+    return report
+
+
+def _walk_changed(value: Any, old: Any, schema: Schema, path: _Path, struct: str, report: FieldReport) -> None:
+    if not (isinstance(value, dict) and isinstance(old, dict) and schema.type == "object"
+            and not schema.int_or_string and not schema.preserve_unknown):
+        _walk(value, schema, path, struct, report)
+        return
+    struct = _struct_name(schema, struct)
+    props = schema.properties
+    extra = schema.additional_properties
+    for key, sub in value.items():
+        if key in old and same(old[key], sub):
+            continue
+        child = props.get(key)
+        if child is not None:
+            _walk_changed(sub, old.get(key), child, (path, key), struct, report)
+        elif extra is not None:
+            _walk_changed(sub, old.get(key), extra, (path, _Key(key)), struct, report)
+        else:
+            where = _format((path, key))
+            report.unknown.append(FieldCause(where, f'unknown field "{where}"', UNKNOWN))
 
 
 def unknown_fields(obj: dict[str, Any], schema: Schema) -> list[FieldCause]:

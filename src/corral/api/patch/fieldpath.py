@@ -136,20 +136,30 @@ def _key_text(pe: str) -> str:
 
 
 def to_fields_v1(paths: Iterable[Path]) -> dict[str, Any]:
-    """The FieldsV1 trie: a member with children also carries ``"."``."""
+    """The FieldsV1 trie: a member with children also carries ``"."``.
+
+    Built in one pass: in sorted order a member comes before its children,
+    so a member is a leaf ``{}`` until its first child arrives, which gives
+    it its ``"."`` first (a second pass dropping lone dots cost as much as
+    the rest of a status write's bookkeeping)."""
     root: dict[str, Any] = {}
     for path in sorted(paths):
+        if not path:
+            root["."] = {}
+            continue
         node = root
-        for pe in path:
-            node = node.setdefault(pe, {})
-        node["."] = {}
-    return _drop_lone_dots(root)
-
-
-def _drop_lone_dots(node: dict[str, Any]) -> dict[str, Any]:
-    if list(node) == ["."]:
+        for pe in path[:-1]:
+            sub = node.get(pe)
+            if sub is None:
+                sub = node[pe] = {}
+            elif not sub:  # a member so far without children
+                sub["."] = {}
+            node = sub
+        if path[-1] not in node:
+            node[path[-1]] = {}
+    if list(root) == ["."]:
         return {}
-    return {k: (v if k == "." else _drop_lone_dots(v)) for k, v in node.items()}
+    return root
 
 
 def from_fields_v1(tree: Any) -> FieldSet:

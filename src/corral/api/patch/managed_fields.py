@@ -26,6 +26,12 @@ MAX_UPDATE_MANAGERS = 10
 
 ANCIENT_CHANGES = "ancient-changes"
 
+UNREAD: frozenset[Path] = frozenset({("<unread>",)})
+"""The fields of a stored entry no path of the write can be in: they are
+never decoded, and the entry is stored again as it was (a pod's creator
+owns most of it; decoding its trie on every status write cost more than
+the rest of the bookkeeping)."""
+
 
 @dataclass(slots=True)
 class Manager:
@@ -86,6 +92,8 @@ def _entry(m: Manager) -> dict[str, Any]:
     its identity nor its fields changed since (set equality is one C-level
     comparison; re-encoding walks and sorts the whole trie)."""
     old = m.stored
+    if m.fields is UNREAD and old is not None:
+        return old
     if (old is not None and m.fields == m.stored_fields and old.get("manager") == m.manager
             and old.get("operation") == m.operation and old.get("apiVersion") == m.api_version
             and old.get("time") == m.time and old.get("subresource", "") == m.subresource
@@ -139,6 +147,8 @@ def update_managed_fields(
     api_version: str,
     now: str,
     schema: Schema | None,
+    *,
+    subresource: str = "",
 ) -> dict[str, Any]:
     """``new`` with ``managedFields`` recording that ``manager`` made the change.
 
@@ -148,24 +158,40 @@ def update_managed_fields(
     that sends its own ``managedFields`` (e.g. ``[]`` to reset them) replaces
     the stored ones.
 
+    A write through the ``status`` subresource stores only ``status`` (the
+    rest of ``new`` is the current object's again), so only ``status`` is
+    compared, and the writer's entry is its own, marked
+    ``subresource: status``, as Kubernetes records it.
+
     ``new`` is not modified; the result shares all but its ``metadata`` map
-    with it (a full copy of a pod per write was a tenth of a status write).
+    with it (a full copy of a pod per write was a tenth of a status write),
+    and shares the entries no path of the write touched with ``old``.
     """
     result = dict(new)
     result["metadata"] = dict(new.get("metadata") or {})
     old = old or {}
-    managers = _base_managers(old, result)
-    added, modified, removed = changed_fields(old, result, schema)
+    added, modified, removed = changed_fields(_compared(old, subresource), _compared(result, subresource), schema)
     taken = added | modified
-    if taken or removed:
+    touched = taken | removed
+    ident = (manager, operation, subresource)
+    managers = _base_managers(old, result, touched, ident)
+    if touched:
         for other in managers:
-            other.fields -= taken | removed
-        mine = _find_or_add(managers, manager, operation, api_version)
+            if other.fields is not UNREAD:
+                other.fields -= touched
+        mine = _find_or_add(managers, manager, operation, api_version, subresource)
         mine.fields = (mine.fields | taken) - removed
         mine.time = now
         mine.api_version = api_version
     store(result, _fold_old_updates(managers))
     return result
+
+
+def _compared(obj: dict[str, Any], subresource: str) -> dict[str, Any]:
+    """The part of an object a write through ``subresource`` can change."""
+    if subresource == "status":
+        return {"status": obj["status"]} if "status" in obj else {}
+    return obj
 
 
 def created_managed_fields(
@@ -180,12 +206,57 @@ def created_managed_fields(
     return encode([Manager(manager, operation, api_version, now, fields=fields)])
 
 
-def _base_managers(old: dict[str, Any], new: dict[str, Any]) -> list[Manager]:
+def _base_managers(
+    old: dict[str, Any], new: dict[str, Any], touched: FieldSet, ident: tuple[str, str, str]
+) -> list[Manager]:
+    """The managers before the write. Entries from the stored object that
+    hold none of the ``touched`` paths and are not the writer's own stay
+    undecoded (UNREAD); entries a client sent are always decoded in full."""
     old_entries = (old.get("metadata") or {}).get("managedFields")
     new_meta = new.get("metadata") or {}
     if "managedFields" in new_meta and not same(new_meta["managedFields"], old_entries):
         return decode(new_meta["managedFields"])
-    return decode(old_entries)
+    if not isinstance(old_entries, list):
+        return []
+    managers = []
+    for entry in old_entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("manager", ""), str):
+            continue
+        tree = entry.get("fieldsV1")
+        m = Manager(
+            manager=entry.get("manager", ""),
+            operation=entry.get("operation", "Update"),
+            api_version=entry.get("apiVersion", ""),
+            time=entry.get("time"),
+            subresource=entry.get("subresource", ""),
+            stored=entry,
+        )
+        if (isinstance(tree, dict) and tree and m.ident != ident
+                and entry.get("fieldsType") == "FieldsV1" and not any(_holds(tree, p) for p in touched)):
+            m.fields = m.stored_fields = UNREAD
+        else:
+            m.fields = from_fields_v1(tree if tree is not None else {})
+            m.stored_fields = frozenset(m.fields)
+        managers.append(m)
+    return managers
+
+
+def _holds(tree: dict[str, Any], path: Path) -> bool:
+    """Whether a FieldsV1 trie has ``path`` as a member, as
+    ``from_fields_v1`` would decode it, looked up without decoding."""
+    node: Any = tree
+    for pe in path:
+        node = node.get(pe) if isinstance(node, dict) else None
+        if node is None:
+            return False
+    return isinstance(node, dict) and (not node or "." in node)
+
+
+def _read(m: Manager) -> FieldSet:
+    if m.fields is UNREAD:
+        m.fields = from_fields_v1((m.stored or {}).get("fieldsV1", {}))
+        m.stored_fields = frozenset(m.fields)
+    return m.fields
 
 
 def _find_or_add(
@@ -209,6 +280,6 @@ def _fold_old_updates(managers: list[Manager]) -> list[Manager]:
     old = updates[: len(updates) - MAX_UPDATE_MANAGERS + 1]
     folded = Manager(ANCIENT_CHANGES, "Update", old[-1].api_version, old[-1].time)
     for m in old:
-        folded.fields |= m.fields
+        folded.fields |= _read(m)
     gone = {id(m) for m in old}
     return [m for m in managers if id(m) not in gone] + [folded]
