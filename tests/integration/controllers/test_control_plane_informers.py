@@ -80,13 +80,13 @@ async def test_one_pod_watch_serves_the_controllers_and_the_scheduler(tmp_path: 
 
                 pods = await wait_for(bound, what="3 pods made by the controllers, bound by the scheduler")
                 assert {p["spec"]["nodeName"] for p in pods} == {"hollow-1"}
-                # While it runs the server holds one all-pods watch for it:
-                # the fan-out's pods dispatcher has one unselected watcher.
+                # While it runs the server holds one pod watch for it (and
+                # no other client here watches pods).
                 ctx = server.ctx
                 assert ctx is not None
                 rt = ctx.registry.lookup("", "v1", "pods")
                 dispatcher = ctx.watch_fanout.dispatcher(ctx.store, rt)
-                assert dispatcher is not None and len(dispatcher.unindexed) == 1
+                assert dispatcher is not None and dispatcher.count == 1
             # A watch is audited when it ends: the control plane has stopped.
             events = await wait_for(lambda: _ended_watches(server.options.data_dir), what="the watch audited")
         finally:
