@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from corral.api.errors import ApiError, BadRequest, Gone
-from corral.api.fanout import Sink, Subscription, frame
+from corral.api.fanout import Subscription, frame
 from corral.api.listwatch import ApiEvent, Filter, open_watch, parse_resource_version
 from corral.api.tables import table, wants_table
 from corral.store.protocol import CompactedError
@@ -86,30 +86,62 @@ class _Progress:
         return self.revision if self.sub is None else max(self.revision, self.sub.progress())
 
 
-def _direct_sink(request: web.Request, writer: _EventWriter, progress: _Progress) -> Sink | None:
-    """Writes an event to the connection from the dispatcher itself, while
-    the connection keeps up: the watch's task is not woken per event. The
+class _DirectSink:
+    """Writes events to the connection from the dispatcher itself, while the
+    connection keeps up: the watch's task is not woken per event. The
     response is chunked and uncompressed, and aiohttp has sent its headers
     in ``prepare``, so a chunk written here is what ``response.write`` would
-    have written."""
-    transport = request.transport
-    if transport is None:
-        return None
+    have written.
 
-    def sink(event: ApiEvent) -> bool:
-        if transport.is_closing() or transport.get_write_buffer_size() > _HIGH_WATER:
+    Events dispatched in one turn of the loop (a group commit's worth, or a
+    batch the store socket delivered) leave in one write at the end of the
+    turn: one send and, over TLS, one record for all of them, where a write
+    per event cost a syscall (and a wake-up of the reader) each. Whoever
+    writes to the response by another path calls :meth:`flush` first, so
+    the order on the wire stays the order of the events."""
+
+    __slots__ = ("transport", "writer", "progress", "pending", "pending_bytes", "loop")
+
+    def __init__(self, transport: asyncio.Transport, writer: _EventWriter, progress: _Progress) -> None:
+        self.transport = transport
+        self.writer = writer
+        self.progress = progress
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.loop = asyncio.get_running_loop()
+
+    def __call__(self, event: ApiEvent) -> bool:
+        transport = self.transport
+        if transport.is_closing() or transport.get_write_buffer_size() + self.pending_bytes > _HIGH_WATER:
             return False
-        transport.write(writer.chunk(event))
-        if event.revision > progress.revision:
-            progress.revision = event.revision
+        chunk = self.writer.chunk(event)
+        if not self.pending:
+            self.loop.call_soon(self.flush)
+        self.pending.append(chunk)
+        self.pending_bytes += len(chunk)
+        if event.revision > self.progress.revision:
+            self.progress.revision = event.revision
         return True
 
-    return sink
+    def flush(self) -> None:
+        pending = self.pending
+        if not pending:
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        self.pending_bytes = 0
+        if not self.transport.is_closing():
+            self.transport.write(data)
+
+
+def _direct_sink(request: web.Request, writer: _EventWriter, progress: _Progress) -> _DirectSink | None:
+    transport = request.transport
+    return None if transport is None else _DirectSink(transport, writer, progress)
 
 
 async def _stream(
-    opener: Callable[[], Awaitable[Subscription]], request: web.Request, response: web.StreamResponse,
-    writer: _EventWriter, progress: _Progress,
+    opener: Callable[[], Awaitable[Subscription]], response: web.StreamResponse,
+    writer: _EventWriter, progress: _Progress, sink: _DirectSink | None,
 ) -> None:
     """Write events in one task per watch. Events that queued up (the initial
     list, a replay, a burst the connection could not take at once) are
@@ -122,12 +154,13 @@ async def _stream(
     events: Subscription | None = None
     try:
         events = progress.sub = await opener()
-        sink = _direct_sink(request, writer, progress)
         if sink is not None:
             events.attach(sink)
         async for event in events:
             if event.revision > progress.revision:
                 progress.revision = event.revision
+            if sink is not None:
+                sink.flush()
             await response.write(writer.encode(event))
             if sink is not None:
                 events.attach(sink)
@@ -136,6 +169,8 @@ async def _stream(
     except (ConnectionResetError, ConnectionError):
         return
     except BaseException as exc:  # reported in-stream, as Kubernetes does
+        if sink is not None:
+            sink.flush()
         with contextlib.suppress(ConnectionError):
             await response.write(_error_line(exc))
     finally:
@@ -183,7 +218,8 @@ async def serve_watch(ctx: ServerContext, request: web.Request, target: Target, 
     writer = _EventWriter(ctx, request, target)
     bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
     progress = _Progress(int(rv) if rv and rv.isdigit() else 0)
-    streaming = asyncio.create_task(_stream(opener, request, response, writer, progress))
+    sink = _direct_sink(request, writer, progress)
+    streaming = asyncio.create_task(_stream(opener, response, writer, progress, sink))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     try:
@@ -196,6 +232,8 @@ async def serve_watch(ctx: ServerContext, request: web.Request, target: Target, 
             if streaming.done():
                 break
             if bookmarks and progress.revision == before and (revision := progress.bookmark()):
+                if sink is not None:
+                    sink.flush()
                 try:
                     await response.write(writer.encode(_bookmark(target, revision)))
                 except ConnectionError:
@@ -204,6 +242,8 @@ async def serve_watch(ctx: ServerContext, request: web.Request, target: Target, 
         streaming.cancel()
         with contextlib.suppress(BaseException):
             await streaming
+    if sink is not None:
+        sink.flush()
     with contextlib.suppress(ConnectionResetError):
         await response.write_eof()
     return response
