@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import os
 import shutil
@@ -78,6 +79,8 @@ class VolumeManager:
         self._objects = ObjectCache(client)  # one read per ConfigMap/Secret serves every pod for a few seconds
         self._tokens: dict[tuple[str, str], PodToken] = {}
         """(pod uid, volume/path) -> the token last written there."""
+        self._written: dict[Path, tuple[Payload, str]] = {}
+        """Volume dir -> the payload last written there and its ``..data`` target."""
 
     def pod_dir(self, uid: str) -> Path:
         return self.root / uid
@@ -111,11 +114,25 @@ class VolumeManager:
             _empty_dir(path, vol["emptyDir"] or {})
             return PodVolume(name, path)
         payload = await self._payload(pod, vol, host_ip, pod_ip)
-        if payload is not None:
+        if payload is not None and not self._unchanged(path, payload):
             # File system work off the event loop: a burst of pods writes
             # thousands of small files, and the agent must not stall meanwhile.
-            await asyncio.to_thread(write_atomic, path, payload)
+            self._written[path] = (payload, await asyncio.to_thread(_write_and_link, path, payload))
         return PodVolume(name, path)
+
+    def _unchanged(self, path: Path, payload: Payload) -> bool:
+        """The refresh every few seconds of a volume whose objects did not
+        change: this manager wrote that very payload there and ``..data``
+        still points at it, so there is nothing to read back or rewrite
+        (one readlink on the loop instead of a thread hop that read every
+        file of every pod's volumes again)."""
+        written = self._written.get(path)
+        if written is None or written[0] != payload:
+            return False
+        try:
+            return os.readlink(path / DATA_LINK) == written[1]
+        except OSError:
+            return False
 
     async def _payload(
         self, pod: dict[str, Any], vol: dict[str, Any], host_ip: str, pod_ip: str
@@ -223,6 +240,8 @@ class VolumeManager:
         for key in [k for k in self._tokens if k[0] == uid]:
             del self._tokens[key]
         pod_dir = self.root / uid
+        for written in [p for p in self._written if p.parent == pod_dir]:
+            del self._written[written]
         if not pod_dir.exists():
             return
         for vol in pod_dir.iterdir():
@@ -306,6 +325,7 @@ def _mode(value: Any, vol_name: str) -> int:
     return value
 
 
+@functools.lru_cache(maxsize=1024)
 def _safe_relative(path: str) -> bool:
     parts = PurePosixPath(path).parts
     return bool(parts) and not path.startswith("/") and ".." not in parts
@@ -446,6 +466,12 @@ def _current(path: Path) -> Payload | None:
         if file.is_file():
             out[str(file.relative_to(base))] = (file.read_bytes(), stat.S_IMODE(file.stat().st_mode))
     return out
+
+
+def _write_and_link(path: Path, payload: Payload) -> str:
+    """write_atomic, then where ``..data`` points now."""
+    write_atomic(path, payload)
+    return os.readlink(path / DATA_LINK)
 
 
 def write_atomic(path: Path, payload: Payload) -> bool:
