@@ -21,7 +21,7 @@ from corral.api.context import ServerContext
 from corral.api.errors import ApiError, BadRequest, MethodNotAllowed, UnsupportedMediaType
 from corral.api.listwatch import Filter, list_objects, parse_resource_version
 from corral.api.objects import DeleteOptions
-from corral.api.patch import apply_patch, update_managed_fields
+from corral.api.patch import apply_patch, apply_status_patch, update_managed_fields
 from corral.api.patch.managed_fields import created_managed_fields
 from corral.api.paths import Target, resolve
 from corral.api.prune import prune_unknown
@@ -313,7 +313,12 @@ class RestHandlers:
             # apply_patch never modifies current and shares nothing with its
             # result; admission and record_manager only read the old object.
             before = current
-            patched = apply_patch(current, body, content_type, rt.schema, field_manager=manager, force=force, now=now)
+            patched = None
+            if target.subresource == "status" and not force:
+                patched = apply_status_patch(current, body, content_type, rt.schema)
+            if patched is None:
+                patched = apply_patch(current, body, content_type, rt.schema, field_manager=manager, force=force,
+                                      now=now)
             self.check_type_meta(rt, patched)
             warnings.extend(self.field_validation(request, rt, patched, before))
             await admit(request, target, patched, before)

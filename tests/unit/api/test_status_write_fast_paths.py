@@ -1,6 +1,6 @@
 """The shortcuts of a status write give exactly what the general paths give:
 managedFields with undecoded entries against decoding and re-encoding every
-entry, the one-pass FieldsV1 trie against building and pruning it, null
+entry, a status-only patch against patching the whole object, the one-pass FieldsV1 trie against building and pruning it, null
 dropping that skips null-free subtrees against a full walk, and field
 validation of only what changed against validating the whole object."""
 
@@ -14,7 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corral.api.objects import drop_nulls
-from corral.api.patch import update_managed_fields
+from corral.api.patch import MERGE_PATCH as MERGE
+from corral.api.patch import STRATEGIC_MERGE_PATCH as STRATEGIC
+from corral.api.patch import apply_patch, apply_status_patch, update_managed_fields
 from corral.api.patch.fieldpath import Path, field_values, to_fields_v1
 from corral.api.patch.managed_fields import (
     MAX_UPDATE_MANAGERS,
@@ -326,3 +328,37 @@ def test_changed_field_check_is_strict_about_types() -> None:
     new = copy.deepcopy(old)
     new["status"]["containerStatuses"][0]["restartCount"] = True
     assert report(check_changed_fields(new, old, POD))[1] == report(check_fields(new, POD))[1] != []
+
+
+status_patches = st.fixed_dictionaries({}, optional={
+    "phase": st.sampled_from(["Running", None]), "podIP": st.sampled_from(["10.0.0.9", None]),
+    "conditions": conds, "qosClass": st.none(),
+}) | st.none()
+
+
+@settings(max_examples=200, deadline=None)
+@given(statuses, status_patches, st.sampled_from([MERGE, STRATEGIC]), st.booleans())
+def test_status_only_patch_equals_the_whole_object_patch(status: dict[str, Any], patch: Any, media: str,
+                                                          has_status: bool) -> None:
+    live = created()
+    if has_status:
+        live["status"] = status
+    else:
+        live.pop("status")
+    before = copy.deepcopy(live)
+    body = orjson.dumps({"status": patch})
+    fast = apply_status_patch(live, body, media, POD)
+    assert fast is not None
+    assert same_bytes(fast, apply_patch(live, body, media, POD, field_manager=None, force=False, now=T1))
+    assert same_bytes(live, before)  # current is left as it was
+    assert fast["metadata"] is not live["metadata"]  # the writer's managedFields go into a map of its own
+
+
+def test_status_only_patch_leaves_other_patches_to_the_general_path() -> None:
+    live = created()
+    for body, media in ((b'{"status":{},"metadata":{"labels":null}}', MERGE),
+                        (b'{"status":{},"$setElementOrder/conditions":[]}', STRATEGIC),
+                        (b'[{"op":"add","path":"/status/phase","value":"x"}]', "application/json-patch+json"),
+                        (b'"status"', MERGE),
+                        (b"status: {}", "application/apply-patch+yaml")):
+        assert apply_status_patch(live, body, media, POD) is None

@@ -218,6 +218,7 @@ def _base_managers(
         return decode(new_meta["managedFields"])
     if not isinstance(old_entries, list):
         return []
+    firsts = {p[0] for p in touched}  # a status write's paths all start f:status: most tries lack it
     managers = []
     for entry in old_entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("manager", ""), str):
@@ -232,7 +233,8 @@ def _base_managers(
             stored=entry,
         )
         if (isinstance(tree, dict) and tree and m.ident != ident
-                and entry.get("fieldsType") == "FieldsV1" and not any(_holds(tree, p) for p in touched)):
+                and entry.get("fieldsType") == "FieldsV1"
+                and (firsts.isdisjoint(tree) or not any(_holds(tree, p) for p in touched))):
             m.fields = m.stored_fields = UNREAD
         else:
             m.fields = from_fields_v1(tree if tree is not None else {})
