@@ -1,7 +1,8 @@
 """The async Kubernetes API client every corral component uses.
 
-One pooled aiohttp session per client, bearer-token auth and the cluster CA,
-JSON bodies, Status bodies turned into :mod:`corral.client.errors`. Only
+Requests go over a pool of keep-alive HTTP/1.1 connections of its own
+(:mod:`corral.client.http1`), watches over an aiohttp session; bearer-token
+auth and the cluster CA, JSON bodies, Status bodies turned into :mod:`corral.client.errors`. Only
 idempotent reads are retried (connection errors, 429, 503, bounded and
 jittered); a write is never repeated behind the caller's back, because the
 caller alone knows whether repeating it is safe.
@@ -14,12 +15,14 @@ import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import orjson
 
 from corral.client import errors
 from corral.client.backoff import Backoff
+from corral.client.http1 import Http1Error, Http1Pool
 from corral.client.kubeconfig import load_kubeconfig
 from corral.client.resources import Resource
 from corral.client.watchstream import LineSplitter, decode_event
@@ -42,6 +45,7 @@ Params = Mapping[str, str | int | bool | None]
 
 
 KEEPALIVE_SECONDS = 60.0
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"  # what a path segment may hold unescaped (RFC 3986)
 
 
 class ApiClient:
@@ -81,7 +85,9 @@ class ApiClient:
         self._headers = {"Accept": "application/json", "User-Agent": user_agent}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
-        self._session: aiohttp.ClientSession | None = None
+        self._head_lines = "".join(f"{k}: {v}\r\n" for k, v in self._headers.items()).encode()
+        self._session: aiohttp.ClientSession | None = None  # watches: aiohttp streams them
+        self._pool: Http1Pool | None = None  # every other request
         self._closed = False
 
     def load_client_certificate(self, cert_file: str, key_file: str) -> None:
@@ -128,9 +134,20 @@ class ApiClient:
 
     async def close(self) -> None:
         self._closed = True
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.close()
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+    def _get_pool(self) -> Http1Pool:
+        if self._closed:
+            raise errors.ApiConnectionError("the client is closed")
+        if self._pool is None:
+            self._pool = Http1Pool(ssl_context=self._ssl, unix_socket=self.unix_socket,
+                                   limit=self.connection_limit, keepalive=KEEPALIVE_SECONDS)
+        return self._pool
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -430,25 +447,28 @@ class ApiClient:
         body: bytes | None,
         headers: dict[str, str] | None,
     ) -> bytes:
-        session = self._get_session()
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        pool = self._get_pool()
+        target = quote(path, safe=_PATH_SAFE)
+        if query:
+            target += "?" + urlencode(query, quote_via=quote)
+        head = self._head_lines
+        if headers:
+            head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
         for attempt in range(len(self.servers)):
             server = self.server
-            url = server + path
             try:
-                async with session.request(
-                    method, url, params=query, data=body, headers=headers, timeout=timeout
-                ) as resp:
-                    raw = await resp.read()
-                    if resp.status >= 300:
-                        raise errors.error_from_response(resp.status, raw)
-                    return raw
-            except (aiohttp.ClientError, TimeoutError) as exc:
+                status, raw = await pool.request(server, method, target, head, body, self.timeout)
+            except (Http1Error, TimeoutError) as exc:
                 self._fail_over(server, exc)
                 # A request that never reached a server is safe to send to the
                 # next one, whatever its method; any other failure is reported.
-                if not _never_sent(exc) or attempt + 1 == len(self.servers):
-                    raise errors.ApiConnectionError(f"{method} {url}: {exc!r}") from exc
+                never_sent = isinstance(exc, Http1Error) and exc.never_sent
+                if not never_sent or attempt + 1 == len(self.servers):
+                    raise errors.ApiConnectionError(f"{method} {server}{target}: {exc!r}") from exc
+                continue
+            if status >= 300:
+                raise errors.error_from_response(status, raw)
+            return raw
         raise AssertionError("unreachable")
 
 

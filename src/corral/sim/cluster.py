@@ -28,6 +28,7 @@ import aiohttp
 
 from corral.client.api import ApiClient
 from corral.client.errors import ApiError
+from corral.client.http1 import Http1Pool
 from corral.client.informer import Informer, object_key
 from corral.client.resources import PODS
 from corral.clock import Clock, RealClock
@@ -48,7 +49,7 @@ class _Pool(ApiClient):
 
 
 class _PooledClient(ApiClient):
-    """An ApiClient whose requests go through a shared session."""
+    """An ApiClient whose requests go through the shared pool's connections."""
 
     def __init__(self, pool: ApiClient, **kwargs: Any) -> None:
         super().__init__(pool.server, **kwargs)
@@ -56,6 +57,9 @@ class _PooledClient(ApiClient):
 
     def _get_session(self) -> aiohttp.ClientSession:
         return self._pool._get_session()
+
+    def _get_pool(self) -> Http1Pool:
+        return self._pool._get_pool()
 
     async def close(self) -> None:
         self._closed = True  # the pool owns the session
