@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from aiohttp import web
 
 from corral.api.authz.keys import SIGNER_KEY
@@ -22,6 +23,7 @@ from corral.api.satoken import (
     MAX_EXPIRATION,
     MIN_EXPIRATION,
     TokenClaims,
+    TokenSigner,
 )
 from corral.clock import format_timestamp
 from corral.resources.types import FieldCause
@@ -134,3 +136,25 @@ async def _bound_object(rest: RestHandlers, namespace: str, bound: Obj, pod: Obj
         raise Conflict(f'the UID in the bound object reference ({ref_uid}) does not match the UID in record ({uid}). '
                        "The object might have been deleted and then recreated")
     return str(kind), str(ref_name), uid
+
+
+# -- service account issuer discovery (what verifies the tokens issued above) --
+
+DISCOVERY_CACHE = "public, max-age=3600"
+
+
+async def openid_configuration(request: web.Request) -> web.Response:
+    """GET /.well-known/openid-configuration: OIDC discovery for the tokens'
+    issuer, listing the algorithms its keys sign with (ES256 for a new
+    cluster, RS256 for one whose data dir kept an RSA key)."""
+    signer: TokenSigner = request.app[SIGNER_KEY]
+    return web.Response(body=orjson.dumps(signer.openid_configuration()), content_type="application/json",
+                        headers={"Cache-Control": DISCOVERY_CACHE})
+
+
+async def jwks(request: web.Request) -> web.Response:
+    """GET /openid/v1/jwks: the public keys, so a relying party outside the
+    cluster can verify a pod's token itself."""
+    signer: TokenSigner = request.app[SIGNER_KEY]
+    return web.Response(body=orjson.dumps(signer.jwks()), content_type="application/jwk-set+json",
+                        headers={"Cache-Control": DISCOVERY_CACHE})

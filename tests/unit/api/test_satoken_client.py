@@ -74,3 +74,31 @@ async def test_a_token_bound_to_a_secret_names_it(tmp_path: Path) -> None:
         payload = reply["status"]["token"].split(".")[1]
         claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["kubernetes.io"]
         assert claims["secret"] == {"name": "s", "uid": secret["metadata"]["uid"]} and "pod" not in claims
+
+
+async def test_discovery_handlers_publish_the_signing_key() -> None:
+    """The handlers as a server mounts them (JWKS_PATH, DISCOVERY_PATH)."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from corral.api.authz.keys import SIGNER_KEY
+    from corral.api.satoken import DISCOVERY_PATH, JWKS_PATH, TokenSigner
+    from corral.api.tokenrequest import jwks, openid_configuration
+
+    signer = TokenSigner(ec.generate_private_key(ec.SECP256R1()))
+    app = web.Application()
+    app[SIGNER_KEY] = signer
+    app.router.add_get(JWKS_PATH, jwks)
+    app.router.add_get(DISCOVERY_PATH, openid_configuration)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        found = await client.get(DISCOVERY_PATH)
+        assert found.status == 200 and found.headers["Cache-Control"] == "public, max-age=3600"
+        discovery = await found.json()
+        assert discovery["id_token_signing_alg_values_supported"] == ["ES256"]
+        assert discovery["jwks_uri"].endswith(JWKS_PATH)
+        keys = await client.get(JWKS_PATH)
+        assert keys.content_type == "application/jwk-set+json"
+        (key,) = orjson.loads(await keys.read())["keys"]
+        assert key["kid"] == signer.key_id and key["kty"] == "EC" and key["crv"] == "P-256"
+        assert {"x", "y"} <= set(key) and "d" not in key  # never the private half
