@@ -324,6 +324,8 @@ class RestHandlers:
             await admit(request, target, patched, before)
             if not is_apply:
                 self.record_manager(request, rt, before, patched, "Update", target.subresource)
+            elif target.subresource == "status":
+                _keep_managed_fields(patched, before)
             return patched
 
         async def create_missing() -> Obj:
@@ -414,6 +416,19 @@ class RestHandlers:
             "metadata": {"resourceVersion": str(page.revision)},
             "items": deleted,
         })
+
+
+def _keep_managed_fields(new: Obj, old: Obj) -> None:
+    """Server-side apply knows no subresources: through status it would
+    record the applied status as the manager's whole configuration and drop
+    its main-resource fields. A status write keeps the stored entries then
+    (as every status write did before they were recorded at all)."""
+    stored = (old.get("metadata") or {}).get("managedFields")
+    meta = new.setdefault("metadata", {})
+    if stored is None:
+        meta.pop("managedFields", None)
+    else:
+        meta["managedFields"] = stored
 
 
 def _is_service(rt: ResourceType) -> bool:

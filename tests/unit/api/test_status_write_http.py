@@ -99,3 +99,16 @@ async def test_a_bad_body_is_a_400_before_the_object_is_looked_up(tmp_path: Path
         body["status"] = {"phase": "Running"}
         with pytest.raises(NotFoundError):
             await client.replace_status(PODS, body)
+
+
+async def test_server_side_apply_through_status_leaves_the_managers_alone(tmp_path: Path) -> None:
+    """Apply has no notion of subresources here: through status it must not
+    take a manager's main-resource fields away (the status is still written)."""
+    async with running_server(tmp_path) as server, server.client() as client:
+        applied = await client.patch(PODS, "p", pod("p"), "default", patch_type="apply", field_manager="deployer")
+        status = await client.patch(PODS, "p", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                                                "status": {"phase": "Running"}},
+                                    "default", patch_type="apply", field_manager="deployer", subresource="status")
+        assert status["status"]["phase"] == "Running"
+        assert status["metadata"]["managedFields"] == applied["metadata"]["managedFields"]
+        assert status["spec"]["containers"] == applied["spec"]["containers"]
