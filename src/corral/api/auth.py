@@ -215,13 +215,18 @@ class Authenticator:
                     (BOOTSTRAP_GROUP, *bootstrap_extra_groups(data))).with_authenticated()
 
     async def _still_bound(self, claims: Any) -> bool:
-        """A token dies with its ServiceAccount (and its Pod, when bound to one)."""
+        """A token dies with its ServiceAccount, and with the Pod or Secret it
+        is bound to (the same name with another uid is another object)."""
         if self.lookup_uid is None:
             return True
         if await self.lookup_uid("serviceaccounts", claims.namespace, claims.name) != claims.uid:
             return False
-        if claims.pod_name:
-            return await self.lookup_uid("pods", claims.namespace, claims.pod_name) == claims.pod_uid
+        if claims.pod_name and \
+                await self.lookup_uid("pods", claims.namespace, claims.pod_name) != claims.pod_uid:
+            return False
+        if claims.secret_name and \
+                await self.lookup_uid("secrets", claims.namespace, claims.secret_name) != claims.secret_uid:
+            return False
         return True
 
 

@@ -47,3 +47,26 @@ async def test_pod_bound_token(tmp_path: Path) -> None:
         while await _status(server.url, token.token, server.ca_file) != 401:
             assert time.monotonic() < deadline, "the token outlived its pod"
             await asyncio.sleep(0.3)
+
+
+async def test_a_secret_bound_token_dies_with_its_secret(tmp_path: Path) -> None:
+    from corral.client.resources import SECRETS
+
+    options = SecurityOptions(token_recheck_seconds=0.5)
+    async with running_server(tmp_path, security=options) as server, server.client() as client:
+        await client.create(SERVICEACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount",
+                                              "metadata": {"name": "app", "namespace": "default"}})
+        secret = await client.create(SECRETS, {"apiVersion": "v1", "kind": "Secret",
+                                               "metadata": {"name": "holder", "namespace": "default"}})
+        review = await client.request(
+            "POST", "/api/v1/namespaces/default/serviceaccounts/app/token",
+            json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                  "spec": {"boundObjectRef": {"kind": "Secret", "apiVersion": "v1", "name": "holder",
+                                              "uid": secret["metadata"]["uid"]}}})
+        token = review["status"]["token"]
+        assert await _status(server.url, token, server.ca_file) == 201
+        await client.delete(SECRETS, "holder", "default")
+        deadline = time.monotonic() + 15  # the authenticator re-checks bindings every few seconds
+        while await _status(server.url, token, server.ca_file) != 401:
+            assert time.monotonic() < deadline, "the token outlived its secret"
+            await asyncio.sleep(0.3)
