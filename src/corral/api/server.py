@@ -153,6 +153,13 @@ def build_app(ctx: ServerContext, auth: TokenAuthenticator, security: Any = None
     app[AUTH_KEY] = auth
     if security is not None:
         security.install(app)
+        # Service account issuer discovery: what lets a party outside the
+        # cluster verify a pod's token (system:service-account-issuer-discovery).
+        from corral.api import tokenrequest
+        from corral.api.satoken import DISCOVERY_PATH, JWKS_PATH
+
+        app.router.add_get(DISCOVERY_PATH, tokenrequest.openid_configuration)
+        app.router.add_get(JWKS_PATH, tokenrequest.jwks)
     r = Routes(ctx)
     router = app.router
     router.add_get("/version", r.version)

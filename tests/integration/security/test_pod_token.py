@@ -70,3 +70,35 @@ async def test_a_secret_bound_token_dies_with_its_secret(tmp_path: Path) -> None
         while await _status(server.url, token, server.ca_file) != 401:
             assert time.monotonic() < deadline, "the token outlived its secret"
             await asyncio.sleep(0.3)
+
+
+async def test_service_accounts_can_read_the_issuer_discovery_documents(tmp_path: Path) -> None:
+    import base64
+    import ssl
+
+    import orjson
+
+    async with running_server(tmp_path) as server, server.client() as client:
+        await client.create(SERVICEACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount",
+                                              "metadata": {"name": "app", "namespace": "default"}})
+        pod = await client.create(PODS, {"apiVersion": "v1", "kind": "Pod",
+                                         "metadata": {"name": "web", "namespace": "default"},
+                                         "spec": {"serviceAccountName": "app",
+                                                  "containers": [{"name": "c", "image": "x"}]}})
+        token = (await request_pod_token(client, pod, datetime.now(UTC))).token
+        header = orjson.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+        ctx = ssl.create_default_context(cafile=str(server.ca_file))
+        async with aiohttp.ClientSession() as http:
+            async def get(path: str, bearer: str | None) -> tuple[int, dict]:
+                headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+                async with http.get(server.url + path, headers=headers, ssl=ctx) as r:
+                    return r.status, (await r.json(content_type=None)) if r.status == 200 else {}
+
+            status, config = await get("/.well-known/openid-configuration", token)
+            assert status == 200
+            assert config["id_token_signing_alg_values_supported"] == [header["alg"]] == ["ES256"]
+            assert config["jwks_uri"].endswith("/openid/v1/jwks")
+            status, keys = await get("/openid/v1/jwks", token)
+            assert status == 200
+            assert [k["kid"] for k in keys["keys"]] == [header["kid"]] and keys["keys"][0]["crv"] == "P-256"
+            assert (await get("/openid/v1/jwks", None))[0] in (401, 403)

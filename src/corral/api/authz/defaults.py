@@ -108,6 +108,10 @@ _DISCOVERY_URLS = ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "
                    "/readyz", "/version", "/version/"]
 
 
+_ISSUER_DISCOVERY_URLS = ["/.well-known/openid-configuration", "/.well-known/openid-configuration/",
+                          "/openid/v1/jwks", "/openid/v1/jwks/"]
+
+
 def default_cluster_roles() -> list[Obj]:
     return deep_copy([
         _role("cluster-admin", [_rule(["*"], ["*"], ["*"]), _url_rule(["*"], ["*"])]),
@@ -119,6 +123,7 @@ def default_cluster_roles() -> list[Obj]:
         _role("system:aggregate-to-view", _view_rules(), labels={f"{AGG}view": "true"}),
         _role("system:discovery", [_url_rule(_DISCOVERY_URLS, ["get"])]),
         _role("system:public-info-viewer", [_url_rule(["/healthz", "/livez", "/readyz", "/version", "/version/"], ["get"])]),
+        _role("system:service-account-issuer-discovery", [_url_rule(_ISSUER_DISCOVERY_URLS, ["get"])]),
         _role("system:node-bootstrapper", [
             _rule(["certificates.k8s.io"], ["certificatesigningrequests"], ["create", "get", "list", "watch"]),
         ]),
@@ -135,6 +140,8 @@ def default_cluster_role_bindings() -> list[Obj]:
         _binding("system:discovery", "system:discovery", ["system:authenticated"]),
         _binding("system:basic-user", "system:basic-user", ["system:authenticated"]),
         _binding("system:node-bootstrapper", "system:node-bootstrapper", ["system:bootstrappers"]),
+        _binding("system:service-account-issuer-discovery", "system:service-account-issuer-discovery",
+                 ["system:serviceaccounts"]),
         _binding("system:public-info-viewer", "system:public-info-viewer",
                  ["system:authenticated", "system:unauthenticated"]),
     ]
