@@ -74,6 +74,16 @@ def _meta_causes(rt: ResourceType, obj: Obj, old: Obj | None) -> list[FieldCause
     return causes + rt.validator(obj, old)
 
 
+def _update_causes(rt: ResourceType, new: Obj, current: Obj, subresource: str | None) -> list[FieldCause]:
+    if subresource == "status":
+        # The metadata is the stored object's (managedFields aside, which the
+        # server wrote): it was judged when it was stored.
+        return rt.validator(new, current)
+    # A binding is the one write allowed to set spec.nodeName; judge the
+    # result as a whole rather than as an update of an immutable spec.
+    return _meta_causes(rt, new, None if subresource == "binding" else current)
+
+
 def _spec_of(rt: ResourceType, obj: Obj) -> Obj:
     """Everything that counts toward metadata.generation: all but metadata and status."""
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
@@ -273,9 +283,7 @@ class ObjectStore:
                 rt.defaulter(new)
             if _spec_of(rt, new) != _spec_of(rt, current):
                 new["metadata"]["generation"] = int(current["metadata"].get("generation") or 1) + 1
-            # A binding is the one write allowed to set spec.nodeName; judge the
-            # result as a whole rather than as an update of an immutable spec.
-            causes = _meta_causes(rt, new, None if subresource == "binding" else current)
+            causes = _update_causes(rt, new, current, subresource)
             if causes:
                 raise invalid(rt.kind, name, causes, rt.group)
             if dry_run:
