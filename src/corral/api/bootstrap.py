@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -159,6 +160,8 @@ class RunningServer:
         files = ensure_serving_files(opts.data_dir, hosts)
         ctx.settings.kubelet_client = KubeletClient(files.ca_cert.parent)  # its own, from the (shared) CA
         tokens = TokenAuthenticator.from_file(token_file(opts.data_dir))
+        if not listen:  # the workers serve every node; this process only them and its own components
+            security = dataclasses.replace(security or SecurityOptions(), serves_nodes=False)
         self.security = await start_security(ctx, opts.data_dir, tokens, security)
         app = build_app(ctx, tokens, self.security)
         self.runner = web.AppRunner(app, handler_cancellation=True, access_log=None,

@@ -62,6 +62,10 @@ class SecurityOptions:
     recount_quotas: bool = True
     """Whether this process recounts ResourceQuota usage every
     ``quota_interval`` seconds; one process of a server is enough."""
+    serves_nodes: bool = True
+    """Whether nodes' requests may come to this process. The store's owner
+    behind API workers serves none, so it keeps no node-authorizer pod
+    graph until one does (authz/node.py, lazy)."""
 
 
 @dataclass
@@ -243,7 +247,7 @@ async def start_security(ctx: ServerContext, data_dir: Path, tokens: TokenAuthen
     signer = TokenSigner(ensure_signing_key(data_dir / "pki" / "sa.key"))
     authenticator = Authenticator(tokens, signer, await _uid_lookup(ctx),
                                   bootstrap_secret=_bootstrap_lookup(ctx), recheck_seconds=opts.token_recheck_seconds)
-    authorization = await start_authorization(ctx, *deciders)
+    authorization = await start_authorization(ctx, *deciders, lazy_node_graph=not opts.serves_nodes)
     audit = AuditLog(data_dir / opts.audit_file, opts.audit_level, opts.audit_max_bytes)
     policies = NamespacePolicies(ctx)
     recalculator = QuotaRecalculator(ctx, policies, opts.quota_interval)

@@ -125,14 +125,16 @@ class AuthorizationRuntime:
             await extra.stop()
 
 
-async def start_authorization(ctx: ServerContext, *deciders: Any) -> AuthorizationRuntime:
-    """Default policy in the store, the node graph and the RBAC cache loaded
+async def start_authorization(ctx: ServerContext, *deciders: Any,
+                              lazy_node_graph: bool = False) -> AuthorizationRuntime:
+    """Default policy in the store, the node graph (unless ``lazy_node_graph``:
+    built on the first node request that needs it) and the RBAC cache loaded
     and following the store. ``deciders`` are asked after the node authorizer
     and before RBAC."""
     from corral.api.authz.node import NodeAuthorizer
 
     await ensure_default_policy(ctx)
-    node = NodeAuthorizer(ctx.store)
+    node = NodeAuthorizer(ctx.store, lazy=lazy_node_graph)
     await node.start()
     rbac = RbacAuthorizer(ctx.store)
     aggregation = AggregationWriter(ctx)
