@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from corral.client.api import ApiClient
@@ -23,6 +24,7 @@ from corral.controllers.expectations import Expectations
 from corral.controllers.informers import SharedInformers, by_namespace
 from corral.controllers.objects import (
     Obj,
+    condition,
     controller_ref,
     int_field,
     is_deleting,
@@ -100,24 +102,114 @@ def pods_to_delete(pods: list[Obj], count: int) -> list[Obj]:
 
 def replica_set_status(rs: Obj, pods: list[Obj], now: datetime) -> Obj:
     """Status from the active pods the ReplicaSet controls."""
-    template_labels = ((rs.get("spec") or {}).get("template") or {}).get("metadata", {}).get(
-        "labels"
-    ) or {}
+    template_labels = _template_labels(rs)
     min_ready = int_field(rs, "spec", "minReadySeconds")
-    fully = sum(
-        1
-        for p in pods
-        if all((meta(p).get("labels") or {}).get(k) == v for k, v in template_labels.items())
+    fully = sum(1 for p in pods if _fully_labeled(p, template_labels))
+    return status_from_counts(
+        rs,
+        replicas=len(pods),
+        fully_labeled=fully,
+        ready=sum(1 for p in pods if is_pod_ready(p)),
+        available=sum(1 for p in pods if is_pod_available(p, min_ready, now)),
     )
+
+
+def status_from_counts(
+    rs: Obj, *, replicas: int, fully_labeled: int, ready: int, available: int
+) -> Obj:
     status = dict(rs.get("status") or {})
     status.update(
-        replicas=len(pods),
-        fullyLabeledReplicas=fully,
-        readyReplicas=sum(1 for p in pods if is_pod_ready(p)),
-        availableReplicas=sum(1 for p in pods if is_pod_available(p, min_ready, now)),
+        replicas=replicas,
+        fullyLabeledReplicas=fully_labeled,
+        readyReplicas=ready,
+        availableReplicas=available,
         observedGeneration=int_field(rs, "metadata", "generation", default=1),
     )
     return status
+
+
+def _template_labels(rs: Obj) -> dict[str, str]:
+    template = (rs.get("spec") or {}).get("template") or {}
+    return (template.get("metadata") or {}).get("labels") or {}
+
+
+def _fully_labeled(pod: Obj, template_labels: dict[str, str]) -> bool:
+    labels = meta(pod).get("labels") or {}
+    return all(labels.get(k) == v for k, v in template_labels.items())
+
+
+def pod_view(pod: Obj) -> tuple[object, ...]:
+    """Everything of a pod the ReplicaSet controller judges it by: a pod
+    update that leaves this alone (a bind, a container's restart count, an
+    IP) does not wake the ReplicaSet. The deletion ranking reads more, but
+    from the cache at the time it deletes."""
+    md = meta(pod)
+    ready = condition(pod, "Ready") or {}
+    return (
+        md.get("labels"),
+        md.get("ownerReferences"),
+        md.get("deletionTimestamp"),
+        (pod.get("status") or {}).get("phase"),
+        ready.get("status"),
+        ready.get("lastTransitionTime"),
+    )
+
+
+@dataclass
+class PodTally:
+    """The pods a ReplicaSet's last sync counted as its own, with what it
+    counted them as, so the next sync re-judges only the pods whose events
+    came since (``dirty``) instead of all of them: with a sync per pod
+    event, walking ~800 pods each time was 15 % of a scheduling burst.
+
+    Valid while the ReplicaSet's ``signature`` (what a pod's judgement
+    depends on) stays the same; a new one starts over from the index."""
+
+    signature: tuple[object, ...]
+    members: dict[str, tuple[bool, bool, datetime | None]] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+    fully_labeled: int = 0
+    ready: int = 0
+
+    def put(self, key: str, pod: Obj, template_labels: dict[str, str], min_ready: int) -> None:
+        self.drop(key)
+        ready = is_pod_ready(pod)
+        since = ready_since(pod) if ready and min_ready > 0 else None
+        fully = _fully_labeled(pod, template_labels)
+        self.members[key] = (fully, ready, since)
+        self.fully_labeled += fully
+        self.ready += ready
+
+    def drop(self, key: str) -> None:
+        facts = self.members.pop(key, None)
+        if facts is not None:
+            self.fully_labeled -= facts[0]
+            self.ready -= facts[1]
+
+    def available(self, min_ready: int, now: datetime) -> int:
+        if min_ready <= 0:
+            return self.ready
+        return sum(
+            1
+            for _, ready, since in self.members.values()
+            if ready and since is not None and (now - since).total_seconds() >= min_ready
+        )
+
+
+def tally_signature(rs: Obj) -> tuple[object, ...]:
+    spec = rs.get("spec") or {}
+    return (
+        meta(rs).get("uid"),
+        is_deleting(rs),
+        spec.get("selector"),
+        _template_labels(rs),
+        int_field(rs, "spec", "minReadySeconds"),
+    )
+
+
+def _without_status(rs: Obj) -> Obj:
+    md = dict(meta(rs), resourceVersion=None, managedFields=None)
+    return dict(rs, metadata=md, status=None)
 
 
 def pod_from_template(rs: Obj) -> Obj:
@@ -158,22 +250,39 @@ class ReplicaSetController(Controller):
         informers.index(PODS, CONTROLLER_INDEX, by_controller)
         self.watches(self.rs_informer, self.pod_informer)
         self.rs_informer.add_handler(
-            on_add=self._rs_changed,
-            on_update=lambda old, new: self._rs_changed(new),
-            on_delete=self._rs_deleted,
+            on_add=self._rs_changed, on_update=self._rs_updated, on_delete=self._rs_deleted
         )
         self.pod_informer.add_handler(
             on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
         )
+        self._tallies: dict[str, PodTally] = {}
+        # The status each ReplicaSet's last write sent: its echo from the
+        # watch needs no sync (it would find the same status again).
+        self._sent: dict[str, Obj] = {}
 
     # -- event handlers: enqueue only -------------------------------------
 
     def _rs_changed(self, rs: Obj) -> None:
         self.queue.add(key_of(rs))
 
+    def _rs_updated(self, old: Obj, new: Obj) -> None:
+        key = key_of(new)
+        sent = self._sent.get(key)
+        if (
+            sent is not None
+            and new.get("status") == sent
+            and _without_status(old) == _without_status(new)
+        ):
+            del self._sent[key]
+            return
+        self.queue.add(key)
+
     def _rs_deleted(self, rs: Obj) -> None:
-        self.expectations.forget(key_of(rs))
-        self.queue.add(key_of(rs))
+        key = key_of(rs)
+        self.expectations.forget(key)
+        self._tallies.pop(key, None)
+        self._sent.pop(key, None)
+        self.queue.add(key)
 
     def _owner_key(self, pod: Obj) -> str | None:
         ref = controller_ref(pod)
@@ -193,6 +302,13 @@ class ReplicaSetController(Controller):
             if matches_selector((rs.get("spec") or {}).get("selector"), labels)
         ]
 
+    def _touch(self, key: str, pod: Obj) -> None:
+        """The owner's next sync must look at this pod again."""
+        tally = self._tallies.get(key)
+        if tally is not None:
+            tally.dirty.add(key_of(pod))
+        self.queue.add(key)
+
     def _pod_added(self, pod: Obj) -> None:
         if is_deleting(pod):
             self._pod_deleted(pod)
@@ -200,11 +316,13 @@ class ReplicaSetController(Controller):
         key = self._owner_key(pod)
         if key is not None:
             self.expectations.creation_observed(key)
-            self.queue.add(key)
+            self._touch(key, pod)
         elif controller_ref(pod) is None:
             self.enqueue_all(self._matching_rs_keys(pod))
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
+        if pod_view(old) == pod_view(new):
+            return
         if is_deleting(new) and not is_deleting(old):
             key = self._owner_key(new)
             if key is not None:
@@ -212,7 +330,7 @@ class ReplicaSetController(Controller):
         for pod in (old, new):
             key = self._owner_key(pod)
             if key is not None:
-                self.queue.add(key)
+                self._touch(key, pod)
             elif controller_ref(pod) is None:
                 self.enqueue_all(self._matching_rs_keys(pod))
 
@@ -220,7 +338,7 @@ class ReplicaSetController(Controller):
         key = self._owner_key(pod)
         if key is not None:
             self.expectations.deletion_observed(key, key_of(pod))
-            self.queue.add(key)
+            self._touch(key, pod)
 
     # -- reconcile ---------------------------------------------------------
 
@@ -228,36 +346,76 @@ class ReplicaSetController(Controller):
         rs = self.rs_informer.cache.get(key)
         if rs is None:
             self.expectations.forget(key)
+            self._tallies.pop(key, None)
+            self._sent.pop(key, None)
             return None
-        ns, _ = split_key(key)
         needs_sync = self.expectations.satisfied(key)
-        # Its own pods and the namespace's orphans, not every pod of the
-        # namespace: a scan of 5,000 pods per reconcile, with a reconcile per
-        # pod event, was ~4 % of the server's CPU in a 5,000-pod burst.
-        cache = self.pod_informer.cache
-        mine = cache.index_keys(CONTROLLER_INDEX, f"uid:{meta(rs).get('uid') or ''}")
-        orphans = cache.index_keys(CONTROLLER_INDEX, f"orphan:{ns or ''}")
-        candidates = [p for p in (cache.get(k) for k in sorted(mine + orphans))
-                      if p is not None and is_pod_active(p)]
-        pods = await claim(self.client, PODS, rs, REPLICASETS, candidates)
+        tally = await self._claim_pods(key, rs)
         if needs_sync and not is_deleting(rs):
-            await self._manage_replicas(key, rs, pods)
-        now = self.clock.now()
-        status = replica_set_status(rs, pods, now)
-        if status != (rs.get("status") or {}):
-            updated = dict(rs, status=status)
-            await self.client.replace_status(REPLICASETS, updated)
+            await self._manage_replicas(key, rs, tally)
         min_ready = int_field(rs, "spec", "minReadySeconds")
+        status = status_from_counts(
+            rs,
+            replicas=len(tally.members),
+            fully_labeled=tally.fully_labeled,
+            ready=tally.ready,
+            available=tally.available(min_ready, self.clock.now()),
+        )
+        if status != (rs.get("status") or {}):
+            self._sent[key] = status
+            try:
+                await self.client.replace_status(REPLICASETS, dict(rs, status=status))
+            except BaseException:
+                self._sent.pop(key, None)
+                raise
         if min_ready > 0 and status["readyReplicas"] != status["availableReplicas"]:
             return float(min_ready)
         return None
 
-    async def _manage_replicas(self, key: str, rs: Obj, pods: list[Obj]) -> None:
+    async def _claim_pods(self, key: str, rs: Obj) -> PodTally:
+        """Adopt and release, and count the pods the ReplicaSet then owns.
+
+        Only pods with events since the last sync are judged again, plus
+        the namespace's orphans (as Kubernetes, each sync may adopt them);
+        a pod already counted and unchanged stays counted."""
+        signature = tally_signature(rs)
+        uid = meta(rs).get("uid") or ""
+        cache = self.pod_informer.cache
+        tally = self._tallies.get(key)
+        if tally is None or tally.signature != signature:
+            tally = self._tallies[key] = PodTally(signature)
+            keys: set[str] | list[str] = cache.index_keys(CONTROLLER_INDEX, f"uid:{uid}")
+        else:
+            keys, tally.dirty = tally.dirty, set()
+        candidates: list[Obj] = []
+        for pod_key in keys:
+            tally.drop(pod_key)
+            pod = cache.get(pod_key)
+            if pod is not None and is_pod_active(pod) and (controller_ref(pod) or {}).get("uid") == uid:
+                candidates.append(pod)
+        ns, _ = split_key(key)
+        candidates.extend(
+            p for p in cache.by_index(CONTROLLER_INDEX, f"orphan:{ns or ''}") if is_pod_active(p)
+        )
+        candidates.sort(key=key_of)
+        try:
+            claimed = await claim(self.client, PODS, rs, REPLICASETS, candidates)
+        except BaseException:
+            self._tallies.pop(key, None)  # counted pods were dropped: start over
+            raise
+        labels, min_ready = _template_labels(rs), int_field(rs, "spec", "minReadySeconds")
+        for pod in claimed:
+            tally.put(key_of(pod), pod, labels, min_ready)
+        return tally
+
+    async def _manage_replicas(self, key: str, rs: Obj, tally: PodTally) -> None:
         desired = int_field(rs, "spec", "replicas", default=1)
-        diff = len(pods) - desired
+        diff = len(tally.members) - desired
         if diff < 0:
             await self._create_pods(key, rs, min(-diff, BURST_REPLICAS))
         elif diff > 0:
+            cache = self.pod_informer.cache
+            pods = [p for k in sorted(tally.members) if (p := cache.get(k)) is not None]
             await self._delete_pods(key, rs, pods_to_delete(pods, min(diff, BURST_REPLICAS)))
 
     async def _create_pods(self, key: str, rs: Obj, count: int) -> None:
