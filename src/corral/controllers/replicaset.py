@@ -37,7 +37,6 @@ from corral.controllers.objects import (
     meta,
     namespace_of,
     ready_since,
-    split_key,
 )
 from corral.controllers.ownership import claim
 
@@ -318,7 +317,8 @@ class ReplicaSetController(Controller):
             self.expectations.creation_observed(key)
             self._touch(key, pod)
         elif controller_ref(pod) is None:
-            self.enqueue_all(self._matching_rs_keys(pod))
+            for rs_key in self._matching_rs_keys(pod):
+                self._touch(rs_key, pod)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         if pod_view(old) == pod_view(new):
@@ -332,7 +332,8 @@ class ReplicaSetController(Controller):
             if key is not None:
                 self._touch(key, pod)
             elif controller_ref(pod) is None:
-                self.enqueue_all(self._matching_rs_keys(pod))
+                for rs_key in self._matching_rs_keys(pod):
+                    self._touch(rs_key, pod)
 
     def _pod_deleted(self, pod: Obj) -> None:
         key = self._owner_key(pod)
@@ -375,28 +376,33 @@ class ReplicaSetController(Controller):
     async def _claim_pods(self, key: str, rs: Obj) -> PodTally:
         """Adopt and release, and count the pods the ReplicaSet then owns.
 
-        Only pods with events since the last sync are judged again, plus
-        the namespace's orphans (as Kubernetes, each sync may adopt them);
-        a pod already counted and unchanged stays counted."""
+        Only pods with events since the last sync are judged again: its own
+        and the orphans its selector picks (an orphan it did not adopt
+        before is adopted once it changes). A pod already counted and
+        unchanged stays counted; so, with a sync per pod event, the cost
+        per event does not grow with the ReplicaSet's size or with the
+        namespace's plain pods."""
         signature = tally_signature(rs)
         uid = meta(rs).get("uid") or ""
+        ns = namespace_of(rs)
         cache = self.pod_informer.cache
         tally = self._tallies.get(key)
         if tally is None or tally.signature != signature:
             tally = self._tallies[key] = PodTally(signature)
-            keys: set[str] | list[str] = cache.index_keys(CONTROLLER_INDEX, f"uid:{uid}")
+            keys: set[str] | list[str] = cache.index_keys(
+                CONTROLLER_INDEX, f"uid:{uid}"
+            ) + cache.index_keys(CONTROLLER_INDEX, f"orphan:{ns}")
         else:
             keys, tally.dirty = tally.dirty, set()
         candidates: list[Obj] = []
         for pod_key in keys:
             tally.drop(pod_key)
             pod = cache.get(pod_key)
-            if pod is not None and is_pod_active(pod) and (controller_ref(pod) or {}).get("uid") == uid:
+            if pod is None or not is_pod_active(pod):
+                continue
+            ref = controller_ref(pod)
+            if (ref.get("uid") == uid) if ref is not None else namespace_of(pod) == ns:
                 candidates.append(pod)
-        ns, _ = split_key(key)
-        candidates.extend(
-            p for p in cache.by_index(CONTROLLER_INDEX, f"orphan:{ns or ''}") if is_pod_active(p)
-        )
         candidates.sort(key=key_of)
         try:
             claimed = await claim(self.client, PODS, rs, REPLICASETS, candidates)

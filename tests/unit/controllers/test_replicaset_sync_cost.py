@@ -6,6 +6,7 @@ events such a ReplicaSet sees in a scheduling burst: each pod created
 queue is drained, the worst case for coalescing (in a live process events
 arrive in bursts and the work queue merges more of them). The controller's
 own status writes come back as ReplicaSet updates, as they do from a watch.
+The namespace also holds plain pods no selector picks, as in the bench.
 
 Run as a script for CPU per event: ``.venv/bin/python
 tests/unit/controllers/test_replicaset_sync_cost.py``.
@@ -25,6 +26,7 @@ from corral.controllers.informers import SharedInformers
 from corral.controllers.replicaset import ReplicaSetController
 
 REPLICAS = 800
+PLAIN_PODS = 1000  # orphans of the same namespace that no selector picks
 
 
 class _Recorder:
@@ -77,6 +79,13 @@ def _replicaset() -> dict[str, Any]:
                                   "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
 
 
+def _plain_pod(i: int) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"plain-{i}", "namespace": "ns", "uid": f"plain-{i}",
+                         "resourceVersion": "2", "labels": {"app": "plain"}},
+            "spec": {"nodeName": "node-1"}, "status": {"phase": "Running"}}
+
+
 def _bound(pod: dict[str, Any], rv: int) -> dict[str, Any]:
     return dict(pod, metadata=dict(pod["metadata"], resourceVersion=str(rv)),
                 spec=dict(pod["spec"], nodeName="node-1"))
@@ -96,7 +105,7 @@ async def run_burst() -> dict[str, float]:
     ctl = ReplicaSetController(client, informers, _Recorder(), clock=FakeClock())  # type: ignore[arg-type]
     client.rs_informer = ctl.rs_informer
     ctl.rs_informer.replace([_replicaset()], "1")
-    ctl.pod_informer.replace([], "1")
+    ctl.pod_informer.replace([_plain_pod(i) for i in range(PLAIN_PODS)], "1")
     syncs = 0
     real_reconcile = ctl.reconcile
 
@@ -146,13 +155,16 @@ async def run_burst() -> dict[str, float]:
 
 def test_burst_creates_exactly_the_replicas_and_reports_them() -> None:
     result = asyncio.run(run_burst())
-    assert result["pods"] == REPLICAS
+    assert result["pods"] == REPLICAS + PLAIN_PODS
     assert result["events"] == 3 * REPLICAS
     status = result["status"]
     assert status["replicas"] == REPLICAS
     assert status["readyReplicas"] == REPLICAS
     assert status["availableReplicas"] == REPLICAS
     assert status["fullyLabeledReplicas"] == REPLICAS
+    # A create and a Running each wake one sync, a bind and the echo of a
+    # status write none; one more to start.
+    assert result["syncs"] == 2 * REPLICAS + 1
 
 
 if __name__ == "__main__":
