@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -25,7 +26,7 @@ from corral.api.auth import User
 from corral.api.authz.attributes import Attributes
 from corral.api.certs import NODE_GROUP, NODE_PREFIX
 from corral.api.errors import Forbidden, TooManyRequests
-from corral.store.protocol import CompactedError, EventType, Store
+from corral.store.protocol import CompactedError, EventType, KeyValue, Store
 
 log = logging.getLogger(__name__)
 PODS = "/registry/core/pods/"
@@ -120,14 +121,20 @@ class NodeGraph:
 
 
 class NodeAuthorizer:
-    def __init__(self, store: Store, *, lazy: bool = False) -> None:
+    def __init__(self, store: Store, *, lazy: bool = False,
+                 decode: Callable[[KeyValue], dict[str, Any]] | None = None) -> None:
         """``lazy``: for a process that may never serve a node, such as the
         store's owner while API worker processes serve the port. Keeping
         the graph means decoding every pod change; lazily that starts with
         the first node request that needs the graph, and such requests are
-        answered 429 (retry after a second) until the graph is loaded."""
+        answered 429 (retry after a second) until the graph is loaded.
+
+        ``decode``: how a followed change becomes a pod; the server passes
+        its watch fan-out's cached decode, so a pod change that watchers
+        are sent too is parsed once for both (never modified here)."""
         self.store = store
         self.lazy = lazy
+        self._decode = decode or _decode
         self.graph = NodeGraph()
         self.revision = 0
         self.loaded = False
@@ -181,7 +188,7 @@ class NodeAuthorizer:
                         parts = event.kv.key[len(PODS):].split("/", 1)
                         self.graph.remove((parts[0], parts[-1]))
                     else:
-                        self.graph.put(orjson.loads(event.kv.value))
+                        self.graph.put(self._decode(event.kv))
                     self.revision = event.kv.mod_revision
                 await asyncio.sleep(0.5)
             except CompactedError:
@@ -239,3 +246,8 @@ def check_node_write(user: User, plural: str, group: str, obj: dict[str, Any]) -
     if (group, plural) in (("", "nodes"), ("coordination.k8s.io", "leases")) and name != node:
         raise Forbidden(f'{plural} "{name}" is forbidden: node "{node}" may only write its own {plural}',
                         kind=plural, name=str(name or ""), group=group)
+
+
+def _decode(kv: KeyValue) -> dict[str, Any]:
+    pod: dict[str, Any] = orjson.loads(kv.value)
+    return pod

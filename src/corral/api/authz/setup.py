@@ -134,7 +134,7 @@ async def start_authorization(ctx: ServerContext, *deciders: Any,
     from corral.api.authz.node import NodeAuthorizer
 
     await ensure_default_policy(ctx)
-    node = NodeAuthorizer(ctx.store, lazy=lazy_node_graph)
+    node = NodeAuthorizer(ctx.store, lazy=lazy_node_graph, decode=ctx.watch_fanout.decode)
     await node.start()
     rbac = RbacAuthorizer(ctx.store)
     aggregation = AggregationWriter(ctx)
