@@ -4,6 +4,10 @@ Pods are created in slow-start batches (1, 2, 4, ...) so that a template the
 server rejects costs one failed request, not five hundred. Pods to delete are
 picked by Kubernetes' ranking: the least useful go first. Expectations stop
 a second round of creates while the pod informer still lags our own writes.
+
+A sync costs what changed since the last one, not the ReplicaSet's size:
+pod events mark the pods to judge again in the owner's :class:`PodTally`,
+and updates that change nothing the status depends on wake nobody.
 """
 
 from __future__ import annotations
@@ -350,6 +354,8 @@ class ReplicaSetController(Controller):
             self._tallies.pop(key, None)
             self._sent.pop(key, None)
             return None
+        # Only the echo of a write this sync makes may pass unlooked-at.
+        self._sent.pop(key, None)
         needs_sync = self.expectations.satisfied(key)
         tally = await self._claim_pods(key, rs)
         if needs_sync and not is_deleting(rs):
