@@ -28,7 +28,6 @@ from corral.controllers.expectations import Expectations
 from corral.controllers.informers import SharedInformers, by_namespace
 from corral.controllers.objects import (
     Obj,
-    condition,
     controller_ref,
     int_field,
     is_deleting,
@@ -52,11 +51,15 @@ CONTROLLER_INDEX = "replicaset-controller/controller"
 
 def by_controller(pod: Obj) -> list[str]:
     """Pods under their controller's uid, pods without one under their
-    namespace: the only pods a ReplicaSet may keep or adopt."""
-    ref = controller_ref(pod)
-    if ref is not None:
-        return [f"uid:{ref.get('uid') or ''}"]
-    return [f"orphan:{namespace_of(pod)}"]
+    namespace: the only pods a ReplicaSet may keep or adopt. (Inlined: the
+    cache calls this twice per pod event, for every pod.)"""
+    md = pod.get("metadata") or {}
+    for ref in md.get("ownerReferences") or ():
+        if ref.get("controller"):
+            return [f"uid:{ref.get('uid') or ''}"]
+    return [f"orphan:{md.get('namespace') or ''}"]
+
+
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 
 
@@ -146,13 +149,18 @@ def pod_view(pod: Obj) -> tuple[object, ...]:
     update that leaves this alone (a bind, a container's restart count, an
     IP) does not wake the ReplicaSet. The deletion ranking reads more, but
     from the cache at the time it deletes."""
-    md = meta(pod)
-    ready = condition(pod, "Ready") or {}
+    md = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    ready: Obj = {}
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == "Ready":
+            ready = cond
+            break
     return (
         md.get("labels"),
         md.get("ownerReferences"),
         md.get("deletionTimestamp"),
-        (pod.get("status") or {}).get("phase"),
+        status.get("phase"),
         ready.get("status"),
         ready.get("lastTransitionTime"),
     )
