@@ -73,18 +73,23 @@ def decode(entries: Any) -> list[Manager]:
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("manager", ""), str):
             continue
-        fields = from_fields_v1(entry.get("fieldsV1", {}))
-        managers.append(Manager(
-            manager=entry.get("manager", ""),
-            operation=entry.get("operation", "Update"),
-            api_version=entry.get("apiVersion", ""),
-            time=entry.get("time"),
-            subresource=entry.get("subresource", ""),
-            fields=fields,
-            stored=entry,
-            stored_fields=frozenset(fields),
-        ))
+        m = _undecoded(entry)
+        m.fields = from_fields_v1(entry.get("fieldsV1", {}))
+        m.stored_fields = frozenset(m.fields)
+        managers.append(m)
     return managers
+
+
+def _undecoded(entry: dict[str, Any]) -> Manager:
+    """A stored entry as a Manager, its fields not yet read."""
+    return Manager(
+        manager=entry.get("manager", ""),
+        operation=entry.get("operation", "Update"),
+        api_version=entry.get("apiVersion", ""),
+        time=entry.get("time"),
+        subresource=entry.get("subresource", ""),
+        stored=entry,
+    )
 
 
 def _entry(m: Manager) -> dict[str, Any]:
@@ -224,14 +229,7 @@ def _base_managers(
         if not isinstance(entry, dict) or not isinstance(entry.get("manager", ""), str):
             continue
         tree = entry.get("fieldsV1")
-        m = Manager(
-            manager=entry.get("manager", ""),
-            operation=entry.get("operation", "Update"),
-            api_version=entry.get("apiVersion", ""),
-            time=entry.get("time"),
-            subresource=entry.get("subresource", ""),
-            stored=entry,
-        )
+        m = _undecoded(entry)
         if (isinstance(tree, dict) and tree and m.ident != ident
                 and entry.get("fieldsType") == "FieldsV1"
                 and (firsts.isdisjoint(tree) or not any(_holds(tree, p) for p in touched))):
