@@ -290,11 +290,12 @@ class Profiler:
 def end_to_end(args: argparse.Namespace) -> None:
     total = args.e2e_pods or args.pods
     workers = args.server_workers
+    pod_watch = getattr(args, "pod_watch", None) or "per-node"  # corral sim's default
     with corral_child("server", *server_args(workers), ready_timeout=120, keep=args.keep) as server:
         sim = subprocess.Popen(
             [*CORRAL, "sim", "--nodes", str(args.nodes), "--server", server.url, "--token", server.token(),
              "--ca-file", str(server.ca_file), "--lease-period", str(args.lease_period),
-             "--label", "disktype=ssd/3"],
+             "--label", "disktype=ssd/3", "--pod-watch", pod_watch],
             stdout=subprocess.DEVNULL, stderr=open(server.data_dir.parent / "sim.log", "wb"),
             start_new_session=True)
         try:
@@ -313,6 +314,7 @@ def end_to_end(args: argparse.Namespace) -> None:
                          if "hollow nodes: renewals=" in line][-1:]
             server_pct, sim_pct, bench_pct = result["cpu_pct"]
             params = {"mode": "end_to_end", "nodes": args.nodes, "pods": total, "server_workers": workers,
+                      "pod_watch": pod_watch,
                       "lease_period_s": args.lease_period, "running": result["running"],
                       "seconds": round(result["seconds"], 1),
                       "create_seconds": round(result["create_seconds"], 1),

@@ -35,14 +35,18 @@ from corral.sim.hollow import LEASE_PERIOD, NodeShape
 @click.option("--pod-cidr-range", default="100.64.0.0/10", show_default=True,
               help="Each node registers with the next /24 of this range as spec.podCIDR (hollow nodes run "
                    "no pod network); '' leaves allocation to the node IPAM controller.")
+@click.option("--pod-watch", type=click.Choice(["per-node", "shared"]), default="per-node", show_default=True,
+              help="per-node: each node lists and watches its own pods (spec.nodeName=<node>), as a kubelet, "
+                   "holding a connection (and open file) per node; shared: one watch of all bound pods, "
+                   "its events handed to their nodes (cheaper for the machine running the sim).")
 @click.option("-v", "--verbose", is_flag=True)
 def sim(count: int, server_url: str, token: str, ca_file: str | None, insecure: bool, prefix: str,
         cpu: str, memory: str, max_pods: int, zones: int, runtimes: str, labels: tuple[str, ...],
-        lease_period: float, pod_cidr_range: str, verbose: bool) -> None:
+        lease_period: float, pod_cidr_range: str, pod_watch: str, verbose: bool) -> None:
     """Run N hollow nodes: real Nodes, Leases and pod status, nothing started."""
     from corral.cli.main import _setup_logging, run_until_signalled
     from corral.scheduler.quantity import milli, units
-    from corral.sim.cluster import HollowCluster
+    from corral.sim.cluster import HollowCluster, fds_needed, raise_fd_limit
 
     _setup_logging(verbose)
     logging.getLogger("corral.client").setLevel(logging.WARNING)
@@ -56,12 +60,18 @@ def sim(count: int, server_url: str, token: str, ca_file: str | None, insecure: 
             ipaddress.IPv4Network(pod_cidr_range)
         except ValueError as exc:
             raise click.BadParameter(f"{pod_cidr_range!r}: {exc}", param_hint="--pod-cidr-range") from None
+    try:
+        raise_fd_limit(fds_needed(count, pod_watch))
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"--nodes {count} with --pod-watch {pod_watch}: {exc}; raise the limit "
+                                   "or use fewer nodes or --pod-watch shared") from None
     shape = NodeShape(cpu=cpu, memory=memory, pods=max_pods, zones=zones, runtimes=runtimes,
                       labels=dict(_parse_label(raw) for raw in labels), pod_cidr_range=pod_cidr_range or None)
 
     async def run(stop: asyncio.Event) -> None:
         cluster = HollowCluster(server_url, token=token, ca_file=ca_file, insecure=insecure, count=count,
-                                prefix=prefix, shape=shape, lease_period=lease_period)
+                                prefix=prefix, shape=shape, lease_period=lease_period,
+                                pod_watch=pod_watch)
         ready = asyncio.Event()
         task = asyncio.ensure_future(cluster.run(ready))
         waiter = asyncio.ensure_future(ready.wait())
