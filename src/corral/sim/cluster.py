@@ -8,8 +8,9 @@ first renewal one period after it registered) and, by default
 resourceVersion when the server ends the stream and re-listed after a 410.
 The API server indexes watchers by that selector, so 5,000 node watches cost
 it no more per pod event than 4 do; what they cost is here: a long-lived
-HTTP/1.1 connection (and file descriptor) per node, and 5,000 initial LISTs,
-started as each node registers and gated so they do not stampede the server.
+HTTP/1.1 connection (a file descriptor and a TLS read buffer, see
+``trim_tls_read_buffers``) per node, and 5,000 initial LISTs, started as
+each node registers and gated so they do not stampede the server.
 
 ``pod_watch="shared"`` is the cheaper alternative for the machine running
 the sim: one watch on bound pods (``spec.nodeName!=``) whose events go to
