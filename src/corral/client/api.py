@@ -45,7 +45,8 @@ Params = Mapping[str, str | int | bool | None]
 
 
 KEEPALIVE_SECONDS = 60.0
-_PATH_SAFE = "/:@!$&'()*+,;=-._~%"  # what a path segment may hold unescaped (RFC 3986)
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"  # what a path may hold unescaped (RFC 3986)
+_QUERY_SAFE = _PATH_SAFE + "?"
 
 
 class ApiClient:
@@ -448,9 +449,7 @@ class ApiClient:
         headers: dict[str, str] | None,
     ) -> bytes:
         pool = self._get_pool()
-        target = quote(path, safe=_PATH_SAFE)
-        if query:
-            target += "?" + urlencode(query, quote_via=quote)
+        target = request_target(path, query)
         head = self._head_lines
         if headers:
             head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
@@ -470,6 +469,18 @@ class ApiClient:
                 raise errors.error_from_response(status, raw)
             return raw
         raise AssertionError("unreachable")
+
+
+def request_target(path: str, query: Mapping[str, str]) -> str:
+    """The request line's target: ``path`` (which may carry a query of its
+    own, as ``pods/NAME/log?container=C``) with ``query`` added, escaped
+    where HTTP needs it and left alone where the caller escaped already."""
+    path, _, own_query = path.partition("?")
+    target = quote(path, safe=_PATH_SAFE)
+    parts = [quote(own_query, safe=_QUERY_SAFE)] if own_query else []
+    if query:
+        parts.append(urlencode(query, quote_via=quote))
+    return f"{target}?{'&'.join(parts)}" if parts else target
 
 
 def parse_servers(server: str | Sequence[str]) -> list[str]:

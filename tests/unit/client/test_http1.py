@@ -171,3 +171,19 @@ def test_the_parser_refuses_what_is_not_http(data: bytes, error: str) -> None:
 def test_an_endless_head_is_refused() -> None:
     with pytest.raises(Http1Error, match="too large"):
         _Response(False).feed(bytearray(b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 20000))
+
+
+@pytest.mark.parametrize("path, query, target", [
+    ("/api/v1/namespaces/default/pods", {}, "/api/v1/namespaces/default/pods"),
+    ("/api/v1/namespaces/default/pods/duo/log?container=side", {}, "/api/v1/namespaces/default/pods/duo/log?container=side"),
+    ("/api/v1/pods/p/log?container=side", {"tailLines": "5"}, "/api/v1/pods/p/log?container=side&tailLines=5"),
+    ("/api/v1/pods", {"fieldSelector": "spec.nodeName=n 1,a!=b"},
+     "/api/v1/pods?fieldSelector=spec.nodeName%3Dn%201%2Ca%21%3Db"),
+    ("/apis/rbac.authorization.k8s.io/v1/clusterroles/system:kube-dns", {},
+     "/apis/rbac.authorization.k8s.io/v1/clusterroles/system:kube-dns"),
+    ("/api/v1/pods/a b?x=1 2&y=%41", {}, "/api/v1/pods/a%20b?x=1%202&y=%41"),
+])
+def test_request_targets_keep_a_query_in_the_path(path: str, query: dict, target: str) -> None:
+    from corral.client.api import request_target
+
+    assert request_target(path, query) == target
