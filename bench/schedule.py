@@ -178,6 +178,9 @@ def main() -> None:
                         help="end_to_end: profile only the thread holding the GIL (py-spy --gil): CPU, not waits")
     parser.add_argument("--keep", action="store_true",
                         help="end_to_end: keep the server's data dir (audit log, logs) and print where")
+    parser.add_argument("--pod-watch", choices=("per-node", "shared"), default="per-node",
+                        help="end_to_end: corral sim --pod-watch: a watch per hollow node, as kubelets "
+                             "(default), or one shared watch (cheaper for the sim; before session 5 the only one)")
     parser.add_argument("--server-workers", type=int, default=1,
                         help="end_to_end: API worker processes (corral server --api-workers N, passed if N > 1)")
     args = parser.parse_args()

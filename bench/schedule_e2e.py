@@ -290,7 +290,7 @@ class Profiler:
 def end_to_end(args: argparse.Namespace) -> None:
     total = args.e2e_pods or args.pods
     workers = args.server_workers
-    pod_watch = getattr(args, "pod_watch", None) or "per-node"  # corral sim's default
+    pod_watch = args.pod_watch
     with corral_child("server", *server_args(workers), ready_timeout=120, keep=args.keep) as server:
         sim = subprocess.Popen(
             [*CORRAL, "sim", "--nodes", str(args.nodes), "--server", server.url, "--token", server.token(),
