@@ -273,8 +273,8 @@ class Http1Pool:
         too_old = time.monotonic() - self.keepalive
         while idle:
             conn = idle.pop()  # the most recently used: the least likely to be closing
-            if conn.idle_since >= too_old and not conn.lost and conn.transport is not None \
-                    and not conn.transport.is_closing():
+            if conn.idle_since >= too_old and not conn.lost and not conn.buf and conn.transport is not None \
+                    and not conn.transport.is_closing():  # bytes while idle: not a clean connection
                 return conn
             conn.close()
         return None

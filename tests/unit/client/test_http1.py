@@ -187,3 +187,31 @@ def test_request_targets_keep_a_query_in_the_path(path: str, query: dict, target
     from corral.client.api import request_target
 
     assert request_target(path, query) == target
+
+
+async def test_a_connection_that_spoke_while_idle_is_not_reused(tmp_path: Path) -> None:
+    path = str(tmp_path / "chatty.sock")
+    connections = 0
+
+    async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while True:
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(b"HTTP/1.1 408 Request Timeout\r\n\r\n")  # unasked, while idle
+            await writer.drain()
+
+    server = await asyncio.start_unix_server(chatty, path)
+    pool = Http1Pool(unix_socket=path)
+    assert await pool.request("http://localhost", "GET", "/", HEAD, None, 5) == (200, b"ok")
+    await asyncio.sleep(0.2)
+    assert await pool.request("http://localhost", "GET", "/", HEAD, None, 5) == (200, b"ok")
+    assert connections == 2
+    pool.close()
+    server.close()
