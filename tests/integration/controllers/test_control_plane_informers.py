@@ -5,9 +5,6 @@ name (the audit log tells them apart)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +15,9 @@ from corral.client.resources import NODES, PODS, REPLICASETS
 from corral.clock import RealClock, format_timestamp
 from corral.cluster import ControlPlane
 from corral.testing import running_server
+from fixtures.agent_cluster import eventually
 
 pytestmark = pytest.mark.timeout(120)
-
-
-async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}: last={last!r}")
 
 
 async def make_node(client: Any, name: str) -> None:
@@ -78,7 +65,7 @@ async def test_one_pod_watch_serves_the_controllers_and_the_scheduler(tmp_path: 
                     pods, _ = await client.list_all(PODS, "default", label_selector="app=web")
                     return pods if len(pods) == 3 and all(p["spec"].get("nodeName") for p in pods) else None
 
-                pods = await wait_for(bound, what="3 pods made by the controllers, bound by the scheduler")
+                pods = await eventually(bound, what="3 pods made by the controllers, bound by the scheduler")
                 assert {p["spec"]["nodeName"] for p in pods} == {"hollow-1"}
                 # While it runs the server holds one pod watch for it (and
                 # no other client here watches pods).
@@ -88,7 +75,7 @@ async def test_one_pod_watch_serves_the_controllers_and_the_scheduler(tmp_path: 
                 dispatcher = ctx.watch_fanout.dispatcher(ctx.store, rt)
                 assert dispatcher is not None and dispatcher.count == 1
             # A watch is audited when it ends: the control plane has stopped.
-            events = await wait_for(lambda: _ended_watches(server.options.data_dir), what="the watch audited")
+            events = await eventually(lambda: _ended_watches(server.options.data_dir), what="the watch audited")
         finally:
             await client.close()
     watches = all_pods("watch", events)
