@@ -26,15 +26,29 @@ async def _status(url: str, token: str, ca: Path) -> int:
         return r.status
 
 
+ACCOUNT = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app", "namespace": "default"}}
+
+
+async def _account_and_pod(client) -> dict:
+    """ServiceAccount app and a pod web running as it, in default."""
+    await client.create(SERVICEACCOUNTS, ACCOUNT)
+    return await client.create(PODS, {"apiVersion": "v1", "kind": "Pod",
+                                      "metadata": {"name": "web", "namespace": "default"},
+                                      "spec": {"serviceAccountName": "app",
+                                               "containers": [{"name": "c", "image": "x"}]}})
+
+
+async def _until_refused(server, token: str, what: str) -> None:
+    deadline = time.monotonic() + 15  # the authenticator re-checks bindings every few seconds
+    while await _status(server.url, token, server.ca_file) != 401:
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.3)
+
+
 async def test_pod_bound_token(tmp_path: Path) -> None:
     options = SecurityOptions(token_recheck_seconds=0.5)
     async with running_server(tmp_path, security=options) as server, server.client() as client:
-        await client.create(SERVICEACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount",
-                                              "metadata": {"name": "app", "namespace": "default"}})
-        pod = await client.create(PODS, {"apiVersion": "v1", "kind": "Pod",
-                                         "metadata": {"name": "web", "namespace": "default"},
-                                         "spec": {"serviceAccountName": "app",
-                                                  "containers": [{"name": "c", "image": "x"}]}})
+        pod = await _account_and_pod(client)
         now = datetime.now(UTC)
         token = await request_pod_token(client, pod, now)
         assert timedelta(minutes=59) < token.expires - now < timedelta(minutes=62)
@@ -43,10 +57,7 @@ async def test_pod_bound_token(tmp_path: Path) -> None:
         assert set(files) == {"token", "ca.crt", "namespace"} and files["namespace"] == b"default"
         assert await _status(server.url, token.token, server.ca_file) == 201
         await client.delete(PODS, "web", "default")
-        deadline = time.monotonic() + 15  # the authenticator re-checks bindings every few seconds
-        while await _status(server.url, token.token, server.ca_file) != 401:
-            assert time.monotonic() < deadline, "the token outlived its pod"
-            await asyncio.sleep(0.3)
+        await _until_refused(server, token.token, "the token outlived its pod")
 
 
 async def test_a_secret_bound_token_dies_with_its_secret(tmp_path: Path) -> None:
@@ -54,8 +65,7 @@ async def test_a_secret_bound_token_dies_with_its_secret(tmp_path: Path) -> None
 
     options = SecurityOptions(token_recheck_seconds=0.5)
     async with running_server(tmp_path, security=options) as server, server.client() as client:
-        await client.create(SERVICEACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount",
-                                              "metadata": {"name": "app", "namespace": "default"}})
+        await client.create(SERVICEACCOUNTS, ACCOUNT)
         secret = await client.create(SECRETS, {"apiVersion": "v1", "kind": "Secret",
                                                "metadata": {"name": "holder", "namespace": "default"}})
         review = await client.request(
@@ -66,10 +76,7 @@ async def test_a_secret_bound_token_dies_with_its_secret(tmp_path: Path) -> None
         token = review["status"]["token"]
         assert await _status(server.url, token, server.ca_file) == 201
         await client.delete(SECRETS, "holder", "default")
-        deadline = time.monotonic() + 15  # the authenticator re-checks bindings every few seconds
-        while await _status(server.url, token, server.ca_file) != 401:
-            assert time.monotonic() < deadline, "the token outlived its secret"
-            await asyncio.sleep(0.3)
+        await _until_refused(server, token, "the token outlived its secret")
 
 
 async def test_service_accounts_can_read_the_issuer_discovery_documents(tmp_path: Path) -> None:
@@ -79,12 +86,7 @@ async def test_service_accounts_can_read_the_issuer_discovery_documents(tmp_path
     import orjson
 
     async with running_server(tmp_path) as server, server.client() as client:
-        await client.create(SERVICEACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount",
-                                              "metadata": {"name": "app", "namespace": "default"}})
-        pod = await client.create(PODS, {"apiVersion": "v1", "kind": "Pod",
-                                         "metadata": {"name": "web", "namespace": "default"},
-                                         "spec": {"serviceAccountName": "app",
-                                                  "containers": [{"name": "c", "image": "x"}]}})
+        pod = await _account_and_pod(client)
         token = (await request_pod_token(client, pod, datetime.now(UTC))).token
         header = orjson.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
         ctx = ssl.create_default_context(cafile=str(server.ca_file))
