@@ -5,8 +5,6 @@ request needs it, which is then told to retry (429) rather than refused."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import orjson
 import pytest
@@ -17,16 +15,6 @@ from corral.api.authz.node import PODS, NodeAuthorizer
 from corral.api.certs import NODE_GROUP, NODE_PREFIX
 from corral.api.errors import TooManyRequests
 from corral.store.sqlite import SqliteStore
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(str(tmp_path / "state.db"))
-    await s.start()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def node_user(name: str) -> User:

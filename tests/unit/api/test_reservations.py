@@ -4,7 +4,6 @@ SQLite store, with a fake clock for the grace period."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
@@ -13,14 +12,6 @@ from corral.clock import FakeClock
 from corral.store.sqlite import SqliteStore
 
 PREFIX = "/registry/ranges/serviceips/"
-
-
-@pytest.fixture
-async def store(tmp_path: Path):
-    s = SqliteStore(str(tmp_path / "s.db"))
-    await s.start()
-    yield s
-    await s.close()
 
 
 async def test_of_many_concurrent_claims_exactly_one_wins(store: SqliteStore) -> None:

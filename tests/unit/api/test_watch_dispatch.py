@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,16 +24,6 @@ from corral.store.sqlite import SqliteStore
 
 REGISTRY = build_registry()
 PODS = REGISTRY.lookup("", "v1", "pods")
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(str(tmp_path / "state.db"))
-    await s.start()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def pod(name: str, node: str = "", ns: str = "default", labels: dict[str, str] | None = None) -> bytes:
