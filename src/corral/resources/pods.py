@@ -260,18 +260,26 @@ COLUMNS = (
 
 
 def pod_fields(pod: Obj) -> dict[str, str]:
-    def s(*path: str) -> str:
-        return str(get_path(pod, *path, default=""))
+    # Plain dict lookups: every pod event in a watch fan-out computes these
+    # (and those of its previous version) to find the watchers it concerns,
+    # and get_path's generic walk cost ~20 us a call there.
+    spec, status = pod.get("spec"), pod.get("status")
+    spec = spec if isinstance(spec, dict) else {}
+    status = status if isinstance(status, dict) else {}
+
+    def s(part: dict[str, Any], key: str) -> str:
+        value = part.get(key)
+        return "" if value is None else str(value)
 
     return {
-        "spec.nodeName": s("spec", "nodeName"),
-        "spec.restartPolicy": s("spec", "restartPolicy"),
-        "spec.schedulerName": s("spec", "schedulerName"),
-        "spec.serviceAccountName": s("spec", "serviceAccountName"),
-        "spec.hostNetwork": "true" if get_path(pod, "spec", "hostNetwork") is True else "false",
-        "status.phase": s("status", "phase"),
-        "status.podIP": s("status", "podIP"),
-        "status.nominatedNodeName": s("status", "nominatedNodeName"),
+        "spec.nodeName": s(spec, "nodeName"),
+        "spec.restartPolicy": s(spec, "restartPolicy"),
+        "spec.schedulerName": s(spec, "schedulerName"),
+        "spec.serviceAccountName": s(spec, "serviceAccountName"),
+        "spec.hostNetwork": "true" if spec.get("hostNetwork") is True else "false",
+        "status.phase": s(status, "phase"),
+        "status.podIP": s(status, "podIP"),
+        "status.nominatedNodeName": s(status, "nominatedNodeName"),
     }
 
 

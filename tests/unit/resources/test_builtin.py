@@ -123,6 +123,10 @@ def test_field_selector_values() -> None:
     assert (fields["spec.nodeName"], fields["status.phase"], fields["status.podIP"]) == (
         "n1", "Running", "198.18.0.4")
     assert selectors("pods", {"spec": {}})["spec.nodeName"] == ""  # unscheduled pods
+    odd = selectors("pods", {"spec": None, "status": {"phase": None, "podIP": 7}})
+    assert (odd["spec.nodeName"], odd["spec.hostNetwork"], odd["status.phase"], odd["status.podIP"]) == (
+        "", "false", "", "7")
+    assert selectors("pods", {"spec": {"hostNetwork": True}})["spec.hostNetwork"] == "true"
     assert selectors("nodes", {"spec": {"unschedulable": True}}) == {"spec.unschedulable": "true"}
     assert selectors("nodes", {}) == {"spec.unschedulable": "false"}
     ev = {"involvedObject": {"kind": "Pod", "name": "web", "uid": "u1", "namespace": "d"},
