@@ -85,6 +85,10 @@ def get_path(obj: Any, *path: str | int, default: Any = None) -> Any:
             if not isinstance(node, list) or not -len(node) <= step < len(node):
                 return default
             node = node[step]
+        elif type(node) is dict:  # noqa: E721 - the common case, without the ABC check
+            node = node.get(step)
+            if node is None:
+                return default
         else:
             if not isinstance(node, Mapping) or step not in node:
                 return default
