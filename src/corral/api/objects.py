@@ -308,6 +308,50 @@ class ObjectStore:
                 raise ServiceUnavailable(f"storage is unavailable: {exc}") from exc
         raise conflict_error(rt, name)
 
+    async def update_fields(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        change: Callable[[Obj], Obj],
+        check: Callable[[Obj], list[FieldCause]],
+    ) -> Obj:
+        """Read-modify-write of a few fields that ``check`` judges, for a
+        write whose request carries only those (a binding: spec.nodeName and
+        the PodScheduled condition). ``change`` gets a shallow copy of the
+        current object with its own ``metadata`` map and must copy any deeper
+        map it changes, so the stored object is never modified and the
+        unchanged parts are shared, not copied. Those parts were defaulted and
+        judged when they were stored, so they are neither defaulted nor
+        validated again (for a binding that was most of the write's cost).
+        Deleting is not this path's business: ``change`` never sets a
+        deletionTimestamp. Lost races are retried from fresh state."""
+        key = rt.key(namespace, name)
+        for _attempt in range(MAX_UPDATE_RETRIES):
+            kv = await self.store.get(key)
+            if kv is None:
+                raise not_found(rt.plural, name, rt.group)
+            current = decode(kv)
+            new = dict(current)
+            new["metadata"] = dict(current["metadata"])
+            new = change(new)
+            if _spec_of(rt, new) != _spec_of(rt, current):
+                new["metadata"]["generation"] = int(current["metadata"].get("generation") or 1) + 1
+            causes = check(new)
+            if causes:
+                raise invalid(rt.kind, name, causes, rt.group)
+            if new == current:
+                return current
+            try:
+                written = await self.store.update(key, encode(new), kv.mod_revision)
+            except (ConflictError, KeyNotFoundError):
+                continue
+            except StoreUnavailableError as exc:
+                raise ServiceUnavailable(f"storage is unavailable: {exc}") from exc
+            new["metadata"]["resourceVersion"] = str(written.mod_revision)
+            return new
+        raise conflict_error(rt, name)
+
     def _grace_elapsed(self, obj: Obj) -> bool:
         """A pod in its grace period waits for its agent; everything else goes
         when its last finalizer does."""

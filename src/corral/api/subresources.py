@@ -13,10 +13,13 @@ from aiohttp import web
 
 from corral.api.content import decode_object
 from corral.api.errors import BadRequest, Conflict, MethodNotAllowed, NotFound
-from corral.api.objects import DeleteOptions
+from corral.api.objects import DeleteOptions, ObjectStore
 from corral.api.paths import Target
 from corral.api.selectors import format_label_selector
 from corral.clock import format_timestamp
+from corral.resources.types import FieldCause, ResourceType
+from corral.resources.validation import check as check_value
+from corral.resources.validation import dns1123_subdomain_errors
 
 if TYPE_CHECKING:
     from corral.api.rest import RestHandlers
@@ -152,30 +155,41 @@ async def _binding(rest: RestHandlers, request: web.Request, target: Target) -> 
     node = ((binding.get("target") or {}).get("name") or "").strip()
     if not node:
         raise BadRequest("target.name: Required value: a binding must name a node")
-    now = format_timestamp(rest.ctx.clock.now())
+    await bind_pod(rest.ctx.objects, target.rt, target.namespace, target.name or "", node,
+                   format_timestamp(rest.ctx.clock.now()))
+    return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
 
-    def transform(pod: Obj) -> Obj:
-        spec = pod.setdefault("spec", {})
+
+async def bind_pod(objects: ObjectStore, rt: ResourceType, namespace: str | None, name: str, node: str,
+                   now: str) -> Obj:
+    """Set the pod's spec.nodeName and a PodScheduled=True condition, as
+    Kubernetes' binding does, and nothing else. Binding writes spec and
+    status together, which no client endpoint may; only the node name is
+    new to judge (the rest of the pod was judged when it was stored)."""
+
+    def change(pod: Obj) -> Obj:
         if pod["metadata"].get("deletionTimestamp"):
-            raise Conflict(f"pod {target.name} is being deleted, cannot be assigned to a host")
+            raise Conflict(f"pod {name} is being deleted, cannot be assigned to a host")
+        spec = pod.get("spec")
+        spec = spec if isinstance(spec, dict) else {}
         if spec.get("nodeName"):
             raise Conflict(
-                f'Operation cannot be fulfilled on pods/binding "{target.name}": '
-                f"pod {target.name} is already assigned to node \"{spec['nodeName']}\""
+                f'Operation cannot be fulfilled on pods/binding "{name}": '
+                f"pod {name} is already assigned to node \"{spec['nodeName']}\""
             )
-        spec["nodeName"] = node
-        status = pod.setdefault("status", {})
-        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-        conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                           "lastTransitionTime": now})
-        status["conditions"] = conditions
+        pod["spec"] = {**spec, "nodeName": node}
+        status = pod.get("status")
+        status = status if isinstance(status, dict) else {}
+        conditions = [c for c in status.get("conditions") or []
+                      if not isinstance(c, dict) or c.get("type") != "PodScheduled"]
+        conditions.append({"type": "PodScheduled", "status": "True", "lastTransitionTime": now})
+        pod["status"] = {**status, "conditions": conditions}
         return pod
 
-    # Binding writes spec and status together, which no client endpoint may:
-    # go through the status path with the spec change carried by the transform.
-    await rest.ctx.objects.update(target.rt, target.namespace, target.name or "", transform,
-                                  subresource="binding")
-    return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
+    def check(pod: Obj) -> list[FieldCause]:
+        return check_value("spec.nodeName", node, dns1123_subdomain_errors(node))
+
+    return await objects.update_fields(rt, namespace, name, change, check)
 
 
 # -- eviction ------------------------------------------------------------------
