@@ -86,3 +86,26 @@ async def test_a_lazy_authorizer_keeps_no_graph_until_a_node_needs_it(store: Sql
         assert await until_allowed(authz, get_secret("n2", "s2"))
     finally:
         await authz.stop()
+
+
+def test_graph_after_repeated_and_changed_pods_equals_a_fresh_one() -> None:
+    """A put that changes neither node nor references is skipped; the graph
+    must still be the one built from the latest version of each pod."""
+    from corral.api.authz.node import NodeGraph
+
+    versions = [
+        ("a", "n1", "s1"), ("a", "n1", "s1"), ("b", "n1", "s1"), ("a", "n1", "s2"),
+        ("b", "n2", "s1"), ("c", "", "s3"), ("c", "n2", "s3"), ("c", "n2", "s3"), ("a", "", "s2"),
+    ]
+    graph, latest = NodeGraph(), {}
+    for name, node, secret in versions:
+        obj = orjson.loads(pod(name, node, secret))
+        graph.put(obj)
+        latest[name] = obj
+        fresh = NodeGraph()
+        for p in latest.values():
+            fresh.put(p)
+        assert graph.pod_node == fresh.pod_node
+        assert {n: +c for n, c in graph.node_refs.items() if +c} == {n: +c for n, c in fresh.node_refs.items() if +c}
+    assert graph.node_uses("n2", ("secrets", "default", "s3"))
+    assert not graph.node_uses("n1", ("secrets", "default", "s2"))

@@ -97,11 +97,14 @@ class NodeGraph:
     def put(self, pod: dict[str, Any]) -> None:
         meta = pod.get("metadata") or {}
         key = (str(meta.get("namespace")), str(meta.get("name")))
-        self.remove(key)
         node = (pod.get("spec") or {}).get("nodeName")
         if not node:
+            self.remove(key)
             return
         refs = pod_refs(pod)
+        if self.pod_node.get(key) == node and self._pod_refs.get(key) == refs:
+            return  # most changes of a bound pod are status writes: nothing to recount
+        self.remove(key)
         self.pod_node[key] = node
         self._pod_refs[key] = refs
         self.node_refs.setdefault(node, Counter()).update(refs)
