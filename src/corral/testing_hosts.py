@@ -329,9 +329,12 @@ class CorralHosts:
         misses them) and delete the pods' network namespaces."""
         import json
 
+        from corral.runtime.process import sandbox_state_dirs
+
         data = self.workdir / node
         pids = [pid for _, _, pid in running_containers(data)]
-        for info in (data / "runtime" / "pods").glob("*/sandbox.json"):
+        states = [d / "sandbox.json" for d in sandbox_state_dirs(data / "runtime")]
+        for info in [*states, *(data / "runtime" / "pods").glob("*/sandbox.json")]:
             with contextlib.suppress(OSError, ValueError, KeyError):
                 pids.append(int(json.loads(info.read_text())["pid"]))
         for pid in pids:
@@ -350,12 +353,17 @@ class CorralHosts:
 
     def close(self) -> None:
         """Agents first (a live agent would restart what is killed), then
-        every pod; HostNet.close takes the rest."""
+        every pod, then the agents' state tmpfs mounts (a killed agent
+        leaves them, as it would on a real node; removing the work dir
+        must not meet them); HostNet.close takes the rest."""
+        from corral.runtime.memfs import unmount_under
+
         for proc in self.agents.values():
             self.net.kill(proc)
         for node in list(self.agents):
             with contextlib.suppress(Exception):
                 self.kill_pods(node)
+        unmount_under(self.workdir)
 
     def start_agent(self, index: int, name: str | None = None, extra: tuple[str, ...] = (),
                     env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -394,10 +402,11 @@ def running_containers(data_dir: Path) -> list[tuple[str, str, int]]:
     against /proc: what actually runs, not what the API says."""
     import json
 
+    from corral.runtime.process import containers_dir
     from corral.runtime.shim import proc_start_ticks
 
     alive = []
-    for cdir in (data_dir / "runtime" / "containers").glob("*"):
+    for cdir in containers_dir(data_dir / "runtime").glob("*"):
         try:
             started = json.loads((cdir / "started.json").read_text())
             meta = json.loads((cdir / "meta.json").read_text())

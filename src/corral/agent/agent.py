@@ -6,6 +6,10 @@ nothing it needs lives only in its memory. On start it lists what the
 runtime still runs, gives each container back to its pod's worker (adoption,
 no restart) and removes those whose pod is gone. A clean stop leaves the
 containers running for the next agent process to adopt.
+
+A real node (``state_in_memory``) writes object-backed volumes into a tmpfs
+at ``data_dir/run`` (:mod:`corral.runtime.memfs`); it stays mounted while
+pods run and is unmounted by a stop that leaves none.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from corral.client.resources import PODS, RUNTIMECLASSES
 from corral.clock import Clock, RealClock
 from corral.net.node import NodeNetwork
 from corral.net.podnet import POD_NETWORK_ANNOTATION
+from corral.runtime.memfs import MemoryDir
 from corral.runtime.protocol import ContainerHandle, ExecPlan, Runtime
 
 log = logging.getLogger(__name__)
@@ -65,11 +70,17 @@ class Agent:
         fencing: FenceOptions | None = None,
         proxy_mode: str = "userspace",
         pod_network: Any = None,
+        state_in_memory: bool | None = None,
     ) -> None:
+        """``state_in_memory``: secrets, tokens and other object-backed
+        volumes in a tmpfs; None: as the runtime set says (true for the
+        runtimes of a real node, corral.agent.runtimes.build_runtimes)."""
         self.client = client
         self.node_name = node_name
         self.data_dir = Path(data_dir)
         self.runtime = RuntimeSet.of(runtime)
+        in_memory = self.runtime.state_in_memory if state_in_memory is None else state_in_memory
+        self.memory = MemoryDir(self.data_dir / "run", wanted=in_memory)
         self.runtime.set_lookup(self._runtime_class, node_name)
         self.clock = clock or RealClock()
         self.address = address
@@ -110,7 +121,8 @@ class Agent:
             sync_slots=asyncio.Semaphore(MAX_CONCURRENT_SYNCS),
             idle=idle,
             env=EnvBuilder(client, self.allocatable),
-            volumes=VolumeManager(client, self.data_dir / "volumes", self.allocatable),
+            volumes=VolumeManager(client, self.data_dir / "volumes", self.allocatable,
+                                  memory=self.memory.path / "volumes" if in_memory else None),
         )
         self.network = NodeNetwork(client, address=address, clock=self.clock,
                                    proxy_mode=proxy_mode, node_name=node_name)
@@ -136,6 +148,7 @@ class Agent:
         self.port = await self.server.start()
         log.info("agent %s serving on %s:%d", self.node_name, self.address, self.port)
         try:
+            await asyncio.to_thread(self.memory.open)
             self.node = NodeStatusManager(
                 self.client,
                 self.node_name,
@@ -201,6 +214,8 @@ class Agent:
         await self.recorder.close(timeout=1.0)
         await self.server.stop()
         await self.runtime.close()
+        if self.memory.close():
+            log.info("no pod left: unmounted the agent's state tmpfs %s", self.memory.path)
 
     async def _runtime_class(self, name: str) -> dict[str, Any] | None:
         try:

@@ -68,6 +68,9 @@ class RuntimeSet:
         self._inflight: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
         self.pod_network: Any = None
         """net.podnet.PodNetwork when pods get network namespaces: released with the pod."""
+        self.state_in_memory = False
+        """The node keeps its small, churning state (container state, object-backed
+        volumes) in a tmpfs (:mod:`corral.runtime.memfs`); set for a real node."""
 
     @classmethod
     def of(cls, runtime: Runtime | RuntimeSet) -> RuntimeSet:
@@ -223,7 +226,7 @@ async def build_runtimes(
 
     if default not in DEFAULT_CHOICES:
         raise ValueError(f"default runtime {default!r}: must be one of {', '.join(DEFAULT_CHOICES)}")
-    runtimes: dict[str, Runtime] = {"process": ProcessRuntime(Path(data_dir) / "runtime")}
+    runtimes: dict[str, Runtime] = {"process": ProcessRuntime(Path(data_dir) / "runtime", memory=True)}
     owner = str(Path(data_dir).resolve())
     docker = await asyncio.to_thread(DockerRuntime.connect, owner, docker_host)
     if docker is not None:
@@ -235,4 +238,6 @@ async def build_runtimes(
         )
     chosen = default if default != "auto" else ("docker" if docker is not None else "process")
     log.info("runtimes: %s (default %s)", ", ".join(sorted(runtimes)), chosen)
-    return RuntimeSet(runtimes, chosen, node_name=node_name)
+    out = RuntimeSet(runtimes, chosen, node_name=node_name)
+    out.state_in_memory = True
+    return out

@@ -1,7 +1,12 @@
 """Pod volumes on the node: emptyDir, hostPath, configMap, secret,
 downwardAPI and projected (with serviceAccountToken sources).
 
-Each pod's volumes live under ``<root>/<pod uid>/<volume name>``. Files
+Each pod's volumes live under ``<root>/<pod uid>/<volume name>``; the
+object-backed ones (whose files the agent writes: secrets, tokens) under
+``<memory>/<pod uid>/<volume name>`` instead when the manager is given a
+memory-backed directory, as the kubelet puts them on a tmpfs so secrets
+never reach a disk (and a pod start creates no inodes on the root file
+system for them). emptyDir stays on disk. Files
 built from API objects (configMap, secret, downwardAPI, projected) are
 written the way the kubelet's atomic writer does: the payload goes into a
 fresh hidden directory, the ``..data`` symlink is swapped to it with one
@@ -72,9 +77,12 @@ class PodVolume:
 
 
 class VolumeManager:
-    def __init__(self, client: ApiClient, root: Path, allocatable: dict[str, str] | None = None):
+    def __init__(self, client: ApiClient, root: Path, allocatable: dict[str, str] | None = None,
+                 *, memory: Path | None = None):
         self.client = client
         self.root = Path(root)
+        self.memory = Path(memory) if memory is not None else None
+        """Where object-backed volumes go (a tmpfs: corral.runtime.memfs), or None: under root."""
         self.allocatable = allocatable if allocatable is not None else {}
         self._objects = ObjectCache(client)  # one read per ConfigMap/Secret serves every pod for a few seconds
         self._tokens: dict[tuple[str, str], PodToken] = {}
@@ -84,6 +92,12 @@ class VolumeManager:
 
     def pod_dir(self, uid: str) -> Path:
         return self.root / uid
+
+    def volume_dir(self, uid: str, vol: dict[str, Any]) -> Path:
+        """Where volume ``vol`` (a pod spec's entry) of pod ``uid`` lives."""
+        if self.memory is not None and any(k in vol for k in OBJECT_SOURCES):
+            return self.memory / uid / str(vol.get("name") or "")
+        return self.root / uid / str(vol.get("name") or "")
 
     async def prepare(
         self, pod: dict[str, Any], *, host_ip: str, pod_ip: str
@@ -95,7 +109,7 @@ class VolumeManager:
             name = str(vol.get("name") or "")
             if not name or "/" in name or name.startswith("."):
                 raise VolumeError(f"spec.volumes[{i}].name: invalid volume name {name!r}")
-            out[name] = await self._one(pod, vol, self.root / uid / name, host_ip, pod_ip)
+            out[name] = await self._one(pod, vol, self.volume_dir(uid, vol), host_ip, pod_ip)
         return out
 
     async def _one(
@@ -236,25 +250,29 @@ class VolumeManager:
                 self._tokens[key] = token
         return {path: (token.token.encode(), mode)}
 
+    def _roots(self) -> list[Path]:
+        return [self.root] if self.memory is None else [self.root, self.memory]
+
     def remove_pod(self, uid: str) -> None:
         for key in [k for k in self._tokens if k[0] == uid]:
             del self._tokens[key]
-        pod_dir = self.root / uid
-        for written in [p for p in self._written if p.parent == pod_dir]:
-            del self._written[written]
-        if not pod_dir.exists():
-            return
-        for vol in pod_dir.iterdir():
-            if os.path.ismount(vol):
-                subprocess.run(["umount", "-l", str(vol)], capture_output=True, check=False)
-        shutil.rmtree(pod_dir, ignore_errors=True)
+        for pod_dir in (root / uid for root in self._roots()):
+            for written in [p for p in self._written if p.parent == pod_dir]:
+                del self._written[written]
+            if not pod_dir.exists():
+                continue
+            for vol in pod_dir.iterdir():
+                if os.path.ismount(vol):
+                    subprocess.run(["umount", "-l", str(vol)], capture_output=True, check=False)
+            shutil.rmtree(pod_dir, ignore_errors=True)
 
     def remove_pods_except(self, uids: Any) -> None:
-        if not self.root.exists():
-            return
-        for entry in self.root.iterdir():
-            if entry.name not in uids:
-                self.remove_pod(entry.name)
+        for root in self._roots():
+            if not root.exists():
+                continue
+            for entry in root.iterdir():
+                if entry.name not in uids:
+                    self.remove_pod(entry.name)
 
 
 def container_mounts(

@@ -15,8 +15,9 @@ setns. When the init dies, the kernel kills everything left in the pod.
 The init is a fork of the shim, not a new interpreter: a pod start pays a
 fork (about a millisecond), not a Python start-up.
 
-``sandbox.json`` in the pod's directory records the init's pid and start
-time, so a restarted agent (crash-only) finds the sandbox again.
+``sandbox.json`` in the pod's state directory (in memory, see
+:mod:`corral.runtime.memfs`) records the init's pid and start time, so a
+restarted agent (crash-only) finds the sandbox again.
 """
 
 from __future__ import annotations
@@ -61,22 +62,36 @@ def sandbox_pid(pod_dir: Path) -> int | None:
 
 
 def ensure_sandbox(
-    pod_dir: Path, hostname: str, keep: list[str], *, rootfs: bool = False, mask: list[str] | None = None
+    pod_dir: Path,
+    hostname: str,
+    keep: list[str],
+    *,
+    rootfs: bool = False,
+    mask: list[str] | None = None,
+    state_dir: Path | None = None,
 ) -> int:
     """The pid (host view) of the pod's init, started if there is none.
-    Serialized by a lock file, so two containers starting at once share it."""
+    Serialized by a lock file, so two containers starting at once share it.
+
+    ``pod_dir`` holds what the pod writes (its /tmp, its root's upper layer)
+    and stays on disk; ``state_dir`` (default: ``pod_dir``) the lock and
+    ``sandbox.json``, small files the runtime keeps in memory."""
     from corral.runtime.shim import proc_start_ticks, write_json_atomic
 
+    state = state_dir or pod_dir
     pod_dir.mkdir(parents=True, exist_ok=True)
-    with open(pod_dir / "lock", "w") as lock:
+    state.mkdir(parents=True, exist_ok=True)
+    with open(state / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        pid = sandbox_pid(pod_dir)
+        pid = sandbox_pid(state)
+        if pid is None and state != pod_dir:
+            pid = sandbox_pid(pod_dir)  # a sandbox made before its state moved to memory
         if pid is not None:
             return pid
         (pod_dir / "tmp").mkdir(mode=0o1777, exist_ok=True)
         os.chmod(pod_dir / "tmp", 0o1777)
         pid = _spawn(hostname, str(pod_dir / "tmp"), keep, rootfs, mask or [])
-        write_json_atomic(pod_dir / "sandbox.json", {"pid": pid, "startTicks": proc_start_ticks(pid)})
+        write_json_atomic(state / "sandbox.json", {"pid": pid, "startTicks": proc_start_ticks(pid)})
         return pid
 
 

@@ -1,13 +1,20 @@
 """Containers as host processes: the zero-setup runtime of a one-machine cluster.
 
-Each container instance is a directory under ``state_dir/containers/<id>``
-and a supervisor process (:mod:`corral.runtime.shim`) that owns the actual
+Each container instance is a directory under ``state_dir/run/containers/<id>``
+(also reachable as ``state_dir/containers``) and a supervisor process (:mod:`corral.runtime.shim`) that owns the actual
 command. This object keeps no state of its own beyond what it can re-read
 from those directories, so a fresh ``ProcessRuntime`` over the same state
 dir sees (adopts) every container an earlier one started.
 
 It does not run images: a container is ``command`` + ``args`` on the host,
 with the host's network and file system.
+
+``state_dir/run`` is a tmpfs when the node asks for it (``memory=True``, as
+the agent's :func:`corral.agent.runtimes.build_runtimes` does): the
+containers' small files and each pod's lock and ``sandbox.json`` are
+written there, not to the root file system (:mod:`corral.runtime.memfs`).
+What a pod writes (its /tmp, its root's upper layer: ``state_dir/pods/<uid>``)
+and the logs stay on disk.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from corral.runtime import cgroups, namespaces, rootfs
+from corral.runtime import cgroups, memfs, namespaces, rootfs
 from corral.runtime.cgroups import Cgroup
 from corral.runtime.init import sandbox_pid, sandbox_spec
 from corral.runtime.launcher import CMDLINE_ROOM
@@ -58,13 +65,20 @@ STARTED_CACHE_MAX = 4096
 class ProcessRuntime:
     handler = "process"
 
-    def __init__(self, state_dir: Path, *, isolate: bool = True) -> None:
+    def __init__(self, state_dir: Path, *, isolate: bool = True, memory: bool = False) -> None:
         """``isolate=False`` runs plain processes even as root (a choice for
-        a node that must not use namespaces or cgroups)."""
+        a node that must not use namespaces or cgroups). ``memory``: keep
+        the small state in a tmpfs (mounted here, or found from an earlier
+        agent); :meth:`close` unmounts it once no container or pod is left."""
         self.state_dir = Path(state_dir)
-        self._root = self.state_dir / "containers"
+        self.memory = memfs.MemoryDir(run_dir(self.state_dir), mode=0o700, wanted=memory)
+        self.memory.open()
+        self._root = containers_dir(self.state_dir)
+        self._pod_state = self.memory.path / "pods"
         self._pods = self.state_dir / "pods"
         self._root.mkdir(parents=True, exist_ok=True)
+        self._pod_state.mkdir(exist_ok=True)
+        _link_old_layout(self.state_dir, self._root)
         self._shims: set[asyncio.Task[None]] = set()
         self._launcher: asyncio.subprocess.Process | None = None
         self._launcher_lock = asyncio.Lock()
@@ -157,7 +171,7 @@ class ProcessRuntime:
         if self.namespaces:
             sandbox = sandbox_spec(pod, self.state_dir.parent, rootfs=self.rootfs_missing is None,
                                    also=container)
-            out["sandbox"] = {"dir": str(self._pods / uid), **sandbox}
+            out["sandbox"] = {"dir": str(self._pods / uid), "state": str(self._pod_state / uid), **sandbox}
         if self.cgroup_version is not None:
             try:
                 limits = ContainerLimits.from_container(container, pod)
@@ -442,14 +456,15 @@ class ProcessRuntime:
         """Kill the pod's init (the kernel then kills whatever is left in
         its PID namespace) and drop its private /tmp."""
         pod_dir = self._pods / (pod_uid or "no-uid")
-        if not pod_dir.exists():
+        state = self._pod_state / (pod_uid or "no-uid")
+        if not pod_dir.exists() and not state.exists():
             return
-        pid = sandbox_pid(pod_dir)
-        if pid is not None:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        for where in (state, pod_dir):  # pod_dir: a sandbox from before the state moved
+            pid = sandbox_pid(where)
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(state, ignore_errors=True)
         shutil.rmtree(pod_dir, ignore_errors=True)
         if self.cgroup_version is not None:
             for d in Cgroup(self.cgroup_version, pod_uid or "no-uid").dirs:
@@ -468,6 +483,45 @@ class ProcessRuntime:
             self._launcher.terminate()
             await self._launcher.wait()
         self._launcher = None
+        if self.memory.close():
+            log.info("no container left: unmounted the runtime's state tmpfs %s", self.memory.path)
+
+
+def run_dir(state_dir: Path) -> Path:
+    """The runtime's memory-backed directory (a tmpfs when asked for)."""
+    return Path(state_dir) / "run"
+
+
+def containers_dir(state_dir: Path) -> Path:
+    """Where each container's directory is: the one place that says so
+    (the fencing watchdog and the test harness read it too)."""
+    return run_dir(state_dir) / "containers"
+
+
+def sandbox_state_dirs(state_dir: Path) -> list[Path]:
+    """Every pod's sandbox state directory (``sandbox.json`` in it)."""
+    return sorted((run_dir(state_dir) / "pods").glob("*"))
+
+
+def _link_old_layout(state_dir: Path, containers: Path) -> None:
+    """``state_dir/containers`` was the directory itself; it is now a link
+    to it, so readers of the old path (and containers an older agent left
+    there, moved over first; their shims open their files by name) keep
+    working."""
+    old = state_dir / "containers"
+    if old.is_symlink():
+        return
+    if old.is_dir():
+        for entry in old.iterdir():
+            if not (containers / entry.name).exists():
+                shutil.move(str(entry), str(containers / entry.name))
+        try:
+            old.rmdir()
+        except OSError as exc:
+            log.warning("keeping %s (%s): containers there are not adopted", old, exc)
+            return
+    with contextlib.suppress(FileExistsError):
+        os.symlink(os.path.relpath(containers, state_dir), old)
 
 
 async def _reap(proc: asyncio.subprocess.Process) -> None:

@@ -271,8 +271,10 @@ def _prepare_isolation(spec: dict[str, Any], cgroup: Any) -> Callable[[], None] 
             net_fd = os.open(sandbox["netns"], os.O_RDONLY | os.O_CLOEXEC)
             ns.setns(net_fd, ns.CLONE_NEWNET)
             os.close(net_fd)
+        state = sandbox.get("state")
         init_pid = ensure_sandbox(Path(sandbox["dir"]), sandbox["hostname"], sandbox["keep"],
-                                  rootfs=bool(sandbox.get("rootfs")), mask=sandbox.get("mask"))
+                                  rootfs=bool(sandbox.get("rootfs")), mask=sandbox.get("mask"),
+                                  state_dir=Path(state) if state else None)
         for name in ("ipc", "uts", "mnt"):
             fd = os.open(f"/proc/{init_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
             ns_fds.append((fd, ns.NS_FILES[name]))
