@@ -9,7 +9,7 @@ lets a scheduler ask "pods on node n1" thousands of times a second.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,14 @@ class Cache:
         self._index_funcs: dict[str, IndexFunc] = {}
         # index name -> indexed value -> keys
         self._indices: dict[str, dict[str, set[str]]] = {}
+        # index name -> key -> the values the key is filed under: an update
+        # compares against these instead of running the index function on
+        # the old object again, and leaves the index alone when they hold
+        # (a pod's namespace or owner does not change with its status).
+        self._filed: dict[str, dict[str, tuple[str, ...]]] = {}
+        # index name -> value -> its keys sorted, until they change: readers
+        # ask for the same few values far more often than they change.
+        self._sorted: dict[str, dict[str, list[str]]] = {}
 
     def get(self, key: str) -> dict[str, Any] | None:
         return self._items.get(key)
@@ -54,58 +62,86 @@ class Cache:
         return key in self._items
 
     def by_index(self, name: str, value: str) -> list[dict[str, Any]]:
-        return [self._items[k] for k in self.index_keys(name, value)]
+        items = self._items
+        return [items[k] for k in self.index_keys(name, value)]
 
     def index_keys(self, name: str, value: str) -> list[str]:
-        if name not in self._index_funcs:
+        """The keys filed under ``value``, sorted (a fresh list: the caller may keep or change it)."""
+        index = self._indices.get(name)
+        if index is None:
             raise KeyError(f"index {name!r} is not defined")
-        return sorted(self._indices[name].get(value, ()))
+        keys = index.get(value)
+        if not keys:
+            return []
+        if len(keys) == 1:
+            return list(keys)
+        memo = self._sorted[name]
+        ordered = memo.get(value)
+        if ordered is None:
+            ordered = memo[value] = sorted(keys)
+        return list(ordered)
 
     def add_index(self, name: str, func: IndexFunc) -> None:
         if name in self._index_funcs:
             raise ValueError(f"index {name!r} is already defined")
         self._index_funcs[name] = func
         self._indices[name] = {}
+        self._filed[name] = {}
+        self._sorted[name] = {}
         for key, obj in self._items.items():
-            self._index_add(name, key, obj)
+            self._refile(name, key, obj)
 
     def put(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Store ``obj``; the object it replaced, if any."""
         key = object_key(obj)
         old = self._items.get(key)
-        if old is not None:
-            self._unindex(key, old)
         self._items[key] = obj
         for name in self._index_funcs:
-            self._index_add(name, key, obj)
+            self._refile(name, key, obj)
         return old
 
     def remove(self, key: str) -> dict[str, Any] | None:
         old = self._items.pop(key, None)
         if old is not None:
-            self._unindex(key, old)
+            for name in self._index_funcs:
+                values = self._filed[name].pop(key, ())
+                if values:
+                    self._unfile(name, key, values)
         return old
 
-    def _index_add(self, name: str, key: str, obj: dict[str, Any]) -> None:
-        index = self._indices[name]
-        for value in self._values(name, obj):
-            index.setdefault(value, set()).add(key)
+    def _refile(self, name: str, key: str, obj: dict[str, Any]) -> None:
+        values = self._values(name, obj)
+        filed = self._filed[name]
+        before = filed.get(key, ())
+        if values == before:
+            return
+        if before:
+            self._unfile(name, key, [v for v in before if v not in values])
+        if values:
+            filed[key] = values
+            index, memo = self._indices[name], self._sorted[name]
+            for value in values:
+                if value not in before:
+                    index.setdefault(value, set()).add(key)
+                    memo.pop(value, None)
+        else:
+            del filed[key]
 
-    def _unindex(self, key: str, obj: dict[str, Any]) -> None:
-        for name in self._index_funcs:
-            index = self._indices[name]
-            for value in self._values(name, obj):
-                keys = index.get(value)
-                if keys is not None:
-                    keys.discard(key)
-                    if not keys:
-                        del index[value]
+    def _unfile(self, name: str, key: str, values: Iterable[str]) -> None:
+        index, memo = self._indices[name], self._sorted[name]
+        for value in values:
+            keys = index.get(value)
+            if keys is not None and key in keys:
+                keys.discard(key)
+                memo.pop(value, None)
+                if not keys:
+                    del index[value]
 
-    def _values(self, name: str, obj: dict[str, Any]) -> list[str]:
+    def _values(self, name: str, obj: dict[str, Any]) -> tuple[str, ...]:
         """An index function that fails leaves the object out of that index
         instead of breaking the informer that feeds the cache."""
         try:
-            return list(self._index_funcs[name](obj))
+            return tuple(self._index_funcs[name](obj))
         except Exception:
             log.exception("index %r failed on %s", name, object_key(obj))
-            return []
+            return ()
