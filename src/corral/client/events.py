@@ -23,7 +23,11 @@ client-go's event correlator and a pace:
   (the agent starting a burst of pods) passes ``yield_to``, an Event set
   while it is idle; writes then wait for it, each at most ``max_defer``
   seconds after it was recorded (the Events of a 100-pod burst were 2 of
-  the 7 API requests per pod, all on the server's one core).
+  the 7 API requests per pod, all on the server's one core). Every other
+  recorder running on the same event loop waits for it too: in ``corral
+  up`` the scheduler, the controllers and the agent share one loop and one
+  API server, so the scheduler's 100 "Scheduled" Events of a burst were
+  written while the agent started those pods, not after.
 
 Only when ``max_pending`` distinct events are waiting is a new one dropped
 (counted in ``dropped``, logged): memory stays bounded whatever the load.
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +54,12 @@ MAX_MESSAGE = 1024
 COMBINED_PREFIX = "(combined from similar events): "
 
 Key = tuple[str, str, str, str]  # (object identity, type, reason, message)
+
+_BUSY_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[asyncio.Event]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per event loop, the ``yield_to`` of its running recorders: every recorder
+on that loop holds its writes while one of them is clear."""
 
 
 @dataclass
@@ -212,6 +223,9 @@ class EventRecorder:
         self._stopped.clear()
         slots = asyncio.Semaphore(self.concurrency)
         tasks: set[asyncio.Task[None]] = set()
+        gates = _BUSY_GATES.setdefault(asyncio.get_running_loop(), [])
+        if self.yield_to is not None:
+            gates.append(self.yield_to)
         try:
             while True:
                 key = self._next_key()
@@ -237,6 +251,8 @@ class EventRecorder:
 
                 task.add_done_callback(done)
         finally:
+            if self.yield_to is not None:
+                gates.remove(self.yield_to)
             for task in list(tasks):
                 task.cancel()
             self._running = False
@@ -261,19 +277,32 @@ class EventRecorder:
             await self._clock.sleep((1 - self._tokens) / self.qps)
 
     async def _yield(self, since: float) -> None:
-        """Until the component is idle, ``max_defer`` after ``since``, or close."""
-        if self.yield_to is None or self.yield_to.is_set() or self._closed:
-            return
-        left = since + self.max_defer - self._clock.monotonic()
-        if left <= 0:
-            return
-        waits = [asyncio.ensure_future(self.yield_to.wait()), asyncio.ensure_future(self._closing.wait()),
-                 asyncio.ensure_future(self._clock.sleep(left))]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waits:
-                waiter.cancel()
+        """Until no component on this loop is busy, ``max_defer`` after
+        ``since``, or close."""
+        while not self._closed:
+            busy = self._busy_gate()
+            if busy is None:
+                return
+            left = since + self.max_defer - self._clock.monotonic()
+            if left <= 0:
+                return
+            waits = [asyncio.ensure_future(busy.wait()), asyncio.ensure_future(self._closing.wait()),
+                     asyncio.ensure_future(self._clock.sleep(left))]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waits:
+                    waiter.cancel()
+
+    def _busy_gate(self) -> asyncio.Event | None:
+        """This recorder's ``yield_to`` or another running recorder's on
+        this loop, if one is clear (its component busy)."""
+        if self.yield_to is not None and not self.yield_to.is_set():
+            return self.yield_to
+        for gate in _BUSY_GATES.get(asyncio.get_running_loop(), ()):
+            if not gate.is_set():
+                return gate
+        return None
 
     async def _write_one(self, key: Key, item: _Pending) -> None:
         try:

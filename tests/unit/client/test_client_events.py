@@ -186,3 +186,27 @@ async def test_writes_yield_to_a_busy_component_for_at_most_max_defer():
         await clock.advance(0.2)  # a busy component delays an Event, never drops it
         await until(lambda: rec.written == 3)
         assert rec.dropped == 0
+
+
+async def test_recorders_on_one_loop_yield_to_any_busy_component():
+    """``corral up``: the scheduler's Events wait while the agent is busy."""
+    clock = FakeClock()
+    idle = asyncio.Event()  # the agent: busy
+    async with serve() as api, recorder(api.url, clock, yield_to=idle, max_defer=5.0) as agent, \
+            recorder(api.url, clock, max_defer=5.0) as scheduler:
+        scheduler.record(POD, "Normal", "Scheduled", "assigned ns1/web-1 to n1")
+        for _ in range(20):  # the writer gets every chance to run
+            await asyncio.sleep(0)
+        assert scheduler.written == 0 and not api.objects.get("events")
+        idle.set()
+        await until(lambda: scheduler.written == 1)
+        idle.clear()
+        scheduler.record(NODE, "Normal", "RegisteredNode", "registered")
+        await clock.advance(4.9)
+        assert scheduler.written == 1
+        await clock.advance(0.2)  # deferred at most max_defer, never dropped
+        await until(lambda: scheduler.written == 2)
+        await agent.close(timeout=2)  # a component that stopped holds nobody back
+        scheduler.record(POD, "Warning", "FailedScheduling", "0/1 nodes are available")
+        await until(lambda: scheduler.written == 3)
+        assert agent.written == 0 and scheduler.dropped == 0
