@@ -11,6 +11,7 @@ caller alone knows whether repeating it is safe.
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -235,12 +236,22 @@ class ApiClient:
                 return items, str(meta.get("resourceVersion") or "")
 
     async def create(
-        self, res: Resource, obj: dict[str, Any], namespace: str | None = None
+        self, res: Resource, obj: dict[str, Any], namespace: str | None = None, *, full: bool = True
     ) -> dict[str, Any]:
+        """The created object, as the server returned it.
+
+        ``full=False`` is for a caller that needs only what the server
+        named (a ``generateName`` create): the answer is then only its head,
+        ``{"apiVersion", "kind", "metadata": {"name"}}``, read without
+        decoding the whole object, which costs as much as the create's own
+        bookkeeping in a controller making pods by the thousand."""
         ns = namespace or _meta(obj).get("namespace")
         if res.namespaced and not ns:
             raise ValueError(f"metadata.namespace: required to create a {res.kind}")
-        return await self.request("POST", res.path(ns if res.namespaced else None), json=obj)
+        path = res.path(ns if res.namespaced else None)
+        if full:
+            return await self.request("POST", path, json=obj)
+        return object_head(await self.request_bytes("POST", path, json=obj), f"POST {path}")
 
     async def replace(
         self, res: Resource, obj: dict[str, Any], *, subresource: str | None = None
@@ -483,6 +494,52 @@ def request_target(path: str, query: Mapping[str, str]) -> str:
     return f"{target}?{'&'.join(parts)}" if parts else target
 
 
+# How API servers begin an object (corral's and Kubernetes' own encoders):
+# the head is then read from the bytes up to the end of metadata alone. No
+# JSON string holds an unescaped quote, so no value can fake the prefix.
+_HEAD = re.compile(rb'\s*\{"apiVersion":"([^"\\]*)","kind":"([^"\\]*)","metadata":')
+_NAME_FIRST = re.compile(rb'\{"name":"([^"\\]*)"')  # metadata as Kubernetes orders it
+_AFTER_METADATA = b'},"spec":'
+
+
+def object_head(raw: bytes, what: str = "response") -> dict[str, Any]:
+    """``{"apiVersion", "kind", "metadata": {"name"}}`` of the object ``raw``
+    encodes. When the object begins the usual way, nothing (metadata.name
+    first, as Kubernetes orders it) or only its metadata is decoded; else
+    all of it."""
+    found = _HEAD.match(raw)
+    if found is not None:
+        api_version, kind = (part.decode() for part in found.groups())
+        start = found.end()
+        named = _NAME_FIRST.match(raw, start)
+        if named is not None:
+            return _head(api_version, kind, {"name": named.group(1).decode()})
+        end = raw.find(_AFTER_METADATA, start)
+        if end >= 0:
+            try:
+                # Decodes only if the cut is exactly metadata's object: a
+                # cut inside it would leave a brace open.
+                meta = orjson.loads(raw[start:end + 1])
+            except orjson.JSONDecodeError:
+                meta = None
+            if isinstance(meta, dict):
+                return _head(api_version, kind, meta)
+    try:
+        data = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError as exc:
+        raise errors.ApiError(0, "InvalidResponse", f"{what}: not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise errors.ApiError(0, "InvalidResponse", f"{what}: expected an object")
+    return _head(data.get("apiVersion"), data.get("kind"), data.get("metadata"))
+
+
+def _head(api_version: Any, kind: Any, meta: Any) -> dict[str, Any]:
+    head: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "metadata": {}}
+    if isinstance(meta, dict) and "name" in meta:
+        head["metadata"]["name"] = meta["name"]
+    return head
+
+
 def parse_servers(server: str | Sequence[str]) -> list[str]:
     """One URL, a comma-separated list, or a list: the API servers of one
     cluster, tried in order and failed over between."""
@@ -551,4 +608,4 @@ def _meta(obj: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-__all__ = ["ApiClient", "PATCH_TYPES"]
+__all__ = ["ApiClient", "PATCH_TYPES", "object_head"]

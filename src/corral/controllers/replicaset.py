@@ -456,7 +456,8 @@ class ReplicaSetController(Controller):
 
     async def _create_one(self, rs: Obj, template: Obj) -> Obj:
         try:
-            pod = await self.client.create(PODS, template, namespace_of(rs))
+            # Only the generated name is used: the rest reaches the cache by the watch.
+            pod = await self.client.create(PODS, template, namespace_of(rs), full=False)
         except ApiError as exc:
             self.recorder.record(rs, "Warning", "FailedCreate", f"Error creating: {exc.message}")
             raise

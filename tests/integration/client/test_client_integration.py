@@ -191,3 +191,21 @@ async def test_event_recorder_against_the_real_server(tmp_path):
         assert ev["count"] == 2 and ev["reason"] == "Broken" and ev["type"] == "Warning"
         assert ev["involvedObject"]["uid"] == obj["metadata"]["uid"]
         assert ev["source"]["component"] == "test-component"
+
+
+async def test_the_servers_create_answer_is_read_from_its_head(tmp_path):
+    """A generateName create with ``full=False``: the name the server chose,
+    read from the answer's metadata alone (the server begins objects with
+    apiVersion, kind, metadata and puts spec after it)."""
+    from corral.client.api import _AFTER_METADATA, _HEAD
+
+    async with running_server(tmp_path) as srv, srv.client() as c:
+        tpl = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "web-", "namespace": "default"},
+               "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+        raw = await c.request_bytes("POST", PODS.path("default"), json=tpl)
+        found = _HEAD.match(raw)
+        assert found is not None and raw.find(_AFTER_METADATA, found.end()) > 0, raw[:120]
+        head = await c.create(PODS, tpl, full=False)
+        assert head["metadata"]["name"].startswith("web-")
+        got = await c.get(PODS, head["metadata"]["name"], "default")
+        assert got["metadata"]["generateName"] == "web-"

@@ -6,7 +6,7 @@ import pytest
 from client_fakeapi import serve
 
 from corral.client import errors
-from corral.client.api import MAX_READ_ATTEMPTS, ApiClient
+from corral.client.api import MAX_READ_ATTEMPTS, ApiClient, object_head
 from corral.client.resources import CONFIGMAPS, NODES, PODS
 from corral.clock import FakeClock
 
@@ -213,3 +213,38 @@ async def test_leaving_a_watch_closes_the_stream():
                 break
             while api.watches:  # the server sees the disconnect
                 await asyncio.sleep(0.01)
+
+
+async def test_create_not_full_answers_the_head_only():
+    async with serve() as api, ApiClient(api.url) as c:
+        head = await c.create(CONFIGMAPS, cm("a", k="v"), full=False)
+        assert head == {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}
+        assert api.requests[-1].method == "POST"
+        with pytest.raises(errors.AlreadyExistsError):
+            await c.create(CONFIGMAPS, cm("a"), full=False)
+
+
+@pytest.mark.parametrize("obj", [
+    {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-x7k2p", "namespace": "b"}, "spec": {}},
+    {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": 'q"u\\o\u00e9'}},  # escapes: decoded in full
+    {"kind": "Pod", "apiVersion": "v1", "metadata": {"namespace": "b", "name": "late"}},  # another order
+    {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "web-"}, "spec": {}},  # no name
+    {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "w-", "managedFields": [{"f": {}}],
+                                                     "name": "w-x"}, "spec": {}, "status": {}},
+    # a cut at the first '},"spec":' would fall inside metadata
+    {"apiVersion": "v1", "kind": "X", "metadata": {"x": {"q": 1}, "spec": {"z": 1}, "name": "real"}, "spec": {}},
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}},  # no spec at all
+])
+def test_object_head_equals_the_decoded_objects_head(obj):
+    raw = orjson.dumps(obj)
+    want = {"apiVersion": obj["apiVersion"], "kind": obj["kind"],
+            "metadata": {k: v for k, v in obj["metadata"].items() if k == "name"}}
+    assert object_head(raw) == want
+    assert object_head(b"  " + orjson.dumps(obj, option=orjson.OPT_INDENT_2)) == want
+
+
+def test_object_head_refuses_what_is_not_an_object():
+    with pytest.raises(errors.ApiError, match="not JSON"):
+        object_head(b'{"apiVersion":"v1","kind":', "POST /api/v1/pods")
+    with pytest.raises(errors.ApiError, match="expected an object"):
+        object_head(b"[1]")

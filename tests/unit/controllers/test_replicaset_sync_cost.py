@@ -44,7 +44,8 @@ class _Client:
         self.status_writes = 0
         self.rs_informer: Any = None
 
-    async def create(self, res: Any, obj: dict[str, Any], namespace: str | None = None) -> dict:
+    async def create(self, res: Any, obj: dict[str, Any], namespace: str | None = None, *,
+                     full: bool = True) -> dict:
         assert res is PODS
         n = next(self.names)
         md = dict(obj["metadata"], name=f"{obj['metadata']['generateName']}{n}",
@@ -53,7 +54,7 @@ class _Client:
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": md, "spec": dict(obj["spec"]),
                "status": {"phase": "Pending"}}
         self.created.append(pod)
-        return pod
+        return pod if full else {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": md["name"]}}
 
     async def replace_status(self, res: Any, obj: dict[str, Any]) -> dict[str, Any]:
         assert res is REPLICASETS

@@ -69,13 +69,15 @@ class _Server:
         self.ctl.pod_informer.apply(type_, pod)
         return pod
 
-    async def create(self, res: Any, obj: dict[str, Any], namespace: str | None = None) -> dict:
+    async def create(self, res: Any, obj: dict[str, Any], namespace: str | None = None, *,
+                     full: bool = True) -> dict:
         assert res is PODS
         pod = copy.deepcopy(obj)
         pod["metadata"].update(name=f"web-{next(self.names)}", uid=f"uid-c{next(self.names)}",
                                creationTimestamp=format_timestamp(self.clock.now()))
         pod["status"] = {"phase": "Pending"}
-        return self.put_pod(pod, "ADDED")
+        pod = self.put_pod(pod, "ADDED")
+        return pod if full else {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod["metadata"]["name"]}}
 
     async def patch(self, res: Any, name: str, patch: dict[str, Any], namespace: str | None) -> dict:
         assert res is PODS and self.ctl is not None
