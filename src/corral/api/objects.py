@@ -35,6 +35,7 @@ from corral.store.protocol import (
     ConflictError,
     KeyExistsError,
     KeyNotFoundError,
+    KeyValue,
     Store,
     StoreUnavailableError,
 )
@@ -143,6 +144,12 @@ class ObjectStore:
         self.clock = clock
         self.namespaces: Any = None
         """A :class:`~corral.api.namespaces.NamespaceIndex` once the server runs one."""
+        self.shared_decode: Callable[[KeyValue], Obj] = decode
+        """How a write that only reads the stored version (a status write,
+        a binding) decodes it: the server's watch fan-out's cached decode,
+        so a version this process has already parsed for its watchers (and
+        its node authorizer) is not parsed again. What it returns is shared
+        and must never be modified."""
 
     async def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
         try:
@@ -268,7 +275,10 @@ class ObjectStore:
                 if create_missing is not None:
                     return await create_missing()
                 raise not_found(rt.plural, name, rt.group)
-            current = decode(kv)
+            # A reads-only status write builds its result from copies of the
+            # maps it changes (_carry_over): the stored version may be shared.
+            shared = transform_reads_only and subresource == "status"
+            current = self.shared_decode(kv) if shared else decode(kv)
             if expected_rv and expected_rv != current["metadata"]["resourceVersion"]:
                 raise conflict_error(rt, name)
             desired = transform(current if transform_reads_only else deep_copy(current))
@@ -289,7 +299,7 @@ class ObjectStore:
             if dry_run:
                 return new
             if new == current:
-                return current
+                return decode(kv) if shared else current  # the caller's own, never the shared one
             try:
                 if new["metadata"].get("deletionTimestamp") and not _deletion_blocked(new) \
                         and self._grace_elapsed(new):
@@ -331,7 +341,7 @@ class ObjectStore:
             kv = await self.store.get(key)
             if kv is None:
                 raise not_found(rt.plural, name, rt.group)
-            current = decode(kv)
+            current = self.shared_decode(kv)
             new = dict(current)
             new["metadata"] = dict(current["metadata"])
             new = change(new)
@@ -341,7 +351,7 @@ class ObjectStore:
             if causes:
                 raise invalid(rt.kind, name, causes, rt.group)
             if new == current:
-                return current
+                return decode(kv)  # the caller's own, never the shared one
             try:
                 written = await self.store.update(key, encode(new), kv.mod_revision)
             except (ConflictError, KeyNotFoundError):

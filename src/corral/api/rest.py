@@ -83,6 +83,9 @@ def _int_param(request: web.Request, name: str) -> int | None:
 class RestHandlers:
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
+        # Status writes and bindings read the stored pod this process's
+        # watch fan-out has most likely just parsed: share that parse.
+        ctx.objects.shared_decode = ctx.watch_fanout.decode
 
     # -- entry ---------------------------------------------------------------
 

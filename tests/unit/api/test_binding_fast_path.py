@@ -116,3 +116,46 @@ async def test_binding_a_missing_pod_is_not_found(store: SqliteStore) -> None:
 
     with pytest.raises(NotFound):
         await bind_pod(await _objects(store), PODS, "default", "nope", "node-1", NOW)
+
+
+async def test_reads_only_writes_share_the_fanout_parse_and_never_modify_it(store: SqliteStore) -> None:
+    """A binding and a reads-only status write take the stored pod from the
+    watch fan-out's cache (no second parse) and leave that shared copy as
+    it was: watchers are sent it."""
+    from corral.api.fanout import WatchFanout
+
+    objects = await _objects(store)
+    fanout = WatchFanout()
+    hits: list[Any] = []
+
+    def counting(kv: Any) -> dict[str, Any]:
+        obj = fanout.decode(kv)
+        hits.append(obj)
+        return obj
+
+    objects.shared_decode = counting
+    await _create(objects, "p", POD_SHAPES[1])
+    kv = await store.get(PODS.key("default", "p"))
+    parsed = fanout.decode(kv)  # as the node authorizer's follow or a watcher would
+    before = orjson.dumps(parsed)
+    await bind_pod(objects, PODS, "default", "p", "node-1", NOW)
+    assert hits == [parsed]
+    assert orjson.dumps(parsed) == before
+
+    kv = await store.get(PODS.key("default", "p"))
+    bound = fanout.decode(kv)
+    bound_bytes = orjson.dumps(bound)
+    running = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True", "lastProbeTime": None}]}
+
+    def status_write(current: dict[str, Any]) -> dict[str, Any]:
+        return {"metadata": {"name": "p"}, "status": running}
+
+    updated = await objects.update(PODS, "default", "p", status_write, subresource="status",
+                                   transform_reads_only=True)
+    assert hits[-1] is bound
+    assert orjson.dumps(bound) == bound_bytes
+    assert updated["status"] == {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    assert updated["spec"]["nodeName"] == "node-1"
+    again = await objects.update(PODS, "default", "p", status_write, subresource="status",
+                                 transform_reads_only=True)  # a no-op: the caller's own copy back
+    assert again == updated | {"metadata": again["metadata"]} and again is not hits[-1]
