@@ -241,11 +241,12 @@ class RestHandlers:
         return await self.ctx.objects.create(rt, ns, obj, dry_run=_dry_run(request))
 
     def record_manager(self, request: web.Request, rt: ResourceType, old: Obj | None, new: Obj, operation: str,
-                       subresource: str | None = None) -> None:
+                       subresource: str | None = None, now: str | None = None) -> None:
         """managedFields for ordinary writes, as Kubernetes records them (a
-        status write in an entry of its own, ``subresource: status``)."""
+        status write in an entry of its own, ``subresource: status``);
+        ``now`` is the write's timestamp if the caller has taken it."""
         manager = request.query.get("fieldManager") or _manager_from_agent(request.headers.get("User-Agent", ""))
-        now = format_timestamp(self.ctx.clock.now())
+        now = now or format_timestamp(self.ctx.clock.now())
         if old is None:
             entries = created_managed_fields(new, manager, operation, rt.api_version, now, rt.schema)
             if entries is not None:
@@ -326,7 +327,7 @@ class RestHandlers:
             warnings.extend(self.field_validation(request, rt, patched, before))
             await admit(request, target, patched, before)
             if not is_apply:
-                self.record_manager(request, rt, before, patched, "Update", target.subresource)
+                self.record_manager(request, rt, before, patched, "Update", target.subresource, now)
             elif target.subresource == "status":
                 _keep_managed_fields(patched, before)
             return patched
