@@ -11,7 +11,6 @@ caller alone knows whether repeating it is safe.
 from __future__ import annotations
 
 import logging
-import re
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -25,8 +24,9 @@ from corral.client import errors
 from corral.client.backoff import Backoff
 from corral.client.http1 import Http1Error, Http1Pool
 from corral.client.kubeconfig import load_kubeconfig
+from corral.client.objecthead import object_head
 from corral.client.resources import Resource
-from corral.client.watchstream import LineSplitter, decode_event
+from corral.client.watchstream import LineSplitter, decode_event, decode_lines
 from corral.clock import Clock, RealClock
 
 log = logging.getLogger(__name__)
@@ -353,6 +353,32 @@ class ApiClient:
         A 410 (on the response or as an ERROR event) raises GoneError: the
         caller must re-list. Leaving the loop closes the connection.
         """
+        batches = self.watch_batches(
+            res, namespace, resource_version=resource_version, label_selector=label_selector,
+            field_selector=field_selector, timeout_seconds=timeout_seconds, allow_bookmarks=allow_bookmarks)
+        try:
+            async for batch in batches:
+                for event in batch:
+                    yield event
+        finally:
+            await batches.aclose()
+
+    async def watch_batches(
+        self,
+        res: Resource,
+        namespace: str | None = None,
+        *,
+        resource_version: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        timeout_seconds: int | None = None,
+        allow_bookmarks: bool = True,
+    ) -> AsyncGenerator[list[tuple[str, dict[str, Any]]], None]:
+        """:meth:`watch`, but the events come in lists: those that arrived
+        together (never an empty list). An informer applying thousands of
+        events a second pays the generator's round trip once per read, not
+        once per event. An ERROR event raises once the events before it
+        in its read have been yielded."""
         params = _clean_params(
             {
                 "watch": True,
@@ -383,13 +409,14 @@ class ApiClient:
                 raise errors.error_from_response(resp.status, await resp.read())
             splitter = LineSplitter()
             async for chunk in _chunks(resp, url):
-                for line in splitter.feed(chunk):
-                    event = decode_event(line)
-                    if event is not None:
-                        yield event
+                batch, failure = decode_lines(splitter.feed(chunk))
+                if batch:
+                    yield batch
+                if failure is not None:
+                    raise failure
             event = decode_event(splitter.finish())
             if event is not None:
-                yield event
+                yield [event]
         finally:
             resp.close()
 
@@ -492,52 +519,6 @@ def request_target(path: str, query: Mapping[str, str]) -> str:
     if query:
         parts.append(urlencode(query, quote_via=quote))
     return f"{target}?{'&'.join(parts)}" if parts else target
-
-
-# How API servers begin an object (corral's and Kubernetes' own encoders):
-# the head is then read from the bytes up to the end of metadata alone. No
-# JSON string holds an unescaped quote, so no value can fake the prefix.
-_HEAD = re.compile(rb'\s*\{"apiVersion":"([^"\\]*)","kind":"([^"\\]*)","metadata":')
-_NAME_FIRST = re.compile(rb'\{"name":"([^"\\]*)"')  # metadata as Kubernetes orders it
-_AFTER_METADATA = b'},"spec":'
-
-
-def object_head(raw: bytes, what: str = "response") -> dict[str, Any]:
-    """``{"apiVersion", "kind", "metadata": {"name"}}`` of the object ``raw``
-    encodes. When the object begins the usual way, nothing (metadata.name
-    first, as Kubernetes orders it) or only its metadata is decoded; else
-    all of it."""
-    found = _HEAD.match(raw)
-    if found is not None:
-        api_version, kind = (part.decode() for part in found.groups())
-        start = found.end()
-        named = _NAME_FIRST.match(raw, start)
-        if named is not None:
-            return _head(api_version, kind, {"name": named.group(1).decode()})
-        end = raw.find(_AFTER_METADATA, start)
-        if end >= 0:
-            try:
-                # Decodes only if the cut is exactly metadata's object: a
-                # cut inside it would leave a brace open.
-                meta = orjson.loads(raw[start:end + 1])
-            except orjson.JSONDecodeError:
-                meta = None
-            if isinstance(meta, dict):
-                return _head(api_version, kind, meta)
-    try:
-        data = orjson.loads(raw) if raw else {}
-    except orjson.JSONDecodeError as exc:
-        raise errors.ApiError(0, "InvalidResponse", f"{what}: not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise errors.ApiError(0, "InvalidResponse", f"{what}: expected an object")
-    return _head(data.get("apiVersion"), data.get("kind"), data.get("metadata"))
-
-
-def _head(api_version: Any, kind: Any, meta: Any) -> dict[str, Any]:
-    head: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "metadata": {}}
-    if isinstance(meta, dict) and "name" in meta:
-        head["metadata"]["name"] = meta["name"]
-    return head
 
 
 def parse_servers(server: str | Sequence[str]) -> list[str]:

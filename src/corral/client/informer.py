@@ -163,7 +163,7 @@ class Informer:
         started = self._clock.monotonic()
         delivered = 0
         timeout = random.randint(WATCH_TIMEOUT_MIN, 2 * WATCH_TIMEOUT_MIN)
-        stream = self.client.watch(
+        stream = self.client.watch_batches(
             self.res,
             self.namespace,
             resource_version=self.resource_version or None,
@@ -172,12 +172,14 @@ class Informer:
             timeout_seconds=timeout,
             allow_bookmarks=True,
         )
+        apply = self.apply
         try:
-            async for type_, obj in stream:
+            async for batch in stream:
                 if self.blind_since is not None:
                     self._regain_sight()
-                self.apply(type_, obj)
-                delivered += 1
+                for type_, obj in batch:
+                    apply(type_, obj)
+                delivered += len(batch)
         finally:
             await stream.aclose()
         return delivered > 0 or self._clock.monotonic() - started >= SHORT_WATCH

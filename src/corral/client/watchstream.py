@@ -96,3 +96,17 @@ def decode_event(line: bytes) -> tuple[str, dict[str, Any]] | None:
         code = obj.get("code")
         raise error_from_status(code if isinstance(code, int) and code > 0 else 500, obj)
     return type_, obj
+
+
+def decode_lines(lines: list[bytes]) -> tuple[list[tuple[str, dict[str, Any]]], Exception | None]:
+    """The events of ``lines``, and the error that stopped them (an ERROR
+    event or a line that is no event): what came before it still counts."""
+    events = []
+    for line in lines:
+        try:
+            event = decode_event(line)
+        except ApiError as exc:
+            return events, exc
+        if event is not None:
+            events.append(event)
+    return events, None

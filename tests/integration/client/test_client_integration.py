@@ -197,7 +197,7 @@ async def test_the_servers_create_answer_is_read_from_its_head(tmp_path):
     """A generateName create with ``full=False``: the name the server chose,
     read from the answer's metadata alone (the server begins objects with
     apiVersion, kind, metadata and puts spec after it)."""
-    from corral.client.api import _AFTER_METADATA, _HEAD
+    from corral.client.objecthead import _AFTER_METADATA, _HEAD
 
     async with running_server(tmp_path) as srv, srv.client() as c:
         tpl = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "web-", "namespace": "default"},

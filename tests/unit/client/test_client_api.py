@@ -248,3 +248,31 @@ def test_object_head_refuses_what_is_not_an_object():
         object_head(b'{"apiVersion":"v1","kind":', "POST /api/v1/pods")
     with pytest.raises(errors.ApiError, match="expected an object"):
         object_head(b"[1]")
+
+
+
+
+@pytest.mark.parametrize("batched", [True, False])
+async def test_watch_delivers_what_preceded_an_error_event_then_raises(batched):
+    gone = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410, "reason": "Expired"}
+    burst = b"".join(orjson.dumps(e) + b"\n" for e in (
+        {"type": "ADDED", "object": cm("a")}, {"type": "MODIFIED", "object": cm("b")},
+        {"type": "ERROR", "object": gone}, {"type": "ADDED", "object": cm("never")}))
+    got: list = []
+
+    async def consume(c: ApiClient) -> None:
+        if batched:
+            async for batch in c.watch_batches(CONFIGMAPS, "ns1"):
+                assert batch
+                got.extend(batch)
+        else:
+            async for event in c.watch(CONFIGMAPS, "ns1"):
+                got.append(event)
+
+    async with serve() as api, ApiClient(api.url) as c:
+        task = asyncio.ensure_future(consume(c))
+        await api.wait_watchers()
+        api.push(burst)
+        with pytest.raises(errors.GoneError):
+            await asyncio.wait_for(task, 5)
+        assert [(t, o["metadata"]["name"]) for t, o in got] == [("ADDED", "a"), ("MODIFIED", "b")]
