@@ -93,6 +93,11 @@ class CorralProcess:
                 self.proc.wait()
         self.log.close()
         self._kill_leftover_containers()
+        # The agent's state tmpfs outlives it like its pods (corral.runtime.memfs);
+        # with the pods ended it goes too, before anything removes the data dir.
+        from corral.runtime.memfs import unmount_under
+
+        unmount_under(self.data_dir)
         return self.proc.returncode
 
     def _kill_leftover_containers(self) -> None:
