@@ -157,7 +157,10 @@ class RestHandlers:
             return []
         if mode == "Strict":
             raise strict_error(report.unknown, kind=rt.kind, version=rt.version)
-        prune_unknown(obj, rt.schema)
+        if old is None:
+            prune_unknown(obj, rt.schema)
+        else:
+            _prune_unshared(obj, old, rt.schema)
         return strict_warnings(report.unknown) if mode == "Warn" else []
 
     def namespace_of(self, target: Target, obj: Obj) -> str | None:
@@ -420,6 +423,21 @@ class RestHandlers:
             "metadata": {"resourceVersion": str(page.revision)},
             "items": deleted,
         })
+
+
+def _prune_unshared(obj: Obj, old: Obj, schema: Any) -> None:
+    """``prune_unknown`` of the top-level values ``obj`` does not share with
+    the stored ``old``: a status patch's result shares the pod's spec with
+    the stored version, which the watch fan-out's cache holds for every
+    watcher and must never be modified (and only what changed can hold an
+    unknown field the client sent)."""
+    for key in list(obj):
+        value = obj[key]
+        shared = isinstance(value, dict | list) and key in old and value is old[key]
+        one = {key: None if shared else value}  # a shared value: only its key is judged
+        prune_unknown(one, schema)
+        if key not in one:
+            del obj[key]
 
 
 def _keep_managed_fields(new: Obj, old: Obj) -> None:
