@@ -329,7 +329,7 @@ class CorralHosts:
         misses them) and delete the pods' network namespaces."""
         import json
 
-        from corral.runtime.process import sandbox_state_dirs
+        from corral.runtime.layout import sandbox_state_dirs
 
         data = self.workdir / node
         pids = [pid for _, _, pid in running_containers(data)]
@@ -402,7 +402,7 @@ def running_containers(data_dir: Path) -> list[tuple[str, str, int]]:
     against /proc: what actually runs, not what the API says."""
     import json
 
-    from corral.runtime.process import containers_dir
+    from corral.runtime.layout import containers_dir
     from corral.runtime.shim import proc_start_ticks
 
     alive = []

@@ -40,6 +40,7 @@ from corral.runtime.cgroups import Cgroup
 from corral.runtime.init import sandbox_pid, sandbox_spec
 from corral.runtime.launcher import CMDLINE_ROOM
 from corral.runtime.launcher import address as launcher_address
+from corral.runtime.layout import containers_dir, link_old_layout, pod_states_dir, run_dir
 from corral.runtime.limits import ContainerLimits, LimitError
 from corral.runtime.protocol import (
     ContainerHandle,
@@ -74,11 +75,11 @@ class ProcessRuntime:
         self.memory = memfs.MemoryDir(run_dir(self.state_dir), mode=0o700, wanted=memory)
         self.memory.open()
         self._root = containers_dir(self.state_dir)
-        self._pod_state = self.memory.path / "pods"
+        self._pod_state = pod_states_dir(self.state_dir)
         self._pods = self.state_dir / "pods"
         self._root.mkdir(parents=True, exist_ok=True)
         self._pod_state.mkdir(exist_ok=True)
-        _link_old_layout(self.state_dir, self._root)
+        link_old_layout(self.state_dir, self._root)
         self._shims: set[asyncio.Task[None]] = set()
         self._launcher: asyncio.subprocess.Process | None = None
         self._launcher_lock = asyncio.Lock()
@@ -485,43 +486,6 @@ class ProcessRuntime:
         self._launcher = None
         if self.memory.close():
             log.info("no container left: unmounted the runtime's state tmpfs %s", self.memory.path)
-
-
-def run_dir(state_dir: Path) -> Path:
-    """The runtime's memory-backed directory (a tmpfs when asked for)."""
-    return Path(state_dir) / "run"
-
-
-def containers_dir(state_dir: Path) -> Path:
-    """Where each container's directory is: the one place that says so
-    (the fencing watchdog and the test harness read it too)."""
-    return run_dir(state_dir) / "containers"
-
-
-def sandbox_state_dirs(state_dir: Path) -> list[Path]:
-    """Every pod's sandbox state directory (``sandbox.json`` in it)."""
-    return sorted((run_dir(state_dir) / "pods").glob("*"))
-
-
-def _link_old_layout(state_dir: Path, containers: Path) -> None:
-    """``state_dir/containers`` was the directory itself; it is now a link
-    to it, so readers of the old path (and containers an older agent left
-    there, moved over first; their shims open their files by name) keep
-    working."""
-    old = state_dir / "containers"
-    if old.is_symlink():
-        return
-    if old.is_dir():
-        for entry in old.iterdir():
-            if not (containers / entry.name).exists():
-                shutil.move(str(entry), str(containers / entry.name))
-        try:
-            old.rmdir()
-        except OSError as exc:
-            log.warning("keeping %s (%s): containers there are not adopted", old, exc)
-            return
-    with contextlib.suppress(FileExistsError):
-        os.symlink(os.path.relpath(containers, state_dir), old)
 
 
 async def _reap(proc: asyncio.subprocess.Process) -> None:

@@ -16,7 +16,8 @@ import pytest
 from corral.agent.agent import Agent
 from corral.client.resources import CONFIGMAPS, PODS, SECRETS
 from corral.runtime import memfs
-from corral.runtime.process import ProcessRuntime, run_dir
+from corral.runtime.layout import run_dir
+from corral.runtime.process import ProcessRuntime
 from corral.testing import running_server
 from fixtures.agent_cluster import NODE, container_status, eventually, pod
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from corral.runtime import memfs
-from corral.runtime.process import ProcessRuntime, containers_dir, run_dir, sandbox_state_dirs
+from corral.runtime.layout import containers_dir, run_dir, sandbox_state_dirs
+from corral.runtime.process import ProcessRuntime
 from corral.runtime.protocol import LogPaths
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
