@@ -226,12 +226,14 @@ async def build_runtimes(
 
     if default not in DEFAULT_CHOICES:
         raise ValueError(f"default runtime {default!r}: must be one of {', '.join(DEFAULT_CHOICES)}")
-    runtimes: dict[str, Runtime] = {"process": ProcessRuntime(Path(data_dir) / "runtime", memory=True)}
+    process = ProcessRuntime(Path(data_dir) / "runtime", memory=True)
+    runtimes: dict[str, Runtime] = {"process": process}
     owner = str(Path(data_dir).resolve())
     docker = await asyncio.to_thread(DockerRuntime.connect, owner, docker_host)
     if docker is not None:
         runtimes["docker"] = docker
     elif default == "docker":
+        await process.close()  # its state tmpfs, if it mounted one for nothing
         raise ValueError(
             "default runtime docker: no Docker engine answers "
             f"at {docker_host or 'DOCKER_HOST or /var/run/docker.sock'}"

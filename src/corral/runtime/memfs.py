@@ -162,6 +162,9 @@ class MemoryDir:
         would need); returns whether it unmounted."""
         if not self.in_memory or _holds_anything(self.path):
             return False
+        entry = mounted_at(self.path)
+        if entry is None or entry.source != SOURCE:
+            return False  # a tmpfs somebody else put there is theirs to unmount
         done = unmount(self.path)
         self.in_memory = not done
         return done

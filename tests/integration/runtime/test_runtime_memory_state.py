@@ -126,3 +126,25 @@ async def test_containers_of_the_old_layout_move_into_memory(state: Path, tmp_pa
     await rt.remove_container(handle)
     await rt.close()
     assert memfs.ours_under(tmp_path) == []
+
+
+async def test_a_tmpfs_mounted_there_by_someone_else_is_used_but_left_mounted(state: Path):
+    from corral.runtime import namespaces as ns
+
+    run_dir(state).mkdir(parents=True)
+    ns.mount("someone-else", str(run_dir(state)), "tmpfs", 0, "size=1m")
+    try:
+        rt = ProcessRuntime(state, memory=True)
+        assert rt.memory.in_memory
+        await rt.close()
+        assert memfs.mounted_at(run_dir(state)).source == "someone-else"
+    finally:
+        memfs.unmount(run_dir(state))
+
+
+async def test_a_node_that_cannot_have_its_default_runtime_leaves_no_mount(tmp_path: Path):
+    from corral.agent.runtimes import build_runtimes
+
+    with pytest.raises(ValueError, match="default runtime docker"):
+        await build_runtimes(tmp_path / "agent", "docker", docker_host=f"unix://{tmp_path}/no.sock")
+    assert memfs.ours_under(tmp_path) == []
