@@ -218,6 +218,11 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+def _expire(waiter: asyncio.Future[_Response]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class Http1Pool:
     """Keep-alive connections to the servers of one cluster, at most
     ``limit`` in use at once (more callers wait, as with aiohttp's
@@ -241,13 +246,23 @@ class Http1Pool:
         if self._closed:
             raise Http1Error("the client is closed", never_sent=True)
         request = self._encode(server, method, target, head, body)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         async with self._slots:
             conn = self._take_idle(server)
             try:
-                async with asyncio.timeout(timeout):
-                    if conn is None:
+                if conn is None:
+                    async with asyncio.timeout_at(deadline):
                         conn = await self._connect(server)
-                    response = await conn.exchange(request, no_body=method == "HEAD")
+                # A bare timer, not asyncio.timeout(): the exchange is most
+                # requests' whole life, and the context manager's task
+                # bookkeeping showed in the profile of a pod burst.
+                waiter = conn.exchange(request, no_body=method == "HEAD")
+                timer = loop.call_at(deadline, _expire, waiter)
+                try:
+                    response = await waiter
+                finally:
+                    timer.cancel()
             except BaseException:
                 if conn is not None:
                     conn.close()  # mid-exchange: its state is unknown
