@@ -46,6 +46,11 @@ from corral.controllers.ownership import claim
 log = logging.getLogger(__name__)
 
 BURST_REPLICAS = 500
+# ReplicaSets synced at once: kube-controller-manager's
+# --concurrent-replicaset-syncs default. A sync creating a burst waits for
+# its slow-start batches one after another, so with 2 a burst of five
+# Deployments made pods for two of them at a time.
+CONCURRENT_SYNCS = 5
 CONTROLLER_INDEX = "replicaset-controller/controller"
 
 
@@ -250,7 +255,7 @@ class ReplicaSetController(Controller):
         recorder: EventRecorder,
         *,
         clock: Clock | None = None,
-        workers: int = 2,
+        workers: int = CONCURRENT_SYNCS,
     ) -> None:
         super().__init__(clock=clock, workers=workers)
         self.client = client
