@@ -142,3 +142,37 @@ async def test_the_echo_of_its_own_status_write_is_no_reason_to_sync(tmp_path: P
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+class HeldClient(FakeClient):
+    """A status write that waits until released (a slow commit on the server)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.waiting = 0
+
+    async def replace_status(self, res: Any, body: dict[str, Any]) -> dict[str, Any]:
+        self.waiting += 1
+        await self.release.wait()
+        return await super().replace_status(res, body)
+
+
+async def test_a_status_write_holds_no_sync_slot_but_keeps_the_agent_busy(tmp_path: Path) -> None:
+    runtime, client = FakeRuntime(), HeldClient()
+    first = worker_for(tmp_path, runtime, client)  # one slot between them
+    other = copy.deepcopy(POD)
+    other["metadata"].update(name="q", uid="u2")
+    second = Counted(first.ctx, other)
+    tasks = [asyncio.create_task(w.run()) for w in (first, second)]
+    try:
+        await until(lambda: client.waiting == 2)  # both started, both writes pending
+        assert len(runtime.started) == 2 and not client.statuses
+        assert not first.ctx.idle.is_set()  # Events still wait for the writes
+        client.release.set()
+        await until(lambda: len(client.statuses) == 2 and first.ctx.idle.is_set())
+        assert {s["phase"] for s in client.statuses} == {"Running"}
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
