@@ -361,4 +361,7 @@ def corral_child(command: str, *extra: str, keep: bool = False, base_dir: str | 
         else:
             import shutil
 
+            from corral.runtime.memfs import unmount_under
+
+            unmount_under(tmp)  # an agent stopped with pods left keeps its state tmpfs
             shutil.rmtree(tmp, ignore_errors=True)
