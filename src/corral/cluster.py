@@ -148,9 +148,10 @@ async def _make_agent(client: Any, node_name: str, data_dir: Path, address: str,
     from corral.agent.agent import Agent
     from corral.agent.fencing import FenceOptions
     from corral.agent.runtimes import build_runtimes
+    from corral.runtime.layout import containers_dir
 
     runtimes = await build_runtimes(data_dir, default_runtime, node_name=node_name)
-    fencing = FenceOptions(watchdog_containers=data_dir / "runtime" / "containers") if fence else None
+    fencing = FenceOptions(watchdog_containers=containers_dir(data_dir / "runtime")) if fence else None
     agent = Agent(client, node_name=node_name, data_dir=data_dir, runtime=runtimes,
                   address=address, port=port,
                   system_reserved=system_reserved, fencing=fencing, proxy_mode=proxy_mode,
