@@ -44,6 +44,8 @@ def test_index_follows_puts_and_removes_and_stays_sorted():
     assert cache.remove("ns1/a") is None
     with pytest.raises(KeyError):
         cache.index_keys("zone", "z1")
+    with pytest.raises(KeyError):
+        cache.by_index("zone", "z1")
 
 
 def test_returned_keys_are_the_callers_to_change():
@@ -85,3 +87,4 @@ def test_random_churn_matches_a_naive_index():
         assert cache.index_keys("node", value) == naive(cache, by_node, value)
         uid = rng.choice(uids)
         assert cache.index_keys("owner", uid) == naive(cache, by_owner, uid)
+        assert [object_key(o) for o in cache.by_index("owner", uid)] == naive(cache, by_owner, uid)
