@@ -79,8 +79,10 @@ class Security:
     quota_recalculator: QuotaRecalculator
     pki: Path
     namespaces: NamespaceIndex | None = None
+    deadlines: Deadlines = field(default_factory=lambda: Deadlines())
 
     async def stop(self) -> None:
+        self.deadlines.close()
         if self.namespaces is not None:
             await self.namespaces.stop()
         await self.quota_recalculator.stop()
@@ -172,45 +174,78 @@ class Security:
             request[ATTRS_KEY] = self.authorization.authorizer.check(user, request.method, request.path, request.query)
         if long_running:
             return await handler(request)
-        return await within(settings.request_timeout, handler(request))
+        return await self.deadlines.within(settings.request_timeout, handler(request))
 
 
 class _Deadline:
-    """Cancels a task when a request has run too long, and remembers that it
-    did, so the cancellation becomes a 504 rather than passing for a client
-    that went away. (``asyncio.timeout`` does the same at several times the
-    cost per request.)"""
+    """A request's deadline (loop time); firing cancels its task and
+    remembers that it did, so the cancellation becomes a 504 rather than
+    passing for a client that went away."""
 
-    __slots__ = ("task", "fired")
+    __slots__ = ("task", "due", "fired")
 
-    def __init__(self, task: asyncio.Task[Any]) -> None:
+    def __init__(self, task: asyncio.Task[Any], due: float) -> None:
         self.task = task
+        self.due = due
         self.fired = False
 
-    def __call__(self) -> None:
+    def fire(self) -> None:
         self.fired = True
         self.task.cancel()
 
 
-async def within(seconds: float, work: Awaitable[web.StreamResponse]) -> web.StreamResponse:
-    """``await work``, or raise a 504 Timeout once ``seconds`` have passed."""
-    task = asyncio.current_task()
-    assert task is not None
-    deadline = _Deadline(task)
-    timer = asyncio.get_running_loop().call_later(seconds, deadline)
-    try:
-        response = await work
-    except asyncio.CancelledError:
-        if deadline.fired and task.uncancel() == 0:
-            from corral.api.errors import Timeout
+class Deadlines:
+    """The deadlines of the requests in flight, checked ``tick`` seconds
+    apart by one loop timer that runs only while some are in flight (a
+    deadline fires at most ``tick`` late). One loop timer per request,
+    armed and cancelled again, cost several times a set entry: each stays
+    in the loop's heap until it would have expired, so a busy server kept
+    tens of thousands of cancelled ones there."""
 
-            raise Timeout(f"Timeout: request did not complete within {seconds:g}s") from None
-        raise
-    finally:
-        timer.cancel()
-    if deadline.fired:  # it fired as the work was finishing: that cancel is ours
-        task.uncancel()
-    return response
+    def __init__(self, tick: float = 0.25) -> None:
+        self.tick = tick
+        self._live: set[_Deadline] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def within(self, seconds: float, work: Awaitable[web.StreamResponse]) -> web.StreamResponse:
+        """``await work``, or raise a 504 Timeout once ``seconds`` have passed."""
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        deadline = _Deadline(task, loop.time() + seconds)
+        self._live.add(deadline)
+        if self._loop is not loop:  # a timer on a loop that has ended would never sweep this one
+            self._loop, self._timer = loop, None
+            self._live = {d for d in self._live if d.task.get_loop() is loop}
+        if self._timer is None:
+            self._timer = loop.call_later(min(self.tick, seconds), self._sweep, loop)
+        try:
+            response = await work
+        except asyncio.CancelledError:
+            if deadline.fired and task.uncancel() == 0:
+                from corral.api.errors import Timeout
+
+                raise Timeout(f"Timeout: request did not complete within {seconds:g}s") from None
+            raise
+        finally:
+            self._live.discard(deadline)
+        if deadline.fired:  # it fired as the work was finishing: that cancel is ours
+            task.uncancel()
+        return response
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        now = loop.time()
+        for deadline in [d for d in self._live if d.due <= now and not d.fired]:
+            deadline.fire()
+        if self._live:
+            self._timer = loop.call_later(self.tick, self._sweep, loop)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 async def _uid_lookup(ctx: ServerContext) -> Callable[[str, str, str], Awaitable[str | None]]:
