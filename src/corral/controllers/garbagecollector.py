@@ -17,6 +17,7 @@ dependents their lives.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from enum import Enum
@@ -42,6 +43,9 @@ from corral.controllers.informers import SharedInformers, by_owner_uid, by_uid
 from corral.controllers.objects import Obj, is_deleting, key_of, meta, namespace_of
 
 log = logging.getLogger(__name__)
+
+_JUDGED = ("ownerReferences", "deletionTimestamp", "finalizers", "uid")
+"""The metadata an update must change for the collector to look again."""
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
@@ -103,7 +107,7 @@ class GarbageCollector(Controller):
             self._informers[tag] = informer
             informer.add_handler(
                 on_add=lambda o, t=tag: self._changed(t, o),
-                on_update=lambda old, new, t=tag: self._changed(t, new),
+                on_update=lambda old, new, t=tag: self._updated(t, old, new),
                 on_delete=lambda o, t=tag: self._deleted(t, o),
             )
             self.watches(informer)
@@ -116,6 +120,14 @@ class GarbageCollector(Controller):
             md.get("deletionTimestamp") and {FOREGROUND, ORPHAN} & set(md.get("finalizers") or [])
         ):
             self.queue.add(f"{tag}|{key_of(obj)}")
+
+    def _updated(self, tag: str, old: Obj, new: Obj) -> None:
+        """Only a change the collector judges on: its owner references, or
+        its deletion and finalizers (as Kubernetes' graph builder looks at an
+        update). A pod's status writes used to queue a reconcile each."""
+        before, after = meta(old), meta(new)
+        if any(before.get(k) != after.get(k) for k in _JUDGED):
+            self._changed(tag, new)
 
     def _deleted(self, tag: str, obj: Obj) -> None:
         uid = meta(obj).get("uid", "")
@@ -174,11 +186,19 @@ class GarbageCollector(Controller):
 
     async def _owner_state(self, dependent: Obj, ref: Obj) -> OwnerState:
         uid = ref.get("uid", "")
-        if self._by_uid(uid):
-            return OwnerState.PRESENT
         try:
-            owner_res = by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
+            owner_res = _resource_of(ref.get("apiVersion", ""), ref.get("kind", ""))
         except KeyError:
+            owner_res = None
+        # The reference names its owner's kind: look in that kind's cache
+        # alone (every pod event used to look in all eight).
+        informer = self._informers.get(_tag(owner_res)) if owner_res is not None else None
+        if informer is not None:
+            if informer.cache.by_index("uid", uid):
+                return OwnerState.PRESENT
+        elif self._by_uid(uid):
+            return OwnerState.PRESENT
+        if owner_res is None:
             return OwnerState.UNKNOWN
         ns = namespace_of(dependent) if owner_res.namespaced else None
         try:
@@ -231,6 +251,12 @@ class GarbageCollector(Controller):
             await self.client.patch(res, meta(obj)["name"], patch, namespace_of(obj) or None)
         except NotFoundError:
             pass
+
+
+@functools.lru_cache(maxsize=256)
+def _resource_of(api_version: str, kind: str) -> Resource:
+    """``by_kind``, remembered: it walks every known resource."""
+    return by_kind(api_version, kind)
 
 
 def _tag(res: Resource) -> str:

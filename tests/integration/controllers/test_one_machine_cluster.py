@@ -302,3 +302,41 @@ async def test_replicaset_adopts_an_orphan_and_releases_a_relabelled_pod(cluster
         return owner(stray) is None and len(mine) == 1 and owner(mine[0]) == uid
 
     await wait_for(released_and_replaced, what="the relabelled pod released and replaced")
+
+
+async def test_dangling_owner_references_are_collected(cluster):
+    """A pod whose owner does not exist goes, whether it came with the
+    reference or gained it by an update; a status write alone (no reference
+    change) leaves a pod whose owner is alive alone."""
+    client = cluster
+    ghost = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "ghost",
+             "uid": "00000000-0000-4000-8000-00000000dead", "controller": True}
+    body = {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "born-orphan", "ownerReferences": [ghost]},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "60"]}]}}
+    await client.create(PODS, body, "default")
+    late = {**body, "metadata": {"name": "late-orphan"}}
+    await client.create(PODS, late, "default")
+    await client.create(REPLICASETS, {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "owner"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "owner"}},
+                 "template": {"metadata": {"labels": {"app": "owner"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}, "default")
+    rs = await client.get(REPLICASETS, "owner", "default")
+    alive = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "owner",
+             "uid": rs["metadata"]["uid"]}
+    kept = {**body, "metadata": {"name": "kept", "ownerReferences": [alive]}}
+    await client.create(PODS, kept, "default")
+    await client.patch(PODS, "late-orphan", {"metadata": {"ownerReferences": [ghost]}}, "default")
+
+    async def gone(name: str) -> bool:
+        try:
+            pod = await client.get(PODS, name, "default")
+        except NotFoundError:
+            return True
+        return bool(pod["metadata"].get("deletionTimestamp"))
+
+    await wait_for(lambda: gone("born-orphan"), what="the pod created with a dangling owner collected")
+    await wait_for(lambda: gone("late-orphan"), what="the pod given a dangling owner collected")
+    pod = await client.get(PODS, "kept", "default")
+    assert not pod["metadata"].get("deletionTimestamp")
