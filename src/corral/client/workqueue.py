@@ -179,10 +179,9 @@ class WorkQueue:
                 timer.cancel()
             if not fut.done():
                 fut.cancel()
-            try:
+                # Still queued (a wake-up pops its future first); a failed
+                # remove's ValueError formats repr(future), which was costly.
                 self._getters.remove(fut)
-            except ValueError:
-                pass
 
     def _wake_one(self) -> None:
         while self._getters:
