@@ -32,21 +32,24 @@ async def admit(request: web.Request, target: Target, obj: Obj, old: Obj | None)
             namespace = target.namespace or (obj.get("metadata") or {}).get("namespace") or ""
             check_rbac_write(authz, user, rt.plural, namespace if rt.namespaced else "", obj)
         return
+    policies = request.app.get(POLICY_KEY)
+    view = policies.view if policies is not None else None
     if rt.group == "" and rt.kind == "Pod" and old is None:
         from corral.api.admit_serviceaccount import admit_service_account
         from corral.api.server import CONTEXT_KEY
         from corral.resources.priorityclasses import admit_pod_priority
 
         ctx = request.app[CONTEXT_KEY]
-        await admit_pod_priority(ctx, obj)
+        await admit_pod_priority(ctx, obj, view)
         namespace = target.namespace or (obj.get("metadata") or {}).get("namespace") or "default"
-        await admit_service_account(ctx.objects, ctx.registry, str(namespace), obj)
+        await admit_service_account(ctx.objects, ctx.registry, str(namespace), obj, view)
     elif rt.group == "scheduling.k8s.io" and rt.kind == "PriorityClass":
         from corral.api.server import CONTEXT_KEY
         from corral.resources.priorityclasses import check_single_default
 
+        if view is not None:
+            view.touched("priorityclasses")
         await check_single_default(request.app[CONTEXT_KEY], obj)
-    policies = request.app.get(POLICY_KEY)
     if policies is not None:
         await policies.admit(request, target, obj, old)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from corral.api.admitview import MISS
 from corral.api.errors import NotFound
 
 Obj = dict[str, Any]
@@ -94,9 +95,11 @@ def _suffix() -> str:
     return "".join(secrets.choice(SUFFIX_ALPHABET) for _ in range(5))
 
 
-async def admit_service_account(objects: Any, registry: Any, namespace: str, pod: Obj) -> None:
+async def admit_service_account(objects: Any, registry: Any, namespace: str, pod: Obj, view: Any = None) -> None:
     """For a pod being created: name its ServiceAccount (``default`` when
-    unset) and add the API access volume if it should have one."""
+    unset) and add the API access volume if it should have one. ``view``
+    (an api/admitview.py AdmissionView) answers when it holds the account;
+    otherwise the store does, so an account created a moment ago counts."""
     spec = pod.get("spec")
     if not isinstance(spec, dict):
         return  # validation names the problem
@@ -104,10 +107,12 @@ async def admit_service_account(objects: Any, registry: Any, namespace: str, pod
     if not isinstance(name, str):
         return
     spec["serviceAccountName"] = name
-    rt = registry.lookup("", "v1", "serviceaccounts")
-    try:
-        account = await objects.get(rt, namespace, name)
-    except NotFound:
-        return
+    account = MISS if view is None else view.get("serviceaccounts", namespace, name)
+    if account is MISS:
+        rt = registry.lookup("", "v1", "serviceaccounts")
+        try:
+            account = await objects.get(rt, namespace, name)
+        except NotFound:
+            return
     if wants_token(pod, account):
         add_api_access(pod)

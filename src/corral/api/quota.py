@@ -21,10 +21,10 @@ import orjson
 from aiohttp import web
 
 from corral.api import podsecurity
+from corral.api.admitview import KINDS, MISS, AdmissionView
 from corral.api.context import ServerContext
 from corral.api.errors import ApiError, Forbidden
 from corral.api.paths import Target
-from corral.api.storefollower import StoreFollower
 from corral.resources.quantity import QuantityError, format_quantity, parse_quantity
 
 log = logging.getLogger(__name__)
@@ -76,66 +76,24 @@ def _format(values: dict[str, Decimal]) -> dict[str, str]:
     return {k: format_quantity(v) for k, v in sorted(values.items())}
 
 
-class PolicyIndex(StoreFollower):
-    """Which namespaces hold ResourceQuotas or LimitRanges, kept current by a
-    store watch, so the admission of a create in a namespace with neither
-    (nearly all of them) reads nothing. A namespace that has some is always
-    read fresh from the store. Like Kubernetes' quota admission, which reads
-    an informer cache, a policy created a moment ago may miss a write that
-    races it."""
-
-    PLURALS = ("resourcequotas", "limitranges")
-
-    name = "policy index"
-
-    def __init__(self, ctx: ServerContext) -> None:
-        super().__init__()
-        self.ctx = ctx
-        self.counts: dict[tuple[str, str], int] = {}
-
-    def may_have(self, plural: str, namespace: str) -> bool:
-        return not self.synced or self.counts.get((plural, namespace), 0) > 0
-
-    async def _sync_and_watch(self) -> None:
-        rts = [self.ctx.registry.lookup("", "v1", p) for p in self.PLURALS]
-        prefixes = {rt.storage_prefix: rt.plural for rt in rts if rt is not None}
-        counts: dict[tuple[str, str], int] = {}
-        revision = 0
-        for prefix, plural in prefixes.items():
-            result = await self.ctx.store.list(prefix, revision=revision)
-            revision = result.revision
-            for kv in result.items:
-                key = (plural, kv.key[len(prefix):].split("/", 1)[0])
-                counts[key] = counts.get(key, 0) + 1
-        self.counts, self.synced = counts, True
-        watches = [self._follow(prefix, plural, revision) for prefix, plural in prefixes.items()]
-        await asyncio.gather(*watches)
-
-    async def _follow(self, prefix: str, plural: str, revision: int) -> None:
-        from corral.store.protocol import EventType
-
-        watch = self.ctx.store.watch(prefix, revision)
-        try:
-            async for event in watch:
-                key = (plural, event.kv.key[len(prefix):].split("/", 1)[0])
-                if event.type is EventType.DELETE:
-                    self.counts[key] = max(0, self.counts.get(key, 0) - 1)
-                elif event.kv.create_revision == event.kv.mod_revision:
-                    self.counts[key] = self.counts.get(key, 0) + 1
-        finally:
-            await watch.close()
-
-
 class NamespacePolicies:
+    """LimitRange, Pod Security and ResourceQuota admission of one API
+    process. ``view`` (api/admitview.py) answers for the policy objects
+    in memory; a namespace whose quotas are charged is always read fresh,
+    as a charge is a compare-and-swap on the quota's stored version."""
+
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
-        self.index = PolicyIndex(ctx)
+        self.view = AdmissionView(ctx.store, ctx.registry)
+        self.index = self.view  # started and stopped with the QuotaRecalculator
 
     async def admit(self, request: web.Request, target: Target, obj: Obj, old: Obj | None) -> None:
         rt = target.rt
+        namespace = target.namespace or (obj.get("metadata") or {}).get("namespace") or "default"
+        if not rt.group and rt.plural in KINDS:
+            self.view.touched(rt.plural, namespace if rt.namespaced else "")
         if old is not None or target.subresource or not rt.namespaced:
             return  # quotas charge creates; updates of requests are immutable for pods
-        namespace = target.namespace or (obj.get("metadata") or {}).get("namespace") or "default"
         if rt.group == "" and rt.plural == "pods":
             await self._limit_ranges(namespace, obj)
             await self._pod_security(namespace, obj)
@@ -143,7 +101,7 @@ class NamespacePolicies:
 
     async def _list(self, plural: str, namespace: str) -> list[Obj]:
         rt = self.ctx.registry.lookup("", "v1", plural)
-        if rt is None or not self.index.may_have(plural, namespace):
+        if rt is None or not self.view.may_have(plural, namespace):
             return []
         result = await self.ctx.store.list(rt.prefix(namespace))
         return [orjson.loads(kv.value) | {"_rv": kv.mod_revision} for kv in result.items]
@@ -152,7 +110,10 @@ class NamespacePolicies:
 
     async def _limit_ranges(self, namespace: str, pod: Obj) -> None:
         problems: list[str] = []
-        for lr in await self._list("limitranges", namespace):
+        ranges = self.view.listed("limitranges", namespace)
+        if ranges is None:
+            ranges = await self._list("limitranges", namespace)
+        for lr in ranges:
             for item in (lr.get("spec") or {}).get("limits") or []:
                 if isinstance(item, dict) and item.get("type") == "Container":
                     for c in (pod.get("spec") or {}).get("containers") or []:
@@ -164,13 +125,17 @@ class NamespacePolicies:
     # -- Pod Security --------------------------------------------------------
 
     async def _pod_security(self, namespace: str, pod: Obj) -> None:
-        ns_rt = self.ctx.registry.lookup("", "v1", "namespaces")
-        assert ns_rt is not None
-        kv = await self.ctx.store.get(ns_rt.key(None, namespace))
-        if kv is None:
-            return
-        labels = (orjson.loads(kv.value).get("metadata") or {}).get("labels") or {}
-        level = labels.get(podsecurity.LABEL, "privileged")
+        level = self.view.get("namespaces", "", namespace)
+        if level is MISS:
+            ns_rt = self.ctx.registry.lookup("", "v1", "namespaces")
+            assert ns_rt is not None
+            kv = await self.ctx.store.get(ns_rt.key(None, namespace))
+            if kv is None:
+                return
+            labels = (orjson.loads(kv.value).get("metadata") or {}).get("labels") or {}
+            level = labels.get(podsecurity.LABEL)
+        if level is None:
+            level = "privileged"
         found = podsecurity.violations(level, pod)
         if found:
             raise Forbidden(f'pods "{_name(pod)}" is forbidden: violates PodSecurity "{level}:latest": '
@@ -179,7 +144,7 @@ class NamespacePolicies:
     # -- ResourceQuota -------------------------------------------------------
 
     async def _quota(self, namespace: str, rt: Any, obj: Obj, *, charge: bool) -> None:
-        if not self.index.may_have("resourcequotas", namespace):
+        if not self.view.may_have("resourcequotas", namespace):
             return  # nearly every namespace: no usage to count
         delta = usage_of(rt, obj)
         if not delta:

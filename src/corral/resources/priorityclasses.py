@@ -109,7 +109,8 @@ async def resolve_pod_priority(pod: Obj, lookup: ClassLookup, list_classes: Clas
                             f"no PriorityClass with name {name} was found", kind="pods")
     else:
         defaults = [c for c in await list_classes() if c.get("globalDefault") is True]
-        cls = min(defaults, key=lambda c: c.get("value", 0)) if defaults else None
+        # Ties (two defaults written in a race) go to the first name, as the store lists them.
+        cls = min(defaults, key=lambda c: (c.get("value", 0), c["metadata"]["name"])) if defaults else None
         if cls is not None:
             spec["priorityClassName"] = cls["metadata"]["name"]
     priority = int(cls.get("value", 0)) if cls else 0
@@ -128,8 +129,11 @@ async def resolve_pod_priority(pod: Obj, lookup: ClassLookup, list_classes: Clas
     spec["preemptionPolicy"] = policy
 
 
-async def admit_pod_priority(ctx: Any, pod: Obj) -> None:
-    """The admission hook: reads classes straight from the server's store."""
+async def admit_pod_priority(ctx: Any, pod: Obj, view: Any = None) -> None:
+    """The admission hook. ``view`` (an api/admitview.py AdmissionView)
+    answers when it can; a class it does not hold, and the set of classes
+    while it cannot vouch for it, are read from the server's store."""
+    from corral.api.admitview import MISS
     from corral.api.errors import NotFound
     from corral.api.listwatch import Filter, list_objects
 
@@ -138,12 +142,18 @@ async def admit_pod_priority(ctx: Any, pod: Obj) -> None:
         return
 
     async def lookup(name: str) -> Obj | None:
+        cached = MISS if view is None else view.get("priorityclasses", "", name)
+        if cached is not MISS:
+            return cached  # type: ignore[no-any-return]
         try:
             return await ctx.objects.get(rt, None, name)  # type: ignore[no-any-return]
         except NotFound:
             return None
 
     async def list_classes() -> list[Obj]:
+        cached = None if view is None else view.listed("priorityclasses")
+        if cached is not None:
+            return cached
         page = await list_objects(ctx.store, rt, None, Filter([], []))
         return list(page.items)
 
