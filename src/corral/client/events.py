@@ -343,13 +343,12 @@ class EventRecorder:
             except NotFoundError:
                 del self._seen[key]  # expired on the server: start a new one
         self.requests += 1
-        created = await self._create(item)
-        cmeta = created.get("metadata") or {}
-        self._seen[key] = _Seen(cmeta.get("namespace", ""), cmeta.get("name", ""), item.count)
+        namespace, name = await self._create(item)
+        self._seen[key] = _Seen(namespace, name, item.count)
         while len(self._seen) > self.cache_size:
             self._seen.popitem(last=False)
 
-    async def _create(self, item: _Pending) -> dict[str, Any]:
+    async def _create(self, item: _Pending) -> tuple[str, str]:
         meta = item.obj["metadata"]
         namespace = meta.get("namespace") or "default"  # cluster-scoped objects
         body = {
@@ -374,13 +373,16 @@ class EventRecorder:
             "reportingComponent": self.component,
             "reportingInstance": self.host or "",
         }
+        # Only the name is kept (for a later count patch): the created
+        # Event's head, not the whole answer decoded.
         try:
-            return await self.client.create(EVENTS, body, namespace)
+            created = await self.client.create(EVENTS, body, namespace, full=False)
         except ApiError as exc:
             if exc.reason != "AlreadyExists":
                 raise
             body["metadata"]["name"] = self._event_name(meta["name"])
-            return await self.client.create(EVENTS, body, namespace)
+            created = await self.client.create(EVENTS, body, namespace, full=False)
+        return namespace, str((created.get("metadata") or {}).get("name") or body["metadata"]["name"])
 
     def _event_name(self, obj_name: str) -> str:
         """``<object>.<16 hex digits>``: Kubernetes uses the time in ns; ours
