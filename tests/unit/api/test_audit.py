@@ -66,3 +66,30 @@ def test_timestamps_are_rfc3339_with_microseconds(tmp_path: Path) -> None:
     assert later is not None and later["requestReceivedTimestamp"] == "2026-11-26T19:05:10.000043Z"
     stage = datetime.strptime(ev["stageTimestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     assert abs((stage - datetime.now(UTC)).total_seconds()) < 60
+
+
+async def test_in_a_loop_events_are_batched_flushed_on_a_timer_and_at_close(tmp_path: Path) -> None:
+    import asyncio
+
+    path = tmp_path / "audit.log"
+    log = AuditLog(path, "Metadata")
+    for _ in range(10):
+        log.write(_event(log, "/api/v1/namespaces/a/pods", b""))
+    assert path.read_bytes() == b""  # one batch, not ten writes
+    async with asyncio.timeout(5):
+        while path.read_bytes().count(b"\n") < 10:
+            await asyncio.sleep(0.02)
+    for _ in range(7):
+        log.write(_event(log, "/api/v1/namespaces/a/pods", b""))
+    log.close()  # a clean stop: nothing pending is lost
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 17 and all(orjson.loads(line)["kind"] == "Event" for line in lines)
+
+
+async def test_batches_still_rotate_at_the_bound(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.log", "Metadata", max_bytes=2000)
+    for _ in range(50):
+        log.write(_event(log, "/apis/apps/v1/namespaces/a/deployments", b""))
+    log.close()
+    assert (tmp_path / "audit.log").stat().st_size <= 2000 + 1000
+    assert (tmp_path / "audit.log.1").stat().st_size <= 2000 + 1000
