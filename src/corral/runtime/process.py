@@ -610,8 +610,11 @@ def _handle_from_meta(meta: dict[str, Any]) -> ContainerHandle:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
+    # open() rather than Path.read_text(): the agent looks for each running
+    # container's exit.json on every poll, and pathlib's layers doubled it.
     try:
-        data = json.loads(path.read_text())
+        with open(path, "rb") as f:
+            data = json.loads(f.read())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
