@@ -186,7 +186,11 @@ class AdmissionView(StoreFollower):
             sizes[plural] = len(result.items)
         self._data, self._sizes, self._overflowed = fresh, sizes, overflowed
         self.synced = True
-        await asyncio.gather(*(self._follow(prefix, plural, revision) for prefix, plural in prefixes.items()))
+        # A TaskGroup, not gather: when one watch breaks, the others must end
+        # too, or every re-list would leave another set of followers behind.
+        async with asyncio.TaskGroup() as group:
+            for prefix, plural in prefixes.items():
+                group.create_task(self._follow(prefix, plural, revision))
 
     async def _follow(self, prefix: str, plural: str, revision: int) -> None:
         watch = self.store.watch(prefix, revision)

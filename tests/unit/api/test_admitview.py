@@ -158,3 +158,26 @@ async def test_admission_reads_the_view_and_falls_back_on_a_miss(view: Admission
     named = _pod(priorityClassName="new-class")
     await admit_pod_priority(ctx, named, view)
     assert objects.reads == 2 and named["spec"]["priority"] == 7 and named["spec"]["preemptionPolicy"] == "Never"
+
+
+async def test_a_broken_watch_relists_without_leaving_followers_behind(
+        store: SqliteStore, view: AdmissionView, monkeypatch: pytest.MonkeyPatch) -> None:
+    from corral.api import storefollower
+
+    monkeypatch.setattr(storefollower, "RELIST_DELAY", 0.01)
+    before = len(asyncio.all_tasks())
+    real_watch, broken = store.watch, []
+
+    def watch(prefix: str, after: int) -> Any:
+        if "serviceaccounts" in prefix and not broken:
+            broken.append(prefix)
+            raise RuntimeError("the watch broke")
+        return real_watch(prefix, after)
+
+    monkeypatch.setattr(store, "watch", watch)
+    await view.stop()
+    view.start()
+    await until(lambda: bool(broken) and view.synced)
+    await store.create(key("serviceaccounts", "a", "later"), obj("later", "a"))
+    await until(lambda: view.get("serviceaccounts", "a", "later") is not MISS)
+    assert len(asyncio.all_tasks()) <= before
