@@ -24,8 +24,10 @@ from corral.api.audit import AuditLog
 from corral.api.auth import Authenticator, TokenAuthenticator
 from corral.api.authz.keys import AUTHZ_KEY, SIGNER_KEY, USER_KEY
 from corral.api.authz.setup import AuthorizationRuntime, start_authorization
+from corral.api.certs import NODE_GROUP
 from corral.api.context import ServerContext
 from corral.api.csr import PKI_KEY
+from corral.api.errors import Forbidden
 from corral.api.namespaces import NamespaceIndex
 from corral.api.quota import NamespacePolicies, QuotaRecalculator
 from corral.api.ratelimit import (
@@ -171,7 +173,19 @@ class Security:
                     raise
         user = request.get(USER_KEY)
         if user is not None:
-            request[ATTRS_KEY] = self.authorization.authorizer.check(user, request.method, request.path, request.query)
+            try:
+                attrs = self.authorization.authorizer.check(user, request.method, request.path, request.query)
+            except Forbidden:
+                # A node acting on a pod bound a moment ago, before this
+                # process's node graph saw the bind: judged on the stored pod.
+                confirmed = None
+                if NODE_GROUP in user.groups:
+                    confirmed = await self.authorization.confirm_refused(
+                        user, request.method, request.path, request.query)
+                if confirmed is None:
+                    raise
+                attrs = confirmed
+            request[ATTRS_KEY] = attrs
         if long_running:
             return await handler(request)
         return await self.deadlines.within(settings.request_timeout, handler(request))

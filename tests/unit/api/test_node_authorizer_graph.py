@@ -109,3 +109,23 @@ def test_graph_after_repeated_and_changed_pods_equals_a_fresh_one() -> None:
         assert {n: +c for n, c in graph.node_refs.items() if +c} == {n: +c for n, c in fresh.node_refs.items() if +c}
     assert graph.node_uses("n2", ("secrets", "default", "s3"))
     assert not graph.node_uses("n1", ("secrets", "default", "s2"))
+
+
+async def test_a_pod_bound_before_the_graph_saw_it_is_confirmed_from_the_store(store: SqliteStore) -> None:
+    """The graph lags the store; a node acting on a pod it just saw bound is
+    judged on the stored pod, and only for its own pods."""
+    authz = NodeAuthorizer(store)
+    await authz._relist()  # loaded, but not following: every later write is unseen
+    await store.create(f"{PODS}default/late", pod("late", "n1", "s1"))
+    attrs = patch_status("n1", "late")
+    assert not authz.authorize(attrs)[0]
+    assert await authz.confirm_pod(attrs)
+    assert await authz.confirm_pod(Attributes(node_user("n1"), "get", True, namespace="default",
+                                              resource="pods", name="late"))
+    assert not await authz.confirm_pod(patch_status("n2", "late"))  # bound elsewhere
+    assert not await authz.confirm_pod(patch_status("n1", "missing"))
+    assert not await authz.confirm_pod(get_secret("n1", "s1"))  # only pods are confirmed live
+    assert not await authz.confirm_pod(Attributes(node_user("n1"), "update", True, namespace="default",
+                                                  resource="pods", name="late"))  # not a status write
+    assert not await authz.confirm_pod(Attributes(User("alice"), "get", True, namespace="default",
+                                                  resource="pods", name="late"))

@@ -240,6 +240,25 @@ class NodeAuthorizer:
         return False
 
 
+    async def confirm_pod(self, attrs: Attributes) -> bool:
+        """A node's request about one pod that the graph refused: is the
+        pod, as stored now, bound to that node? The graph follows the store
+        a few milliseconds behind, and a node acts on a pod the moment its
+        own watch (served, maybe, by another API process) shows it bound;
+        Kubernetes decides pod writes against the stored object too
+        (NodeRestriction). The graph is left to its watch, which brings the
+        same change in order."""
+        node = node_name(attrs.user)
+        if (node is None or not self.loaded or attrs.api_group != "" or attrs.resource != "pods"
+                or not attrs.name or not (attrs.verb in ("get", "delete") or attrs.subresource == "status")):
+            return False
+        kv = await self.store.get(f"{PODS}{attrs.namespace}/{attrs.name}")
+        if kv is None:
+            return False
+        pod = self._decode(kv)
+        return (pod.get("spec") or {}).get("nodeName") == node
+
+
 def check_node_write(user: User, plural: str, group: str, obj: dict[str, Any]) -> None:
     """NodeRestriction: a node may create only the Node and Lease named after it."""
     node = node_name(user)

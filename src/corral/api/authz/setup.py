@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from corral.api.authz.attributes import Attributes, request_attributes
 from corral.api.authz.chain import Authorizer
 from corral.api.authz.defaults import default_cluster_role_bindings, default_cluster_roles
 from corral.api.authz.rbac import RbacAuthorizer, RbacPolicy
@@ -117,6 +119,18 @@ class AuthorizationRuntime:
     rbac: RbacAuthorizer
     aggregation: AggregationWriter
     extra: list[Any] = field(default_factory=list)
+
+    async def confirm_refused(self, user: Any, method: str, path: str,
+                              query: Mapping[str, str]) -> Attributes | None:
+        """The request's attributes if a refusal was only the node graph
+        lagging the store (``NodeAuthorizer.confirm_pod``), else None."""
+        from corral.api.authz.node import NodeAuthorizer
+
+        attrs = request_attributes(user, method, path, query)
+        for extra in self.extra:
+            if isinstance(extra, NodeAuthorizer) and await extra.confirm_pod(attrs):
+                return attrs
+        return None
 
     async def stop(self) -> None:
         await self.aggregation.stop()
