@@ -181,6 +181,10 @@ def main() -> None:
     parser.add_argument("--pod-watch", choices=("per-node", "shared"), default="per-node",
                         help="end_to_end: corral sim --pod-watch: a watch per hollow node, as kubelets "
                              "(default), or one shared watch (cheaper for the sim; before session 5 the only one)")
+    parser.add_argument("--node-identity", choices=("node", "shared"), default="node",
+                        help="end_to_end: node: each hollow node logs in as system:node:<name> (its own "
+                             "token in the server's token file), so the node authorizer judges it as an "
+                             "agent (default since session 6); shared: all use the admin token, as before")
     parser.add_argument("--server-workers", type=int, default=1,
                         help="end_to_end: API worker processes (corral server --api-workers N, passed if N > 1)")
     args = parser.parse_args()

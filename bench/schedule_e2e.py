@@ -295,7 +295,9 @@ def end_to_end(args: argparse.Namespace) -> None:
         sim = subprocess.Popen(
             [*CORRAL, "sim", "--nodes", str(args.nodes), "--server", server.url, "--token", server.token(),
              "--ca-file", str(server.ca_file), "--lease-period", str(args.lease_period),
-             "--label", "disktype=ssd/3", "--pod-watch", pod_watch],
+             "--label", "disktype=ssd/3", "--pod-watch", pod_watch,
+             *(["--node-token-file", str(server.data_dir / "tokens.csv")]
+               if args.node_identity == "node" else [])],
             stdout=subprocess.DEVNULL, stderr=open(server.data_dir.parent / "sim.log", "wb"),
             start_new_session=True)
         try:
@@ -314,7 +316,7 @@ def end_to_end(args: argparse.Namespace) -> None:
                          if "hollow nodes: renewals=" in line][-1:]
             server_pct, sim_pct, bench_pct = result["cpu_pct"]
             params = {"mode": "end_to_end", "nodes": args.nodes, "pods": total, "server_workers": workers,
-                      "pod_watch": pod_watch,
+                      "pod_watch": pod_watch, "node_identity": args.node_identity,
                       "lease_period_s": args.lease_period, "running": result["running"],
                       "seconds": round(result["seconds"], 1),
                       "create_seconds": round(result["create_seconds"], 1),

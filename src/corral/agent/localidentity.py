@@ -56,11 +56,11 @@ def ensure_local_node_token(token_file: Path, node_name: str) -> str:
     if not token:
         token = secrets.token_urlsafe(32)
         kept.append(f'{token},{user},{LOCAL_AGENT_UID},"{NODES_GROUP}"')
-    _write_private(token_file, "\n".join(kept) + "\n")
+    write_private(token_file, "\n".join(kept) + "\n")
     return token
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Whole or not at all (the server re-reads the file while it runs)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

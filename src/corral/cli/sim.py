@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+from pathlib import Path
 
 import click
 
@@ -39,10 +40,15 @@ from corral.sim.hollow import LEASE_PERIOD, NodeShape
               help="per-node: each node lists and watches its own pods (spec.nodeName=<node>), as a kubelet, "
                    "holding a connection (and open file) per node; shared: one watch of all bound pods, "
                    "its events handed to their nodes (cheaper for the machine running the sim).")
+@click.option("--node-token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The server's token file (DATA_DIR/tokens.csv): each node gets its own identity "
+                   "system:node:<name> there, so the node authorizer judges its requests as an agent's. "
+                   "Without it every node uses --token.")
 @click.option("-v", "--verbose", is_flag=True)
 def sim(count: int, server_url: str, token: str, ca_file: str | None, insecure: bool, prefix: str,
         cpu: str, memory: str, max_pods: int, zones: int, runtimes: str, labels: tuple[str, ...],
-        lease_period: float, pod_cidr_range: str, pod_watch: str, verbose: bool) -> None:
+        lease_period: float, pod_cidr_range: str, pod_watch: str, node_token_file: Path | None,
+        verbose: bool) -> None:
     """Run N hollow nodes: real Nodes, Leases and pod status, nothing started."""
     from corral.cli.main import _setup_logging, run_until_signalled
     from corral.scheduler.quantity import milli, units
@@ -68,10 +74,19 @@ def sim(count: int, server_url: str, token: str, ca_file: str | None, insecure: 
     shape = NodeShape(cpu=cpu, memory=memory, pods=max_pods, zones=zones, runtimes=runtimes,
                       labels=dict(_parse_label(raw) for raw in labels), pod_cidr_range=pod_cidr_range or None)
 
+    node_tokens = None
+    if node_token_file is not None:
+        from corral.sim.identity import ensure_node_tokens
+
+        try:
+            node_tokens = ensure_node_tokens(node_token_file, (f"{prefix}{i}" for i in range(count)))
+        except OSError as exc:
+            raise click.BadParameter(f"{node_token_file}: {exc}", param_hint="--node-token-file") from None
+
     async def run(stop: asyncio.Event) -> None:
         cluster = HollowCluster(server_url, token=token, ca_file=ca_file, insecure=insecure, count=count,
                                 prefix=prefix, shape=shape, lease_period=lease_period,
-                                pod_watch=pod_watch)
+                                pod_watch=pod_watch, node_tokens=node_tokens)
         ready = asyncio.Event()
         task = asyncio.ensure_future(cluster.run(ready))
         waiter = asyncio.ensure_future(ready.wait())

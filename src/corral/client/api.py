@@ -398,7 +398,9 @@ class ApiClient:
             server = self.server
             url = server + res.path(namespace)
             try:
-                resp = await session.get(url, params=params, timeout=timeout)
+                # This client's own headers: a session shared by several
+                # clients (hollow nodes) carries another identity's.
+                resp = await session.get(url, params=params, timeout=timeout, headers=self._headers)
                 break
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self._fail_over(server, exc)

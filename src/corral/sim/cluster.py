@@ -31,6 +31,7 @@ import contextlib
 import heapq
 import logging
 import resource
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -125,7 +126,8 @@ class HollowCluster:
                  insecure: bool = False, count: int = 100, prefix: str = "hollow-",
                  shape: NodeShape | None = None, lease_period: float = LEASE_PERIOD,
                  workers: int = 64, clock: Clock | None = None, max_renewals_in_flight: int = 800,
-                 pod_watch: str = "per-node", watch_starts: int = 32) -> None:
+                 pod_watch: str = "per-node", watch_starts: int = 32,
+                 node_tokens: Mapping[str, str] | None = None) -> None:
         if count < 1:
             raise ValueError(f"nodes: must be at least 1, got {count}")
         if lease_period <= 0:
@@ -143,9 +145,12 @@ class HollowCluster:
         self.nodes: dict[str, HollowNode] = {}
         for i in range(count):
             name = f"{prefix}{i}"
-            client = _PooledClient(self.pool, token=token, ca_file=ca_file, insecure=insecure,
+            # Its own identity when given one (sim/identity.py), as an agent's.
+            own = node_tokens.get(name, token) if node_tokens else token
+            client = _PooledClient(self.pool, token=own, ca_file=ca_file, insecure=insecure,
                                    user_agent=f"corral-hollow-node/{name}", timeout=60.0)
             self.nodes[name] = HollowNode(client, name, i, shape, self.clock, lease_period=lease_period)
+        self.own_identities = bool(node_tokens)
         self.lease_period = lease_period
         self._due: list[tuple[float, int, str]] = []  # (monotonic due time, index, node)
         self._due_changed = asyncio.Event()
@@ -303,6 +308,10 @@ class HollowCluster:
         try:
             if self.shared is not None:
                 tasks.append(asyncio.ensure_future(self.shared.run()))
+            if self.own_identities:  # the server reads new token entries within seconds
+                from corral.sim.identity import wait_accepted
+
+                await wait_accepted(next(iter(self.nodes.values())).client)
             await self.register()
             if self.shared is not None:
                 await self.shared.wait_synced()

@@ -12,10 +12,13 @@ from typing import Any
 
 import pytest
 
+from corral.api.server import token_file
 from corral.client import informer as informer_module
+from corral.client.errors import ForbiddenError
 from corral.client.resources import PODS
 from corral.sim.cluster import HollowCluster
 from corral.sim.hollow import NodeShape
+from corral.sim.identity import HOLLOW_UID, ensure_node_tokens
 from corral.testing import TestServer as Server  # not a test class
 from corral.testing import running_server
 
@@ -51,10 +54,11 @@ def watchers(srv: Server) -> int:
 
 
 @contextlib.asynccontextmanager
-async def hollow_cluster(srv: Server, pod_watch: str) -> AsyncIterator[HollowCluster]:
+async def hollow_cluster(srv: Server, pod_watch: str,
+                         node_tokens: dict[str, str] | None = None) -> AsyncIterator[HollowCluster]:
     hollow = HollowCluster(srv.url, token=srv.token, ca_file=str(srv.ca_file), count=NODES,
                            shape=NodeShape(cpu="4", memory="4Gi"), lease_period=30.0,
-                           pod_watch=pod_watch, watch_starts=4)
+                           pod_watch=pod_watch, watch_starts=4, node_tokens=node_tokens)
     ready = asyncio.Event()
     task = asyncio.create_task(hollow.run(ready))
     try:
@@ -111,13 +115,13 @@ async def test_a_cut_watch_resumes_without_losing_events(tmp_path, monkeypatch):
             hollow_cluster(srv, "per-node") as hollow:
         starts = {name: 0 for name in hollow.nodes}
         for name, informer in hollow.watches.items():
-            watch = informer.client.watch
+            watch = informer.client.watch_batches  # what an informer watches with
 
             def counting(*args: Any, _name: str = name, _watch: Any = watch, **kwargs: Any) -> Any:
                 starts[_name] += 1
                 return _watch(*args, **kwargs)
 
-            informer.client.watch = counting  # type: ignore[method-assign]
+            informer.client.watch_batches = counting  # type: ignore[method-assign]
         # Pods keep arriving while every node's watch is cut and resumed twice.
         created: set[str] = set()
         n = 0
@@ -155,3 +159,29 @@ async def test_shared_watch_is_one_watcher_and_still_runs_pods(tmp_path):
             assert time.monotonic() < deadline, f"not running: {sorted(wanted - names)}"
             await asyncio.sleep(0.1)
         assert "pod_watch=shared" in hollow.stats()
+
+
+async def test_nodes_log_in_as_themselves(tmp_path):
+    """With tokens in the server's token file each hollow node is
+    system:node:<name>: it registers, renews and runs its pods through the
+    node authorizer, and is refused another node's pod."""
+    async with running_server(tmp_path) as srv, srv.client() as client:
+        path = token_file(srv.options.data_dir)
+        tokens = ensure_node_tokens(path, (f"hollow-{i}" for i in range(NODES)))
+        assert ensure_node_tokens(path, (f"hollow-{i}" for i in range(NODES))) == tokens  # reused
+        assert path.read_text().count(HOLLOW_UID) == NODES
+        async with hollow_cluster(srv, "per-node", tokens) as hollow:
+            for i in range(NODES):
+                await client.create(PODS, bound_pod(f"n-{i}", f"hollow-{i}"), "default")
+            wanted = {f"n-{i}" for i in range(NODES)}
+            deadline = time.monotonic() + 30
+            while (names := await running_names(client)) != wanted:
+                assert time.monotonic() < deadline, f"not running: {sorted(wanted - names)}"
+                await asyncio.sleep(0.1)
+            assert hollow.errors == 0
+            with pytest.raises(ForbiddenError):
+                await hollow.nodes["hollow-1"].client.patch(
+                    PODS, "n-0", {"status": {"phase": "Failed"}}, "default", subresource="status")
+        assert ensure_node_tokens(path, ["hollow-0"]) == {"hollow-0": tokens["hollow-0"]}
+        assert path.read_text().count(HOLLOW_UID) == 1  # a smaller run drops the others' entries
+        assert srv.token in path.read_text()  # the admin entry is kept
