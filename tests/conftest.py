@@ -18,6 +18,21 @@ REPO = Path(__file__).resolve().parent.parent
 CORRAL = [sys.executable, "-m", "corral.cli.main"]
 
 
+@pytest.fixture(autouse=True)
+def _no_leaked_state_mounts(request: pytest.FixtureRequest) -> Iterator[None]:
+    """An agent a test started under its tmp_path (a `corral agent` child, a
+    runtime made by hand) leaves its state tmpfs mounted when it stops with
+    pods (by design: the next agent adopts them). The test's directory is
+    done with: unmount what is left, or pytest's clean-up of old temp dirs
+    meets a busy mount."""
+    yield
+    tmp = request.node.funcargs.get("tmp_path") if hasattr(request.node, "funcargs") else None
+    if tmp is not None:
+        from corral.runtime.memfs import unmount_under
+
+        unmount_under(Path(tmp))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
