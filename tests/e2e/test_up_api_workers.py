@@ -33,9 +33,13 @@ def test_a_cluster_whose_api_is_served_by_workers_runs_a_deployment(tmp_path) ->
         own = [line for line in (data / "audit.log").read_text().splitlines()
                if '"userAgent":"corral-api-worker' not in line]  # the workers reading its role
         assert own == [], "the server process should serve no request itself"
-        served = (data / "audit.worker1.log").read_text() + (data / "audit.worker2.log").read_text()
-        for agent in ("corral-agent", "corral-controller-manager", "corral-scheduler", "kubectl"):
-            assert f'"userAgent":"{agent}' in served, agent
+
+        def served_all() -> bool:  # audit events reach the file in batches, within ~0.25 s
+            served = (data / "audit.worker1.log").read_text() + (data / "audit.worker2.log").read_text()
+            return all(f'"userAgent":"{agent}' in served
+                       for agent in ("corral-agent", "corral-controller-manager", "corral-scheduler", "kubectl"))
+
+        wait_for(served_all, 10, message="every client in the workers' audit logs")
         # The worker the controller manager and the agent talk to dies: the
         # pool starts another on the same socket and they carry on.
         victim = worker_pids(data)[1]
