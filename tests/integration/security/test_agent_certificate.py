@@ -248,6 +248,9 @@ async def test_the_local_agent_of_corral_up_is_a_node_too(secure: Users) -> None
         users = read_token_file(server.options.data_dir / "tokens.csv")
         node = [u for u in users.values() if u.name == "system:node:local-1"]
         assert [u.groups for u in node] == [("system:nodes",)]
-        audit = (server.options.data_dir / "audit.log").read_text()
-        assert '"username":"system:node:local-1"' in audit.replace(" ", "")
+        async def audited() -> bool:  # the audit log is written in batches, within ~0.25 s
+            text = (server.options.data_dir / "audit.log").read_text()
+            return '"username":"system:node:local-1"' in text.replace(" ", "")
+
+        await eventually(audited, 10, "the node's requests in the audit log")
     await _cleanup(server.options.data_dir / "agent" / "runtime")
