@@ -4,7 +4,7 @@ Each host is a network namespace with a veth pair whose outer end is on a
 bridge in the root namespace, addressed in 198.18.0.0/15 (never anything
 else: see DESIGN.md, "Networks in tests"). The bridge itself has ``.1`` so
 that the test process can reach every host. A process started on a host
-(``ip netns exec``) and everything it starts (the process runtime's
+(``nsenter --net``) and everything it starts (the process runtime's
 containers are host processes) live in that host's network.
 
 Failures a test can inject: kill -9 a process, freeze it (SIGSTOP) and thaw
@@ -154,8 +154,12 @@ class HostNet:
         only what it is meant to)."""
         out: Any = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
         try:
+            # nsenter joins only the network namespace: `ip netns exec` also
+            # gives a private mount namespace, where an agent's state tmpfs
+            # (runtime/memfs.py) would be invisible to the test process, its
+            # clean-up and a restarted agent, unlike on a real machine.
             proc = subprocess.Popen(
-                ["ip", "netns", "exec", host.netns, *argv],
+                ["nsenter", f"--net=/run/netns/{host.netns}", "--", *argv],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})}, start_new_session=True,
             )

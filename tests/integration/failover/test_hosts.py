@@ -35,10 +35,13 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorralHosts]:
     work = tmp_path_factory.mktemp("hosts")
     with HostNet(AGENTS + 1) as net:
         cluster = CorralHosts(net, work)
-        cluster.start_server()
-        for i in range(1, AGENTS + 1):
-            cluster.start_agent(i)
-        yield cluster
+        try:
+            cluster.start_server()
+            for i in range(1, AGENTS + 1):
+                cluster.start_agent(i)
+            yield cluster
+        finally:
+            cluster.close()  # pods and the agents' state tmpfs mounts, before the namespaces go
 
 
 @pytest.fixture
