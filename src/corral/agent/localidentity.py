@@ -22,6 +22,7 @@ import io
 import os
 import secrets
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from corral.client.api import ApiClient
@@ -39,28 +40,42 @@ def ensure_local_node_token(token_file: Path, node_name: str) -> str:
     lines are kept byte for byte."""
     if not node_name:
         raise ValueError("node_name: required for a node identity")
-    user = f"system:node:{node_name}"
-    kept: list[str] = []
-    token = ""
+    return ensure_node_tokens(token_file, [node_name], LOCAL_AGENT_UID)[node_name]
+
+
+def ensure_node_tokens(token_file: Path, names: Iterable[str], marker: str) -> dict[str, str]:
+    """A bearer token of ``system:node:<name>`` for each of ``names``, in
+    entries whose uid column is ``marker`` (the only ones rewritten): an
+    entry for a wanted name is reused, marked entries of other names are
+    dropped, every other line is kept byte for byte. The file is replaced
+    whole (0600), and only when that changes it."""
+    wanted = list(dict.fromkeys(names))
+    if not wanted or any(not name for name in wanted):
+        raise ValueError("names: one or more non-empty node names")
+    users = {f"system:node:{name}": name for name in wanted}
     text = token_file.read_text() if token_file.exists() else ""
-    for line in text.splitlines():
+    lines = text.splitlines()
+    kept: list[str] = []
+    tokens: dict[str, str] = {}
+    for line in lines:
         row = next(csv.reader(io.StringIO(line)), [])
-        if len(row) > 2 and row[2].strip() == LOCAL_AGENT_UID:
-            if row[1].strip() == user and not token:
-                token = row[0].strip()
-            else:
-                continue  # an earlier name of this machine's agent
+        if len(row) > 2 and row[2].strip() == marker:
+            name = users.get(row[1].strip())
+            if name is None or name in tokens:
+                continue  # an earlier name (or a duplicate) of this marker's nodes
+            tokens[name] = row[0].strip()
         kept.append(line)
-    if token and len(kept) == len(text.splitlines()):
-        return token
-    if not token:
-        token = secrets.token_urlsafe(32)
-        kept.append(f'{token},{user},{LOCAL_AGENT_UID},"{NODES_GROUP}"')
-    write_private(token_file, "\n".join(kept) + "\n")
-    return token
+    if len(tokens) == len(wanted) and len(kept) == len(lines):
+        return tokens
+    for name in wanted:
+        if name not in tokens:
+            tokens[name] = secrets.token_urlsafe(32)
+            kept.append(f'{tokens[name]},system:node:{name},{marker},"{NODES_GROUP}"')
+    _write_private(token_file, "\n".join(kept) + "\n")
+    return tokens
 
 
-def write_private(path: Path, text: str) -> None:
+def _write_private(path: Path, text: str) -> None:
     """Whole or not at all (the server re-reads the file while it runs)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -84,8 +84,7 @@ class NamespacePolicies:
 
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
-        self.view = AdmissionView(ctx.store, ctx.registry)
-        self.index = self.view  # started and stopped with the QuotaRecalculator
+        self.view = AdmissionView(ctx.store, ctx.registry)  # started and stopped by the QuotaRecalculator
 
     async def admit(self, request: web.Request, target: Target, obj: Obj, old: Obj | None) -> None:
         rt = target.rt
@@ -232,12 +231,12 @@ class QuotaRecalculator:
         self._task: asyncio.Task[None] | None = None
 
     def start(self, *, recount: bool = True) -> None:
-        self.policies.index.start()
+        self.policies.view.start()
         if recount:
             self._task = asyncio.create_task(self._run(), name="quota-recalculator")
 
     async def stop(self) -> None:
-        await self.policies.index.stop()
+        await self.policies.view.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(BaseException):

@@ -62,22 +62,14 @@ class Cache:
         return key in self._items
 
     def by_index(self, name: str, value: str) -> list[dict[str, Any]]:
-        """The objects filed under ``value``, by key. None or one is the
-        common answer (the garbage collector asks every kind for an owner's
-        uid on each pod event), so those skip the sorting path."""
-        index = self._indices.get(name)
-        if index is None:
-            raise KeyError(f"index {name!r} is not defined")
-        keys = index.get(value)
-        if not keys:
-            return []
+        """The objects filed under ``value``, by key."""
         items = self._items
-        if len(keys) == 1:
-            return [items[k] for k in keys]
         return [items[k] for k in self.index_keys(name, value)]
 
     def index_keys(self, name: str, value: str) -> list[str]:
-        """The keys filed under ``value``, sorted (a fresh list: the caller may keep or change it)."""
+        """The keys filed under ``value``, sorted (a fresh list: the caller
+        may keep or change it). None or one is the common answer, and skips
+        the sorting; a longer list is sorted once until it changes."""
         index = self._indices.get(name)
         if index is None:
             raise KeyError(f"index {name!r} is not defined")

@@ -105,9 +105,13 @@ ALL: tuple[Resource, ...] = (
 )
 
 
+_BY_KIND: dict[tuple[str, str], Resource] = {(res.api_version, res.kind): res for res in reversed(ALL)}
+"""(apiVersion, kind) -> resource; reversed so the first of ALL wins, as a walk would."""
+
+
 def by_kind(api_version: str, kind: str) -> Resource:
     """The resource for an object's ``apiVersion``/``kind`` (e.g. an ownerReference)."""
-    for res in ALL:
-        if res.kind == kind and res.api_version == api_version:
-            return res
-    raise KeyError(f"unknown kind {kind!r} in {api_version!r}")
+    res = _BY_KIND.get((api_version, kind))
+    if res is None:
+        raise KeyError(f"unknown kind {kind!r} in {api_version!r}")
+    return res

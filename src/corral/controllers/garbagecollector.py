@@ -17,7 +17,6 @@ dependents their lives.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Sequence
 from enum import Enum
@@ -187,16 +186,13 @@ class GarbageCollector(Controller):
     async def _owner_state(self, dependent: Obj, ref: Obj) -> OwnerState:
         uid = ref.get("uid", "")
         try:
-            owner_res = _resource_of(ref.get("apiVersion", ""), ref.get("kind", ""))
+            owner_res = by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
         except KeyError:
             owner_res = None
         # The reference names its owner's kind: look in that kind's cache
         # alone (every pod event used to look in all eight).
         informer = self._informers.get(_tag(owner_res)) if owner_res is not None else None
-        if informer is not None:
-            if informer.cache.by_index("uid", uid):
-                return OwnerState.PRESENT
-        elif self._by_uid(uid):
+        if informer.cache.by_index("uid", uid) if informer is not None else self._by_uid(uid):
             return OwnerState.PRESENT
         if owner_res is None:
             return OwnerState.UNKNOWN
@@ -251,12 +247,6 @@ class GarbageCollector(Controller):
             await self.client.patch(res, meta(obj)["name"], patch, namespace_of(obj) or None)
         except NotFoundError:
             pass
-
-
-@functools.lru_cache(maxsize=256)
-def _resource_of(api_version: str, kind: str) -> Resource:
-    """``by_kind``, remembered: it walks every known resource."""
-    return by_kind(api_version, kind)
 
 
 def _tag(res: Resource) -> str:

@@ -15,14 +15,11 @@ unmeasured.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
-import secrets
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from corral.agent.localidentity import NODES_GROUP, write_private
+from corral.agent import localidentity
 from corral.client.api import ApiClient
 from corral.client.errors import UnauthorizedError
 from corral.client.resources import NODES
@@ -35,28 +32,8 @@ def ensure_node_tokens(token_file: Path, names: Iterable[str]) -> dict[str, str]
     """A bearer token of ``system:node:<name>`` for each name, in
     ``token_file``: an entry of an earlier run for the same name is reused,
     hollow entries for other names are dropped, every other line is kept
-    byte for byte. The file is replaced whole (0600)."""
-    wanted = list(dict.fromkeys(names))
-    if not wanted or any(not name for name in wanted):
-        raise ValueError("names: one or more non-empty node names")
-    users = {f"system:node:{name}": name for name in wanted}
-    kept: list[str] = []
-    tokens: dict[str, str] = {}
-    text = token_file.read_text() if token_file.exists() else ""
-    for line in text.splitlines():
-        row = next(csv.reader(io.StringIO(line)), [])
-        if len(row) > 2 and row[2].strip() == HOLLOW_UID:
-            name = users.get(row[1].strip())
-            if name is None or name in tokens:
-                continue  # a node of an earlier, larger run
-            tokens[name] = row[0].strip()
-        kept.append(line)
-    for name in wanted:
-        if name not in tokens:
-            tokens[name] = secrets.token_urlsafe(24)
-            kept.append(f'{tokens[name]},system:node:{name},{HOLLOW_UID},"{NODES_GROUP}"')
-    write_private(token_file, "\n".join(kept) + "\n")
-    return tokens
+    byte for byte."""
+    return localidentity.ensure_node_tokens(token_file, names, HOLLOW_UID)
 
 
 async def wait_accepted(client: ApiClient, timeout: float = 30.0) -> None:
