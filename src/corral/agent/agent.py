@@ -31,6 +31,7 @@ from corral.agent.pod_worker import PodWorker, WorkerContext
 from corral.agent.runtimes import RuntimeSet
 from corral.agent.server import AgentServer, LogError, LogTarget
 from corral.agent.servingcert import ServingCertificates
+from corral.agent.startsteps import StartSteps
 from corral.agent.stats import ContainerRef, Sample, StatsCollector
 from corral.agent.volumes import VolumeManager
 from corral.client.api import ApiClient
@@ -88,6 +89,7 @@ class Agent:
         self.logs = LogStore(self.data_dir / "logs")
         self.system_reserved = dict(system_reserved or {})
         self.stats = StatsCollector(node_name)
+        self.steps = StartSteps()
         self.allocatable: dict[str, str] = {}
         """Filled from the Node's status; what downward-API refs report without limits."""
         self.server = AgentServer(
@@ -99,6 +101,7 @@ class Agent:
             resolve_exec=self._resolve_exec,
             stats=self._stats,
             resolve_forward=self._resolve_forward,
+            steps=self.steps,
         )
         idle = asyncio.Event()  # no pod sync running (WorkerContext keeps it)
         # A pod's Created/Started Events wait (a few seconds at most) for the
@@ -120,6 +123,7 @@ class Agent:
             backoff=RestartBackoff(),
             sync_slots=asyncio.Semaphore(MAX_CONCURRENT_SYNCS),
             idle=idle,
+            steps=self.steps,
             env=EnvBuilder(client, self.allocatable),
             volumes=VolumeManager(client, self.data_dir / "volumes", self.allocatable,
                                   memory=self.memory.path / "volumes" if in_memory else None),

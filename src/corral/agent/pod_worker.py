@@ -23,6 +23,7 @@ from corral.agent.container_life import ContainerLife
 from corral.agent.env import EnvBuilder, expand_command
 from corral.agent.logs import LogStore
 from corral.agent.probes import ContainerProbes
+from corral.agent.startsteps import StartSteps
 from corral.agent.status import (
     ContainerView,
     backoff_message,
@@ -68,6 +69,8 @@ class WorkerContext:
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     """Set while no sync runs: the agent's Events wait for it (client/events.py)."""
     syncing: int = 0
+    steps: StartSteps = field(default_factory=StartSteps)
+    """Marks of each pod's start steps (agent/startsteps.py)."""
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -112,6 +115,8 @@ class PodWorker(ContainerLife):
         for handle in sorted(adopted or [], key=lambda h: h.attempt):
             self._adopt(handle)
         self._older = list(older or [])
+        if not self.handles:  # an adopted pod started under an earlier agent
+            ctx.steps.seen(self.uid, self.namespace, self.name)
 
     # -- outside interface ---------------------------------------------------
 
@@ -162,6 +167,7 @@ class PodWorker(ContainerLife):
         commit) was a quarter of a slot's hold, and pods waited ~1 s for a
         slot; the agent counts as busy (``ctx.idle``) until it is sent."""
         await self.ctx.sync_slots.acquire()
+        self.ctx.steps.mark(self.uid, "slot")
         self.ctx.syncing += 1
         self.ctx.idle.clear()
         try:
@@ -249,6 +255,7 @@ class PodWorker(ContainerLife):
         if not terminal and not await self._sync_volumes(pod):
             self._stage_status(pod, False)
             return
+        self.ctx.steps.mark(self.uid, "volumes")
         init_specs = spec.get("initContainers") or []
         initialized = await self._sync_init(pod, init_specs, terminal)
         for c in spec.get("containers") or []:
@@ -331,19 +338,23 @@ class PodWorker(ContainerLife):
             await self.ctx.runtime.remove_container(old)
             self.states.pop(key, None)
         self._stop_probes(key)
+        steps = self.ctx.steps.container(self.uid, key)
         try:
             if self.ctx.prepare_network is not None:
                 await self.ctx.prepare_network(pod)  # its own address, before probes and env read it
+            steps.mark("network")
             probes = self._make_probes(spec, key, init)
             env = await self._container_env(pod, spec)
             logs = self.ctx.logs.paths(self.namespace, self.name, self.uid, name, attempt)
             extra = await self._mount_args(pod, spec)
+            steps.mark("env")
             handle = await self.ctx.runtime.start_container(
                 pod, expand_command(spec, env), logs, env, attempt=attempt, init=init, **extra
             )
         except StartError as exc:
             self._start_failed(pod, key, exc)
             return
+        steps.done(handle)
         self.envs[key] = env
         self.ctx.logs.prune(self.namespace, self.name, self.uid, name, newest=attempt)
         self.handles[key] = handle
@@ -441,6 +452,7 @@ class PodWorker(ContainerLife):
         await self.ctx.runtime.remove_pod(self.uid)
         self.ctx.logs.remove_pod(self.namespace, self.name, self.uid)
         self.ctx.backoff.forget_prefix(self.uid + "/")
+        self.ctx.steps.forget(self.uid)
 
     # -- status --------------------------------------------------------------
 
@@ -485,6 +497,7 @@ class PodWorker(ContainerLife):
             fresh["status"] = status
             await self.ctx.client.replace_status(PODS, fresh)
         self._last_status = status
+        self.ctx.steps.status_written(self.uid, status.get("phase"))
 
     def _view(self, spec: dict[str, Any], init: bool, initialized: bool) -> ContainerView:
         key = _key(spec, init)

@@ -1,7 +1,9 @@
 """The agent's HTTPS endpoint (the kubelet's port 10250, the part we need).
 
-The API server proxies ``pods/log``, ``exec``, ``portforward`` and the
-stats for ``kubectl top`` here over TLS with its kubelet-client certificate;
+The API server proxies ``pods/log``, ``exec``, ``portforward``, the
+stats for ``kubectl top`` and ``nodes/proxy`` (``/metrics``, the recent pod
+start timelines at ``/debug/pod-starts``) here over TLS with its
+kubelet-client certificate;
 this side serves a certificate from the cluster CA (agent/servingcert.py),
 lets only that identity in, finds the container instance and streams its
 log. Errors are plain text with the right status code, which the API server
@@ -16,14 +18,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from corral.agent.exec import ExecOptions, serve_exec
 from corral.agent.logs import LogOptions, stream_log
 from corral.agent.servingcert import KUBELET_CLIENT_CN, ServingCertificates, caller_identity
+from corral.agent.startsteps import StartSteps
 from corral.clock import Clock, RealClock
 from corral.runtime.protocol import ExecPlan, LogPaths
 
 log = logging.getLogger(__name__)
+POD_STARTS_PATH = "/debug/pod-starts"
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,9 @@ class AgentServer:
         resolve_exec: ExecResolver | None = None,
         stats: StatsSource | None = None,
         resolve_forward: ForwardResolver | None = None,
+        steps: StartSteps | None = None,
     ) -> None:
+        self.steps = steps
         self.resolve = resolve
         self.resolve_forward = resolve_forward
         self.resolve_exec = resolve_exec
@@ -85,6 +92,8 @@ class AgentServer:
         app.router.add_route("*", "/exec/{namespace}/{pod}/{container}", self._exec)
         app.router.add_get("/stats/summary", self._stats)
         app.router.add_get("/portForward/{namespace}/{pod}", self._port_forward)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get(POD_STARTS_PATH, self._pod_starts)
         return app
 
     async def start(self) -> int:
@@ -155,6 +164,25 @@ class AgentServer:
         if self.stats is None:
             return web.Response(status=404, text="stats are not served here\n")
         return web.json_response(await self.stats())
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        if self.steps is None:
+            return web.Response(status=404, text="metrics are not served here\n")
+        return web.Response(body=self.steps.metrics_text(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _pod_starts(self, request: web.Request) -> web.Response:
+        """``{"kind": "PodStartTimelineList", "items": [...]}``, oldest first;
+        ``?namespace=`` and ``?limit=`` narrow it."""
+        if self.steps is None:
+            return web.Response(status=404, text="pod start timelines are not served here\n")
+        raw = request.query.get("limit")
+        limit = None
+        if raw is not None:
+            if not raw.isdigit() or int(raw) < 1:
+                return web.Response(status=400, text=f"limit: must be a positive integer, not {raw!r}\n")
+            limit = int(raw)
+        items = self.steps.timelines(request.query.get("namespace") or None, limit)
+        return web.json_response({"kind": "PodStartTimelineList", "items": items})
 
     async def _logs(self, request: web.Request) -> web.StreamResponse:
         ns = request.match_info["namespace"]

@@ -67,6 +67,7 @@ def _subresource_facts(rt: ResourceType, sub: str) -> tuple[dict[str, str], list
         "portforward": ({"group": "", "version": "v1", "kind": "PodPortForwardOptions"}, ["create", "get"]),
         "finalize": (own, ["update"]),
         "approval": (own, ["update"]),
+        "proxy": ({"group": "", "version": "v1", "kind": f"{rt.kind}ProxyOptions"}, ["get"]),  # nodeproxy.py
     }
     return table.get(sub)
 

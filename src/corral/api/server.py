@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from corral.api import discovery, readiness
+from corral.api import discovery, nodeproxy, readiness
 from corral.api.auth import TokenAuthenticator
 from corral.api.authz.keys import USER_KEY
 from corral.api.content import MAX_BODY_BYTES
@@ -177,6 +177,8 @@ def build_app(ctx: ServerContext, auth: TokenAuthenticator, security: Any = None
     router.add_get("/openapi/v3/{path:.+}", r.openapi_doc)
     metrics = MetricsApi(ctx)
     router.add_route("*", "/apis/metrics.k8s.io/v1beta1/{tail:.+}", metrics.handle)
+    for path in nodeproxy.ROUTES:  # before /api/v1/{tail}: nodes/proxy has a path after it
+        router.add_route("*", path, nodeproxy.handle)
     router.add_route("*", "/api/v1/{tail:.+}", r.rest.core)
     router.add_route("*", "/apis/{group}/{version}/{tail:.+}", r.rest.grouped)
     return app

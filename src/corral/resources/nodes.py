@@ -140,7 +140,7 @@ def node_fields(node: Obj) -> dict[str, str]:
 def node_type(schema: Schema) -> ResourceType:
     return ResourceType(
         group="", version="v1", kind="Node", plural="nodes", singular="node", namespaced=False,
-        schema=schema, short_names=("no",), subresources=("status",), columns=COLUMNS,
+        schema=schema, short_names=("no",), subresources=("status", "proxy"), columns=COLUMNS,
         defaulter=default_node, validator=validate_node, field_selectors=node_fields,
         has_status=True,
     )

@@ -191,12 +191,14 @@ def _exit_fd(pid: int) -> int | None:
 
 
 def run(cdir: Path) -> int:
+    began = time.monotonic()
     spec = json.loads((cdir / "spec.json").read_text())
     writer = LogWriter(Path(spec["log_path"]), int(spec["log_max_bytes"]))
     cgroup = _cgroup(spec)
     enter = None
     try:
         enter = _prepare_isolation(spec, cgroup)
+        isolated = time.monotonic()
         proc = subprocess.Popen(
             spec["argv"],
             env=spec["env"],
@@ -218,10 +220,16 @@ def run(cdir: Path) -> int:
         return 0
     if getattr(enter, "binds", None) is not None:
         enter.binds.close()  # type: ignore[union-attr]  # the container holds its mounts now
+    # The start's steps on CLOCK_MONOTONIC (system wide: the agent puts
+    # them in the pod's start timeline, agent/startsteps.py). "isolated":
+    # cgroup and pod namespaces (sandbox) ready; the namespaces themselves
+    # are entered in the child, inside "spawned".
+    steps = {"began": began, "isolated": isolated, "spawned": time.monotonic()}
     started = {
         "pid": proc.pid,
         "startTicks": proc_start_ticks(proc.pid),
         "startedAt": rfc3339nano(),
+        "steps": steps,
     }
     write_json_atomic(cdir / "started.json", started)
     _tell_agent(started)

@@ -217,8 +217,8 @@ class NodeAuthorizer:
 
     def _decide(self, node: str, a: Attributes) -> bool:
         res, verb, g = a.resource, a.verb, a.api_group
-        if g == "" and res == "nodes":
-            return verb in READ or a.name == node or (verb == "create" and not a.name)
+        if g == "" and res == "nodes":  # nodes/proxy (another agent's API) is never a node's
+            return a.subresource in ("", "status") and (verb in READ or a.name == node or (verb == "create" and not a.name))
         if g == "coordination.k8s.io" and res == "leases":
             return a.namespace == "kube-node-lease" and (a.name == node or (verb == "create" and not a.name))
         if g == "" and res == "pods":
