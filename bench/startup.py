@@ -12,6 +12,13 @@ local busybox made with ``docker import``: there is no registry).
    ``runtimeClassName`` set): each pod's latency is from just before its
    create request to the moment a watch shows it ``Running``. Prints
    ``start_p50_ms``/``start_p99_ms`` (and max) with a ``runtime`` field.
+   Then the agent's own account of each start, read through ``nodes/proxy``
+   (``/api/v1/nodes/NODE/proxy/debug/pod-starts``, agent/startsteps.py):
+   one ``agent_step_ms`` line per step (p50 as the value, ``p99_ms``;
+   ``at_p50_ms``/``at_p99_ms`` since the agent first saw the pod), with
+   ``post_to_seen`` (the create request to the agent's first sight) first
+   and ``agent_start_ms`` (seen -> Running written) after. The watch-based
+   ``stage_ms`` lines stay (the watch is an observer from outside).
 2. A Deployment of M replicas on ``docker``: time from create until all
    are Running (``replicas_running_s``, runtime corral), then the same with
    Docker Swarm mode on the same engine (``docker swarm init``, a service
@@ -46,6 +53,7 @@ from _common import (  # noqa: E402
     processes_matching,
 )
 
+from corral.agent.startsteps import POD_MARKS  # noqa: E402
 from corral.client.api import ApiClient  # noqa: E402
 from corral.client.resources import DEPLOYMENTS, EVENTS, NODES, PODS  # noqa: E402
 from fixtures.dockerd import Dockerd, answers, ensure_image, start_dockerd  # noqa: E402
@@ -188,6 +196,7 @@ async def burst(client: ApiClient, runtime: str, n: int, image: str, timeout: fl
              corral_ms=round(corral_s * 1000 / n, 1), helpers_ms=round(others_s * 1000 / n, 1),
              **engine_ms(engine_cpu, n), **params)
         stages.report(sent, wall_offset, **params)
+        agent_marks = await agent_steps(client, sent, **params)
         # Work the agent puts off until its pods run (its Events) is CPU all
         # the same: also count until every pod's Started Event is written.
         took = await events_written(client, set(seen), timeout)
@@ -197,9 +206,51 @@ async def burst(client: ApiClient, runtime: str, n: int, image: str, timeout: fl
         if marks is not None:
             with open(marks, "a") as out:
                 for name, t in sent.items():
-                    row = {"pod": name, "sent": t, **stages.at.get(name, {})}
+                    row = {"pod": name, "sent": t, **stages.at.get(name, {}),
+                           **{f"agent_{m}": at for m, at in agent_marks.get(name, {}).items()}}
                     out.write(json.dumps(row) + "\n")
     await delete_all(client, "bench=startup", timeout)
+
+
+async def agent_steps(client: ApiClient, sent: dict[str, float], **params: Any) -> dict[str, dict[str, float]]:
+    """The agents' timelines of the burst's pods (through ``nodes/proxy``),
+    reported per step; returns each pod's marks on this machine's
+    CLOCK_MONOTONIC (the agent's clock too: one machine)."""
+    timelines: dict[str, dict[str, Any]] = {}
+    for node in (await client.list(NODES))["items"]:
+        path = f"/api/v1/nodes/{node['metadata']['name']}/proxy/debug/pod-starts"
+        for item in (await client.request("GET", path, params={"namespace": NS})).get("items", []):
+            if item["name"] in sent:
+                timelines[item["name"]] = item
+    if not timelines:
+        print("# no pod start timelines from the agents", file=sys.stderr)
+        return {}
+    steps: dict[str, list[float]] = {"post_to_seen": []}
+    at: dict[str, list[float]] = {}
+    absolute: dict[str, dict[str, float]] = {}
+    for name, item in timelines.items():
+        seen, marks = item["seenMonotonic"], item["marksMs"]
+        steps["post_to_seen"].append((seen - sent[name]) * 1000)
+        absolute[name] = {m: seen + ms / 1000 for m, ms in marks.items()}
+        prev = None
+        for mark in POD_MARKS:
+            if mark not in marks:
+                continue
+            at.setdefault(mark, []).append(marks[mark])
+            if prev is not None:
+                steps.setdefault(mark, []).append(marks[mark] - marks[prev])
+            prev = mark
+    for step, values in steps.items():
+        extra = {}
+        if step in at:
+            extra = {"at_p50_ms": round(percentile(at[step], 50), 1),
+                     "at_p99_ms": round(percentile(at[step], 99), 1)}
+        emit(BENCH, "agent_step_ms", percentile(values, 50), "ms", step=step,
+             p99_ms=round(percentile(values, 99), 1), timelines=len(values), **extra, **params)
+    totals = [item["totalMs"] for item in timelines.values()]
+    emit(BENCH, "agent_start_ms", percentile(totals, 50), "ms", p99_ms=round(percentile(totals, 99), 1),
+         timelines=len(totals), **params)
+    return absolute
 
 
 async def events_written(client: ApiClient, pods: set[str], timeout: float) -> float:

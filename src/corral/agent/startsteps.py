@@ -25,7 +25,9 @@ histograms are fed once per pod, when its Running status is written.
 Served by the agent (agent/server.py): ``/metrics`` in the Prometheus text
 format (the kubelet's metric naming), ``/debug/pod-starts`` the last
 :data:`RING` pods' timelines as JSON, in ms from ``seen``, for exact
-percentiles.
+percentiles (``seenMonotonic``, the seen mark in CLOCK_MONOTONIC seconds,
+lets a client on the same machine, bench/startup.py, place them against
+its own clock).
 """
 
 from __future__ import annotations
@@ -190,6 +192,7 @@ class StartSteps:
             "uid": pod.uid,
             "runtime": runtime,
             "seenAt": _rfc3339(pod.wall),
+            "seenMonotonic": round(seen, 6),
             "totalMs": _ms(marks["running"] - seen),
             "marksMs": {m: _ms(marks[m] - seen) for m in POD_MARKS if m in marks},
             "containers": [
