@@ -129,3 +129,73 @@ async def test_a_pod_bound_before_the_graph_saw_it_is_confirmed_from_the_store(s
                                                   resource="pods", name="late"))  # not a status write
     assert not await authz.confirm_pod(Attributes(User("alice"), "get", True, namespace="default",
                                                   resource="pods", name="late"))
+
+
+async def test_the_graph_follows_the_fanouts_pod_stream_not_a_store_watch_of_its_own(store: SqliteStore) -> None:
+    """Pod watchers and the graph share one dispatcher (one store watch, one
+    decode per change); the graph learns a bind in the same turn of the
+    loop as the watchers are handed it."""
+    from corral.api.authz.node import _pod_kind
+    from corral.api.fanout import WatchFanout
+    from corral.api.listwatch import Filter
+
+    fanout, pods = WatchFanout(), _pod_kind()
+    await store.create(f"{PODS}default/a", pod("a", "n1", "s1"))
+    authz = NodeAuthorizer(store, fanout=fanout, pods=pods)
+    await authz.start()
+    watcher = None
+    try:
+        async with asyncio.timeout(5):
+            while (dispatcher := fanout.dispatcher(store, pods)) is None or dispatcher.count < 1:
+                await asyncio.sleep(0.01)
+        watcher = await fanout.subscribe(store, pods, "default", Filter([], []), authz.revision)
+        assert dispatcher.count == 2 and fanout.dispatcher(store, pods) is dispatcher
+        await store.create(f"{PODS}default/b", pod("b", "n2", "s2"))
+        async with asyncio.timeout(5):
+            event = await anext(aiter(watcher))
+        assert event.object["metadata"]["name"] == "b"
+        assert authz.authorize(patch_status("n2", "b"))[0]  # no later than the watcher saw it
+        assert authz.authorize(get_secret("n2", "s2"))[0]
+        await store.delete(f"{PODS}default/b")
+        assert await until_refused(authz, get_secret("n2", "s2"))
+        assert authz.authorize(get_secret("n1", "s1"))[0]
+    finally:
+        if watcher is not None:
+            await watcher.aclose()
+        await authz.stop()
+
+
+async def test_a_graph_behind_the_stores_history_relists(store: SqliteStore) -> None:
+    """Resuming from a revision the store has compacted away is a 410: the
+    graph re-lists and follows on from the fresh list."""
+    await store.create(f"{PODS}default/a", pod("a", "n1", "s1"))
+    authz = NodeAuthorizer(store)
+    await authz._relist()
+    created = await store.create(f"{PODS}default/b", pod("b", "n2", "s2"))
+    await store.update(f"{PODS}default/b", pod("b", "n2", "s3"), created.mod_revision)
+    await store.compact(await store.current_revision())
+    relists = 0
+    relist = authz._relist
+
+    async def counted() -> None:
+        nonlocal relists
+        relists += 1
+        await relist()
+
+    authz._relist = counted  # type: ignore[method-assign]
+    authz._task = asyncio.create_task(authz._follow())
+    try:
+        assert await until_allowed(authz, get_secret("n2", "s3"))
+        assert relists == 1
+        assert not authz.authorize(get_secret("n2", "s2"))[0]
+        await store.create(f"{PODS}default/c", pod("c", "n3", "s4"))
+        assert await until_allowed(authz, get_secret("n3", "s4"))
+    finally:
+        await authz.stop()
+
+
+async def until_refused(authz: NodeAuthorizer, attrs: Attributes, timeout: float = 5.0) -> bool:
+    async with asyncio.timeout(timeout):
+        while authz.authorize(attrs)[0]:
+            await asyncio.sleep(0.01)
+    return True

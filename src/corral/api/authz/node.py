@@ -4,8 +4,10 @@ the pods bound to it, and read only the Secrets, ConfigMaps, volume claims
 and ServiceAccounts those pods use.
 
 As in Kubernetes, the relationships come from a graph kept in memory: one
-list and one watch of pods (in-process on the store) map each pod to its
-node and each node to the objects its pods reference. A decision is a few
+list of pods, then the pod events of the process's watch fan-out (the
+stream its pod watchers are served from, api/fanout.py: no second store
+watch, and each change decoded once for both), map each pod to its node
+and each node to the objects its pods reference. A decision is a few
 dictionary look-ups. Requests the authorizer has no rule for are left to
 RBAC, where nodes have no bindings by default. A process that serves no
 node (the store's owner behind API workers) keeps no graph (``lazy``).
@@ -17,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -26,7 +27,9 @@ from corral.api.auth import User
 from corral.api.authz.attributes import Attributes
 from corral.api.certs import NODE_GROUP, NODE_PREFIX
 from corral.api.errors import Forbidden, TooManyRequests
-from corral.store.protocol import CompactedError, EventType, KeyValue, Store
+from corral.api.fanout import ApiEvent, WatchFanout
+from corral.resources.types import ResourceType
+from corral.store.protocol import CompactedError, KeyValue, Store
 
 log = logging.getLogger(__name__)
 PODS = "/registry/core/pods/"
@@ -124,20 +127,23 @@ class NodeGraph:
 
 
 class NodeAuthorizer:
-    def __init__(self, store: Store, *, lazy: bool = False,
-                 decode: Callable[[KeyValue], dict[str, Any]] | None = None) -> None:
+    def __init__(self, store: Store, *, lazy: bool = False, fanout: WatchFanout | None = None,
+                 pods: ResourceType | None = None) -> None:
         """``lazy``: for a process that may never serve a node, such as the
         store's owner while API worker processes serve the port. Keeping
         the graph means decoding every pod change; lazily that starts with
         the first node request that needs the graph, and such requests are
         answered 429 (retry after a second) until the graph is loaded.
 
-        ``decode``: how a followed change becomes a pod; the server passes
-        its watch fan-out's cached decode, so a pod change that watchers
-        are sent too is parsed once for both (never modified here)."""
+        ``fanout`` and ``pods``: the server's watch fan-out and its pod
+        kind; the graph follows the pod events the fan-out hands its pod
+        watchers (the same decoded objects, never modified here), so a
+        change costs one store watch and one decode in the process. Without
+        them the authorizer keeps a fan-out of its own."""
         self.store = store
         self.lazy = lazy
-        self._decode = decode or _decode
+        self.fanout = fanout or WatchFanout()
+        self.pods = pods or _pod_kind()
         self.graph = NodeGraph()
         self.revision = 0
         self.loaded = False
@@ -183,17 +189,23 @@ class NodeAuthorizer:
                               retry_after=1)
 
     async def _follow(self) -> None:
+        """Apply the fan-out's pod events after the graph's revision, for
+        good. Caught up, they are applied as the fan-out hands them out (in
+        the same turn of the loop as the pod watchers get them, so a node
+        that sees its pod bound finds the graph knows it too); behind (a
+        replay from the store after a re-list), through the subscription's
+        queue. Falling too far behind ends in 410, and a re-list."""
+        from corral.api.listwatch import Filter
+
         while True:
-            watch = self.store.watch(PODS, self.revision)
+            sub = None
             try:
-                async for event in watch:
-                    if event.type is EventType.DELETE:
-                        parts = event.kv.key[len(PODS):].split("/", 1)
-                        self.graph.remove((parts[0], parts[-1]))
-                    else:
-                        self.graph.put(self._decode(event.kv))
-                    self.revision = event.kv.mod_revision
-                await asyncio.sleep(0.5)
+                sub = await self.fanout.subscribe(self.store, self.pods, None, Filter([], []), self.revision)
+                sub.attach(self._apply)
+                async for event in sub:
+                    self._apply(event)
+                    sub.attach(self._apply)
+                await asyncio.sleep(0.5)  # the dispatcher ended quietly: follow a new one
             except CompactedError:
                 await self._relist()
             except asyncio.CancelledError:
@@ -204,7 +216,18 @@ class NodeAuthorizer:
                 with contextlib.suppress(Exception):
                     await self._relist()
             finally:
-                await watch.close()
+                if sub is not None:
+                    await sub.aclose()
+
+    def _apply(self, event: ApiEvent) -> bool:
+        """One pod event into the graph (a fan-out sink: always taken)."""
+        if event.type == "DELETED":
+            meta = event.object.get("metadata") or {}
+            self.graph.remove((str(meta.get("namespace")), str(meta.get("name"))))
+        else:
+            self.graph.put(event.object)
+        self.revision = event.revision
+        return True
 
     def authorize(self, attrs: Attributes) -> tuple[bool, str]:
         node = node_name(attrs.user)
@@ -255,8 +278,7 @@ class NodeAuthorizer:
         kv = await self.store.get(f"{PODS}{attrs.namespace}/{attrs.name}")
         if kv is None:
             return False
-        pod = self._decode(kv)
-        return (pod.get("spec") or {}).get("nodeName") == node
+        return (_decode(kv).get("spec") or {}).get("nodeName") == node
 
 
 def check_node_write(user: User, plural: str, group: str, obj: dict[str, Any]) -> None:
@@ -273,3 +295,12 @@ def check_node_write(user: User, plural: str, group: str, obj: dict[str, Any]) -
 def _decode(kv: KeyValue) -> dict[str, Any]:
     pod: dict[str, Any] = orjson.loads(kv.value)
     return pod
+
+
+def _pod_kind() -> ResourceType:
+    """Pods as the fan-out needs them (keys, field values), for an
+    authorizer given no server's kinds."""
+    from corral.resources.pods import pod_type
+    from corral.resources.schema import Schema
+
+    return pod_type(Schema())

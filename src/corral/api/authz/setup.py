@@ -148,7 +148,8 @@ async def start_authorization(ctx: ServerContext, *deciders: Any,
     from corral.api.authz.node import NodeAuthorizer
 
     await ensure_default_policy(ctx)
-    node = NodeAuthorizer(ctx.store, lazy=lazy_node_graph, decode=ctx.watch_fanout.decode)
+    node = NodeAuthorizer(ctx.store, lazy=lazy_node_graph, fanout=ctx.watch_fanout,
+                          pods=ctx.registry.lookup("", "v1", "pods"))
     await node.start()
     rbac = RbacAuthorizer(ctx.store)
     aggregation = AggregationWriter(ctx)
