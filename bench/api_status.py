@@ -1,11 +1,14 @@
 """The ``status`` phase of bench/api.py: pod status writes, the most frequent
 write of a running cluster (issues #4 and #5).
 
-Two figures, each the first status write of fresh pods as their node makes
-it: ``status_patch`` is a hollow node's merge PATCH of pods/NAME/status
-(src/corral/sim/hollow.py, user agent corral-hollow-node), ``status_put``
-the node agent's PUT of the whole pod with its new status
-(src/corral/agent/pod_worker.py, user agent corral-agent). The pods look
+Three figures. Two are the first status write of fresh pods as their node
+makes it: ``status_patch`` is a hollow node's merge PATCH of
+pods/NAME/status (src/corral/sim/hollow.py, user agent corral-hollow-node),
+``status_put`` the node agent's PUT of the whole pod with its new status
+(src/corral/agent/pod_worker.py, user agent corral-agent). The third,
+``token_request``, is the other per-pod request of a start the server
+computes: a TokenRequest for a ServiceAccount bound to one of those pods,
+as the agent asks for its projected token (src/corral/client/podtoken.py). The pods look
 like a ReplicaSet's (labels, one container with requests; no owner
 reference, which the garbage collector would follow to a missing owner and
 delete them) and are bound to a node of their own, so the scheduler leaves
@@ -156,6 +159,32 @@ async def _status_phases(http: aiohttp.ClientSession, child: CorralChild, args: 
         await _send(http, "PUT", url, puts[i], put_headers, 200)
 
     await _timed("status_put", child, args, params, closed_loop, put_one)
+    await _token_requests(http, pods_url, fetched, child, args, params, closed_loop)
+
+
+async def _token_requests(http: aiohttp.ClientSession, pods_url: str, pods: list[dict[str, Any]],
+                          child: CorralChild, args: argparse.Namespace, params: dict[str, Any],
+                          closed_loop: Any) -> None:
+    """One token per pod, bound to it, with the agent's default lifetime
+    (a ServiceAccount of the bench's own: the namespace's ``default`` one
+    comes from a controller, some time after the namespace)."""
+    sa_url = pods_url.rsplit("/", 1)[0] + "/serviceaccounts"
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "bench-sa"}}
+    await _send(http, "POST", sa_url, orjson.dumps(sa), {}, 201)
+    bodies = [orjson.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                            "spec": {"expirationSeconds": 3607,
+                                     "boundObjectRef": {"apiVersion": "v1", "kind": "Pod",
+                                                        "name": p["metadata"]["name"],
+                                                        "uid": p["metadata"]["uid"]}}})
+              for p in pods]
+    headers = {"User-Agent": PUT_AGENT, "Content-Type": "application/json"}
+
+    async def token_one(i: int) -> None:
+        got = await _send(http, "POST", f"{sa_url}/bench-sa/token", bodies[i], headers, 201)
+        if not (got.get("status") or {}).get("token"):
+            raise StatusBenchError(f"TokenRequest for pod {i}: no token in the reply")
+
+    await _timed("token_request", child, args, params, closed_loop, token_one)
 
 
 async def _timed(op: str, child: CorralChild, args: argparse.Namespace, params: dict[str, Any],

@@ -42,6 +42,10 @@ _RFC3339 = re.compile(
 _Path = tuple[Any, ...] | None
 """A path as a linked list (parent, step), formatted only when reported."""
 
+_Struct = Schema | str
+"""The Go struct a field belongs to: the nearest schema with a ``ref``,
+named only when a type error is reported."""
+
 
 def _format(path: _Path) -> str:
     steps: list[Any] = []
@@ -94,7 +98,7 @@ def check_changed_fields(obj: Any, old: Any, schema: Schema) -> FieldReport:
     return report
 
 
-def _walk_changed(value: Any, old: Any, schema: Schema, path: _Path, struct: str, report: FieldReport) -> None:
+def _walk_changed(value: Any, old: Any, schema: Schema, path: _Path, struct: _Struct, report: FieldReport) -> None:
     if not (isinstance(value, dict) and isinstance(old, dict) and schema.type == "object"
             and not schema.int_or_string and not schema.preserve_unknown):
         _walk(value, schema, path, struct, report)
@@ -102,8 +106,9 @@ def _walk_changed(value: Any, old: Any, schema: Schema, path: _Path, struct: str
     struct = _struct_name(schema, struct)
     props = schema.properties
     extra = schema.additional_properties
+    plain, plain_extra = _plain(schema)
     for key, sub in value.items():
-        if key in old and same(old[key], sub):
+        if type(sub) is plain.get(key, plain_extra) or key in old and same(old[key], sub):
             continue
         child = props.get(key)
         if child is not None:
@@ -123,11 +128,43 @@ def type_errors(obj: dict[str, Any], schema: Schema) -> list[FieldCause]:
     return check_fields(obj, schema).type_errors
 
 
-def _struct_name(schema: Schema, parent: str) -> str:
-    return schema.ref.rsplit(".", 1)[-1] if schema.ref else parent
+def _struct_name(schema: Schema, parent: _Struct) -> _Struct:
+    return schema if schema.ref else parent
 
 
-def _walk(value: Any, schema: Schema, path: _Path, struct: str, report: FieldReport) -> None:
+def _struct_text(struct: _Struct) -> str:
+    return struct.ref.rsplit(".", 1)[-1] if isinstance(struct, Schema) else struct
+
+
+_PLAIN_TYPES = {"string": str, "boolean": bool, "integer": int}
+_PLAIN_CACHE: dict[int, tuple[Schema, dict[str, type | None], type | None]] = {}
+_PLAIN_CACHE_MAX = 4096
+
+
+def _plain(schema: Schema) -> tuple[dict[str, type | None], type | None]:
+    """For an object schema: the Python type of each property (and of its
+    additional properties) whose value needs no more than that type to be
+    fine (a string without a format, a boolean, an integer), so the walk
+    tells such a field in one lookup rather than a call. Cached per schema
+    (kept alive by the cache, so its id is not reused)."""
+    hit = _PLAIN_CACHE.get(id(schema))
+    if hit is not None:
+        return hit[1], hit[2]
+    props = {key: _plain_type(sub) for key, sub in schema.properties.items()}  # None: walk it
+    extra = _plain_type(schema.additional_properties) if schema.additional_properties is not None else None
+    if len(_PLAIN_CACHE) >= _PLAIN_CACHE_MAX:  # schemas of deleted CRDs must not pile up
+        _PLAIN_CACHE.clear()
+    _PLAIN_CACHE[id(schema)] = (schema, props, extra)
+    return props, extra
+
+
+def _plain_type(schema: Schema) -> type | None:
+    if schema.int_or_string or schema.preserve_unknown or (schema.type == "string" and schema.format):
+        return None
+    return _PLAIN_TYPES.get(schema.type or "")
+
+
+def _walk(value: Any, schema: Schema, path: _Path, struct: _Struct, report: FieldReport) -> None:
     if value is None or schema.preserve_unknown:
         return
     kind = schema.type
@@ -163,11 +200,14 @@ def _walk(value: Any, schema: Schema, path: _Path, struct: str, report: FieldRep
 
 
 def _walk_object(
-    value: dict[str, Any], schema: Schema, path: _Path, struct: str, report: FieldReport
+    value: dict[str, Any], schema: Schema, path: _Path, struct: _Struct, report: FieldReport
 ) -> None:
     props = schema.properties
     extra = schema.additional_properties
+    plain, plain_extra = _plain(schema)
     for key, sub in value.items():
+        if type(sub) is plain.get(key, plain_extra):
+            continue
         child = props.get(key)
         if child is not None:
             _walk(sub, child, (path, key), struct, report)
@@ -179,7 +219,7 @@ def _walk_object(
 
 
 def _check_int_or_string(
-    value: Any, schema: Schema, path: _Path, struct: str, report: FieldReport
+    value: Any, schema: Schema, path: _Path, struct: _Struct, report: FieldReport
 ) -> None:
     if isinstance(value, bool):
         _type_error(value, schema, path, struct, report)
@@ -189,7 +229,7 @@ def _check_int_or_string(
         _type_error(value, schema, path, struct, report)
 
 
-def _check_format(value: str, schema: Schema, path: _Path, struct: str, report: FieldReport) -> None:
+def _check_format(value: str, schema: Schema, path: _Path, struct: _Struct, report: FieldReport) -> None:
     if schema.format == "byte":
         try:
             binascii.a2b_base64(value.encode("ascii"), strict_mode=True)
@@ -227,15 +267,15 @@ def _go_type(schema: Schema) -> str:
     return "struct"
 
 
-def _type_error(value: Any, schema: Schema, path: _Path, struct: str, report: FieldReport) -> None:
+def _type_error(value: Any, schema: Schema, path: _Path, struct: _Struct, report: FieldReport) -> None:
     json_name = _JSON_NAMES.get(type(value), "value")
     _report_type(report, path, struct, f"cannot unmarshal {json_name} into Go value of type {_go_type(schema)}")
 
 
-def _report_type(report: FieldReport, path: _Path, struct: str, message: str) -> None:
+def _report_type(report: FieldReport, path: _Path, struct: _Struct, message: str) -> None:
     where = _format(path)
     report.type_errors.append(FieldCause(where, message, TYPE_INVALID))
-    report._struct.append(struct)
+    report._struct.append(_struct_text(struct))
 
 
 def _handled_as(kind: str, version: str) -> str:

@@ -79,3 +79,14 @@ def test_bool_and_int_are_different_values() -> None:
 def test_create_is_all_added() -> None:
     new = {"metadata": {"name": "x", "labels": {"a": "1"}}, "spec": {"replicas": 2}}
     assert changed_fields({}, new, DEPLOYMENT) == full({}, new, DEPLOYMENT)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values(4), json_values(4))
+def test_status_only_diff_equals_full_walk(old: Any, new: Any) -> None:
+    """What a status write compares: no top-level key a path could be
+    ignored under, so the result is not filtered at all."""
+    old, new = {"status": old}, {"status": new}
+    assert changed_fields(old, new, POD) == full(old, new, POD)
+    assert changed_fields({}, new, POD) == full({}, new, POD)
+    assert changed_fields(old, {}, POD) == full(old, {}, POD)

@@ -233,3 +233,23 @@ def test_check_is_fast_enough_for_every_write() -> None:
         check_fields(obj, DEPLOYMENT)
     per_call = (time.perf_counter() - start) / 1000
     assert per_call < 0.001, per_call
+
+
+def test_plain_fields_shortcut_judges_as_the_walk_does() -> None:
+    """The one-lookup pass for plain strings, booleans and integers: a null
+    under an unknown key is still unknown, a boolean is no integer, a
+    string where a map's own property wants an object is still a type
+    error, a formatted string is still parsed, a map's plain values pass."""
+    from corral.resources.schema import Schema
+    from corral.resources.schema_check import check_changed_fields
+
+    both = Schema(type="object", properties={"spec": Schema(type="object", properties={})},
+                  additional_properties=Schema(type="string"))
+    assert [c.field for c in check_fields({"spec": "x", "other": "y"}, both).type_errors] == ["spec"]
+    pod = {"metadata": {"name": "p", "labels": {"a": "b"}, "bogus": None},
+           "spec": {"priority": True, "hostNetwork": 1, "nodeName": 3},
+           "status": {"startTime": "yesterday", "phase": "Running"}}
+    for report in (check_fields(pod, POD), check_changed_fields(pod, {"metadata": {}, "spec": {}, "status": {}}, POD)):
+        assert [c.field for c in report.unknown] == ["metadata.bogus"]
+        assert sorted(c.field for c in report.type_errors) == [
+            "spec.hostNetwork", "spec.nodeName", "spec.priority", "status.startTime"]

@@ -46,11 +46,25 @@ def _diff(old: Any, new: Any, schema: Schema | None, path: Path, sets: tuple[Fie
         _walk(new, schema, path, n, False)
         _compare_into(o, n, sets)
         return
+    added, modified, removed = sets
     for key in old.keys() | new.keys():
         o_val, n_val = old.get(key, MISSING), new.get(key, MISSING)
-        if o_val is not MISSING and n_val is not MISSING and same(o_val, n_val):
-            continue
         here = (*path, "f:" + key)
+        # A key on one side only adds or removes all its paths; two
+        # different leaves (scalars, nulls, empty maps) are one modified
+        # path. Neither needs the two walks and set differences below (a
+        # node's first status write is mostly new keys and scalars).
+        if o_val is MISSING:
+            added.update(_entry(n_val, child(schema, key), here))
+            continue
+        if n_val is MISSING:
+            removed.update(_entry(o_val, child(schema, key), here))
+            continue
+        if same(o_val, n_val):
+            continue
+        if _is_leaf(o_val) and _is_leaf(n_val):
+            modified.add(here)
+            continue
         sub = child(schema, key)
         if isinstance(o_val, dict) and o_val and isinstance(n_val, dict) and n_val:
             _diff(o_val, n_val, sub, here, sets)
@@ -58,8 +72,19 @@ def _diff(old: Any, new: Any, schema: Schema | None, path: Path, sets: tuple[Fie
             _compare_into(_entry(o_val, sub, here), _entry(n_val, sub, here), sets)
 
 
+def _is_leaf(value: Any) -> bool:
+    """What ``fieldpath._walk`` records as one path of its own value."""
+    return not isinstance(value, dict | list) or (not value and isinstance(value, dict))
+
+
+_MAY_BE_IGNORED = ("apiVersion", "kind", "metadata")
+"""The top-level keys under which ``is_ignored`` can hold a path."""
+
+
 def changed_fields(old: dict[str, Any], new: dict[str, Any], schema: Schema | None) -> tuple[FieldSet, FieldSet, FieldSet]:
     """(added, modified, removed) owned-able paths from ``old`` to ``new``."""
     sets: tuple[FieldSet, FieldSet, FieldSet] = (set(), set(), set())
     _diff(old, new, schema, (), sets)
+    if not any(k in old or k in new for k in _MAY_BE_IGNORED):  # a status write's {"status": ...}
+        return sets
     return tuple({p for p in s if not is_ignored(p)} for s in sets)  # type: ignore[return-value]

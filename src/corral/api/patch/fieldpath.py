@@ -66,7 +66,10 @@ def _walk(value: Any, schema: Schema | None, path: Path, out: dict[Path, Any], s
     if isinstance(value, dict) and not (path and is_atomic_map(schema)):
         for key, sub in value.items():
             here = (*path, "f:" + key)
-            if sub is None or (isinstance(sub, dict) and not sub):
+            # A scalar, a null or an empty map is a leaf whatever its schema
+            # says: recorded here, without a call and a schema lookup (most
+            # of a pod's fields are scalars).
+            if not isinstance(sub, dict | list) or not sub and isinstance(sub, dict):
                 out[here] = sub
             else:
                 _walk(sub, child(schema, key), here, out, strict)
