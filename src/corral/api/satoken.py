@@ -126,7 +126,7 @@ def public_jwk(public: PublicKey) -> dict[str, str]:
 class _Verifier:
     """One public key with its algorithm, checking raw JWS signatures."""
 
-    __slots__ = ("alg", "public", "_hash", "_size")
+    __slots__ = ("alg", "public", "_hash", "_ecdsa", "_size")
 
     def __init__(self, public: PublicKey) -> None:
         self.alg, self.public = algorithm(public), public
@@ -135,6 +135,7 @@ class _Verifier:
             self._size = (public.curve.key_size + 7) // 8
         else:
             self._hash, self._size = hashes.SHA256(), 0
+        self._ecdsa = ec.ECDSA(self._hash)
 
     def check(self, signature: bytes, data: bytes) -> None:
         try:
@@ -145,18 +146,34 @@ class _Verifier:
                 raise TokenInvalid("bad signature")
             r = int.from_bytes(signature[:self._size], "big")
             s = int.from_bytes(signature[self._size:], "big")
-            self.public.verify(encode_dss_signature(r, s), data, ec.ECDSA(self._hash))
+            self.public.verify(encode_dss_signature(r, s), data, self._ecdsa)
         except InvalidSignature:
             raise TokenInvalid("bad signature") from None
 
 
-def _sign(key: PrivateKey, data: bytes) -> bytes:
-    if isinstance(key, rsa.RSAPrivateKey):
-        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-    _alg, hash_type, _crv = _EC_ALGS[key.curve.name]
-    r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hash_type())))
-    size = (key.curve.key_size + 7) // 8
-    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+class _Signer:
+    """One private key producing raw JWS signatures. What the key and its
+    curve say is read once: asking the key for its curve, and building the
+    padding and hash objects, on every token was a quarter of a signature."""
+
+    __slots__ = ("_key", "_ecdsa", "_size")
+
+    def __init__(self, key: PrivateKey) -> None:
+        self._key = key
+        if isinstance(key, rsa.RSAPrivateKey):
+            self._ecdsa: ec.ECDSA | None = None
+            self._size = 0
+        else:
+            self._ecdsa = ec.ECDSA(_EC_ALGS[key.curve.name][1]())
+            self._size = (key.curve.key_size + 7) // 8
+
+    def sign(self, data: bytes) -> bytes:
+        key = self._key
+        if isinstance(key, rsa.RSAPrivateKey):
+            return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        assert self._ecdsa is not None
+        r, s = decode_dss_signature(key.sign(data, self._ecdsa))
+        return r.to_bytes(self._size, "big") + s.to_bytes(self._size, "big")  # JWS: r || s (RFC 7518 3.4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +199,7 @@ class TokenSigner:
 
     def __init__(self, key: PrivateKey, issuer: str = ISSUER, extra_public: tuple[PublicKey, ...] = ()) -> None:
         self._key = key
+        self._signer = _Signer(key)
         self.issuer = issuer
         self._kid = key_id(key.public_key())
         self.algorithm = algorithm(key.public_key())
@@ -205,7 +223,7 @@ class TokenSigner:
             "kubernetes.io": k8s,
         }
         signing_input = f"{self._header}.{_b64(orjson.dumps(payload))}"
-        return f"{signing_input}.{_b64(_sign(self._key, signing_input.encode()))}"
+        return f"{signing_input}.{_b64(self._signer.sign(signing_input.encode()))}"
 
     def verify(self, token: str, now: int, audiences: tuple[str, ...] = (DEFAULT_AUDIENCE,)) -> TokenClaims:
         parts = token.split(".")
