@@ -153,6 +153,7 @@ class Agent:
         log.info("agent %s serving on %s:%d", self.node_name, self.address, self.port)
         try:
             await asyncio.to_thread(self.memory.open)
+            self._spawn(self.runtime.warm_up(), "runtime warm-up")
             self.node = NodeStatusManager(
                 self.client,
                 self.node_name,

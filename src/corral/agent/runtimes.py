@@ -204,6 +204,13 @@ class RuntimeSet:
             await self.pod_network.release(pod_uid)
         await asyncio.gather(*(r.remove_pod(pod_uid) for r in self.runtimes.values()))
 
+    async def warm_up(self) -> None:
+        """Whatever each runtime prepares ahead of the first pod."""
+        for runtime in self.runtimes.values():
+            warm_up = getattr(runtime, "warm_up", None)
+            if warm_up is not None:
+                await warm_up()
+
     async def close(self) -> None:
         for runtime in self.runtimes.values():
             try:

@@ -2,8 +2,8 @@
 
 All containers of a pod share one PID, mount, UTS and IPC namespace, as
 they share a sandbox in Kubernetes. The first container's supervisor (shim)
-creates them: it forks a process that unshares them and forks again, so the
-grandchild is PID 1 of the new PID namespace. That init sets the hostname
+creates them: it forks its first child into a new PID namespace, as its
+PID 1, and that child unshares the others. That init sets the hostname
 to the pod's name, makes its mounts private, mounts a fresh /proc (so ``ps``
 sees the pod only) and a private /tmp -- or, where overlayfs works, builds
 the pod a root of its own and pivots into it (:mod:`corral.runtime.rootfs`),
@@ -90,42 +90,68 @@ def ensure_sandbox(
             return pid
         (pod_dir / "tmp").mkdir(mode=0o1777, exist_ok=True)
         os.chmod(pod_dir / "tmp", 0o1777)
-        pid = _spawn(hostname, str(pod_dir / "tmp"), keep, rootfs, mask or [])
+        # The root's mount point is an empty directory of the state dir (in
+        # memory): one inode less to allocate on disk per pod.
+        pid = _spawn(hostname, str(pod_dir / "tmp"), keep, rootfs, mask or [], str(state / "root"))
         write_json_atomic(state / "sandbox.json", {"pid": pid, "startTicks": proc_start_ticks(pid)})
         return pid
 
 
-def _spawn(hostname: str, tmp_source: str, keep: list[str], rootfs: bool, mask: list[str]) -> int:
+def _spawn(hostname: str, tmp_source: str, keep: list[str], rootfs: bool, mask: list[str],
+           mountpoint: str) -> int:
+    """Fork the pod's init straight into a new PID namespace: unshare
+    (CLONE_NEWPID) moves only the caller's future children there, so the
+    first child is PID 1; the caller's own is set back right after. One
+    fork of the shim, not two: an intermediate process that unshared and
+    forked again cost a fork and exit of a Python process (~2.5 ms of CPU)
+    per pod. The other namespaces are unshared by the init itself."""
     r, w = os.pipe()
-    middle = os.fork()
-    if middle == 0:  # pragma: no cover - runs in the forked child
+    own = os.open("/proc/self/ns/pid_for_children", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        ns.unshare(ns.CLONE_NEWPID)
+        init = os.fork()
+        if init == 0:  # pragma: no cover - runs in the forked child, never returns
+            _become_init(r, w, hostname, tmp_source, keep, rootfs, mask, mountpoint)
+        ns.setns(own, ns.CLONE_NEWPID)  # in the parent only: the child is PID 1 there
+    except BaseException:
         os.close(r)
-        code = 1
-        try:
-            os.setsid()
-            ns.unshare(ns.POD_NAMESPACES)
-            init = os.fork()
-            if init == 0:
-                _init_main(w, hostname, tmp_source, keep, rootfs, mask)
-            os.write(w, f"pid {init}\n".encode())
-            code = 0
-        except BaseException as exc:
-            os.write(w, f"error {exc}\n".encode())
-        finally:
-            os._exit(code)
+        os.close(w)
+        raise
+    finally:
+        os.close(own)
     os.close(w)
     report = _read_report(r)
-    os.waitpid(middle, 0)
-    pid = None
     for line in report.splitlines():
         word, _, rest = line.partition(" ")
         if word == "error":
+            _reap_failed(init)
             raise OSError(f"creating the pod sandbox failed: {rest}")
-        if word == "pid":
-            pid = int(rest)
-    if pid is None or "ready" not in report.split():
+    if "ready" not in report.split():
+        _reap_failed(init)
         raise OSError(f"creating the pod sandbox failed: {report.strip() or 'no report'}")
-    return pid
+    return init
+
+
+def _become_init(r: int, w: int, hostname: str, tmp_source: str, keep: list[str], rootfs: bool,
+                 mask: list[str], mountpoint: str) -> None:  # pragma: no cover - runs in the forked child
+    try:
+        os.close(r)
+        os.setsid()
+        ns.unshare(ns.POD_NAMESPACES & ~ns.CLONE_NEWPID)
+        _init_main(w, hostname, tmp_source, keep, rootfs, mask, mountpoint)
+    except BaseException as exc:
+        os.write(w, f"error {exc}\n".encode())
+    finally:
+        os._exit(1)
+
+
+def _reap_failed(pid: int) -> None:
+    """An init that did not come up: make sure it is gone, and reaped."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
 
 
 def _read_report(fd: int) -> str:
@@ -141,7 +167,8 @@ def _read_report(fd: int) -> str:
 
 
 def _init_main(
-    report_fd: int, hostname: str, tmp_source: str, keep: list[str], rootfs: bool, mask: list[str]
+    report_fd: int, hostname: str, tmp_source: str, keep: list[str], rootfs: bool, mask: list[str],
+    mountpoint: str,
 ) -> None:
     """PID 1 of the pod (never returns)."""
     from corral.runtime.launcher import set_cmdline
@@ -149,7 +176,7 @@ def _init_main(
     set_cmdline(["corral-pod-init", os.path.dirname(tmp_source)])
     try:
         pod_dir = os.open(os.path.dirname(tmp_source), os.O_PATH)
-        _setup(hostname, tmp_source, keep, rootfs, mask)
+        _setup(hostname, tmp_source, keep, rootfs, mask, mountpoint)
         os.write(report_fd, b"ready\n")
     except BaseException as exc:
         os.write(report_fd, f"error {exc}\n".encode())
@@ -159,13 +186,14 @@ def _init_main(
     os._exit(_reap_forever(pod_dir))
 
 
-def _setup(hostname: str, tmp_source: str, keep: list[str], rootfs: bool, mask: list[str]) -> None:
+def _setup(hostname: str, tmp_source: str, keep: list[str], rootfs: bool, mask: list[str],
+           mountpoint: str) -> None:
     ns.sethostname(hostname)
     ns.mount(None, "/", None, ns.MS_REC | ns.MS_PRIVATE)
     if rootfs:
         from corral.runtime.rootfs import enter_pod_root
 
-        enter_pod_root(Path(tmp_source).parent, tmp_source, keep, mask)
+        enter_pod_root(Path(tmp_source).parent, tmp_source, keep, mask, mountpoint=Path(mountpoint))
         return
     ns.mount("proc", "/proc", "proc", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
     # Paths under /tmp the pod still needs (its commands, working dirs, the

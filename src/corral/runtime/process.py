@@ -280,6 +280,17 @@ class ProcessRuntime:
             writer.close()
         return json.loads(line) if line.strip() else {}
 
+    async def warm_up(self) -> None:
+        """Start the launcher now, not when the first pod arrives: its start
+        (an interpreter and the supervisor's imports, ~100 ms) was on the
+        first pods' path, and in a burst every pod of the first wave waited
+        for it. A failure here is only logged: the first start tries again,
+        and falls back to a supervisor of its own."""
+        try:
+            await self._start_launcher()
+        except (OSError, TimeoutError) as exc:
+            log.warning("starting the shim launcher failed (%s); the first container start retries", exc)
+
     async def _start_launcher(self) -> None:
         async with self._launcher_lock:
             if self._launcher is not None and self._launcher.returncode is None:

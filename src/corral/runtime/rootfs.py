@@ -111,8 +111,8 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _mount_overlay(pod_dir: Path) -> Path:
-    root, upper, work = pod_dir / "root", pod_dir / "upper", pod_dir / "work"
+def _mount_overlay(pod_dir: Path, mountpoint: Path | None = None) -> Path:
+    root, upper, work = mountpoint or pod_dir / "root", pod_dir / "upper", pod_dir / "work"
     for d in (root, upper, work):
         d.mkdir(exist_ok=True)
     ns.mount("overlay", str(root), "overlay", 0, f"lowerdir=/,upperdir={upper},workdir={work}")
@@ -151,12 +151,14 @@ def _unescape(text: str) -> str:
     return text
 
 
-def enter_pod_root(pod_dir: Path, tmp_source: str, keep: list[str], mask: list[str]) -> None:
+def enter_pod_root(pod_dir: Path, tmp_source: str, keep: list[str], mask: list[str],
+                   mountpoint: Path | None = None) -> None:
     """In the pod's fresh mount (and PID) namespace: build its root and
     pivot into it. ``keep``: host paths under /tmp bound back into the
     private /tmp; ``mask``: host directories the pod must not see (the
-    agent's data, other pods' volumes), covered by an empty read-only tmpfs."""
-    root = _mount_overlay(pod_dir)
+    agent's data, other pods' volumes), covered by an empty read-only tmpfs.
+    ``mountpoint``: where the root is assembled (default ``pod_dir/root``)."""
+    root = _mount_overlay(pod_dir, mountpoint)
     r = str(root)
     with open("/proc/self/mountinfo") as f:
         extra = host_mounts(f.read())

@@ -280,3 +280,44 @@ async def test_an_idle_supervisor_sleeps_and_still_sees_the_exit(rt: ProcessRunt
     assert _wakeups(shim) - before <= 1  # polling woke it five times a second
     state = await wait_for(lambda: exited(rt, handle), timeout=10.0)
     assert state.exit_code == 3
+
+
+async def test_warm_up_starts_the_launcher_before_the_first_container(rt: ProcessRuntime, tmp_path: Path):
+    await rt.warm_up()
+    assert rt._launcher is not None and rt._launcher.returncode is None
+    launcher = rt._launcher.pid
+    handle = await rt.start_container(POD, {"name": "c", "command": ["sleep", "30"]}, logs_for(tmp_path), {})
+    shim = int((rt.state_dir / "containers" / handle.id / "shim.pid").read_text().split()[0])
+    assert rt._launcher.pid == launcher and shim in _children(launcher)  # the warm one served it
+    await rt.stop_container(handle, 0)
+
+
+@pytest.mark.skipif(not rt_isolated(), reason="pod namespaces need root")
+async def test_the_pod_init_is_pid_1_forked_by_the_first_supervisor(rt: ProcessRuntime, tmp_path: Path):
+    handle = await rt.start_container(POD, {"name": "c", "command": ["sleep", "30"]}, logs_for(tmp_path), {})
+    shim = int((rt.state_dir / "containers" / handle.id / "shim.pid").read_text().split()[0])
+    sandbox = json.loads((rt._pod_state / "uid-1" / "sandbox.json").read_text())
+    init = int(sandbox["pid"])
+    assert _children(shim).count(init) == 1  # one fork: no intermediate process
+    status = Path(f"/proc/{init}/status").read_text()
+    nspid = next(line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:"))
+    assert nspid[-1] == "1"  # PID 1 of the pod's own PID namespace
+    assert os.readlink(f"/proc/{init}/ns/pid") != os.readlink("/proc/self/ns/pid")
+    # The supervisor's own children are born in the pod's namespace (the container).
+    container = next(p for p in _children(shim) if p != init)
+    assert os.readlink(f"/proc/{container}/ns/pid") == os.readlink(f"/proc/{init}/ns/pid")
+    await rt.stop_container(handle, 0)
+
+
+@pytest.mark.skipif(not rt_isolated(), reason="pod namespaces need root")
+def test_making_a_sandbox_leaves_the_callers_pid_namespace_for_children(tmp_path: Path):
+    from corral.runtime.init import ensure_sandbox
+
+    before = os.readlink("/proc/self/ns/pid_for_children")
+    init = ensure_sandbox(tmp_path / "pod", "h", [], state_dir=tmp_path / "state")
+    try:
+        assert os.readlink("/proc/self/ns/pid_for_children") == before
+        assert os.readlink(f"/proc/{init}/ns/pid") != before
+    finally:
+        os.kill(init, signal.SIGKILL)
+        os.waitpid(init, 0)
