@@ -10,7 +10,8 @@ the container supervisor, another process, can add its own):
     volumes     its volumes were first ready
     network     its first container start had the pod's network
     env         ... and its environment and mounts built
-    shim_began  the supervisor (process runtime) began its work
+    laid_out    the process runtime wrote the container's spec and state files
+    shim_began  its supervisor (forked by the launcher) began its work
     isolated    ... with the cgroup and the pod's namespaces ready
     spawned     ... and the container's process spawned
     started     the runtime's start call returned to the agent
@@ -39,10 +40,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-POD_MARKS = ("seen", "slot", "volumes", "network", "env", "shim_began", "isolated", "spawned",
-             "started", "running")
-CONTAINER_MARKS = ("began", "network", "env", "shim_began", "isolated", "spawned", "started")
-RUNTIME_MARKS = {"began": "shim_began", "isolated": "isolated", "spawned": "spawned"}
+POD_MARKS = ("seen", "slot", "volumes", "network", "env", "laid_out", "shim_began", "isolated",
+             "spawned", "started", "running")
+CONTAINER_MARKS = ("began", "network", "env", "laid_out", "shim_began", "isolated", "spawned",
+                   "started")
+RUNTIME_MARKS = {"laid_out": "laid_out", "began": "shim_began", "isolated": "isolated",
+                 "spawned": "spawned"}
 """The supervisor's report key -> the mark it stands for."""
 RING = 500
 ACTIVE_MAX = 20_000

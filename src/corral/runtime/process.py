@@ -150,11 +150,14 @@ class ProcessRuntime:
         # Off the event loop: under a burst and a busy disk these small
         # writes stalled every other pod's sync (7 % of corral up's loop).
         await asyncio.to_thread(_lay_out, cdir, logs, spec, handle)
+        laid_out = time.monotonic()
         report = await self._spawn_shim(cdir)
         if "error" in report:
             shutil.rmtree(cdir, ignore_errors=True)
             raise StartError("RunContainerError", str(report.get("message", "start failed")))
-        return handle
+        steps = report.get("steps")
+        return dataclasses.replace(
+            handle, start_steps={"laid_out": laid_out, **(steps if isinstance(steps, dict) else {})})
 
     async def _pod_net(self, pod: dict[str, Any]) -> Any:
         """The pod's network namespace (net/podnet.py) when it gets one."""

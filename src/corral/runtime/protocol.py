@@ -33,6 +33,10 @@ class ContainerHandle:
     init: bool = False
     runtime: str = "process"
     """The handler of the runtime that owns the instance (``process``, ``docker``)."""
+    start_steps: dict[str, float] | None = field(default=None, compare=False, repr=False)
+    """CLOCK_MONOTONIC marks the runtime reported for this start (the process
+    runtime: ``laid_out`` by the agent's side, then its supervisor's
+    ``began``, ``isolated``, ``spawned``); None if none (agent/startsteps.py)."""
 
     @property
     def container_id(self) -> str:

@@ -14,7 +14,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from corral.agent.startsteps import POD_MARKS
 from corral.client.resources import PODS
-from corral.runtime.protocol import ContainerHandle
 from fixtures.agent_cluster import NODE, cluster, container_status, eventually, pod
 
 ADMIN = "admin-token-0123456789"
@@ -82,9 +81,8 @@ async def test_kubectl_reads_start_metrics_and_timelines_through_nodes_proxy(tmp
         [timeline] = [t for t in body["items"] if t["name"] == "timed"]
         assert timeline["namespace"] == "default" and timeline["runtime"] == "process"
         marks = timeline["marksMs"]
-        expected = ["seen", "slot", "volumes", "network", "env", "started", "running"]
-        if "start_steps" in ContainerHandle.__dataclass_fields__:  # the runtime passes the supervisor's on
-            expected += ["shim_began", "isolated", "spawned"]
+        expected = ["seen", "slot", "volumes", "network", "env", "laid_out", "shim_began", "isolated",
+                    "spawned", "started", "running"]
         for step in expected:
             assert step in marks, (step, marks)
         ordered = [marks[m] for m in POD_MARKS if m in marks]

@@ -52,7 +52,8 @@ def start_pod(steps: StartSteps, tick: Tick, uid: str = "u1", reported: dict[str
     start.mark("env")
     if reported is None:
         base = tick.t
-        reported = {"began": base + 0.010, "isolated": base + 0.020, "spawned": base + 0.025}
+        reported = {"began": base + 0.010, "isolated": base + 0.020, "spawned": base + 0.025,
+                    "laid_out": base + 0.005}
     tick.advance(40)
     start.done(Handle(runtime, reported))
     tick.advance(20)
@@ -68,10 +69,10 @@ def test_a_pod_start_is_a_timeline_of_increasing_marks() -> None:
     assert timeline["runtime"] == "process"
     assert timeline["seenAt"] == "2023-11-14T22:13:20.250000Z"
     marks = timeline["marksMs"]
-    assert list(marks) == ["seen", "slot", "volumes", "network", "env", "shim_began", "isolated",
-                           "spawned", "started", "running"]
+    assert list(marks) == ["seen", "slot", "volumes", "network", "env", "laid_out", "shim_began",
+                           "isolated", "spawned", "started", "running"]
     assert marks == pytest.approx({"seen": 0, "slot": 30, "volumes": 35, "network": 37, "env": 40,
-                                   "shim_began": 50, "isolated": 60, "spawned": 65, "started": 80,
+                                   "laid_out": 45, "shim_began": 50, "isolated": 60, "spawned": 65, "started": 80,
                                    "running": 100})
     assert timeline["totalMs"] == pytest.approx(100)
     [container] = timeline["containers"]
@@ -95,7 +96,8 @@ def test_histograms_count_the_pod_and_each_step_from_the_previous_mark() -> None
         return got[("corral_agent_pod_start_step_duration_seconds_sum", key)]
 
     assert step("slot") == pytest.approx(0.030)
-    assert step("shim_began") == pytest.approx(0.010)  # from "env"
+    assert step("laid_out") == pytest.approx(0.005)  # from "env"
+    assert step("shim_began") == pytest.approx(0.005)  # from "laid_out"
     assert step("started") == pytest.approx(0.015)  # from "spawned"
     assert step("running") == pytest.approx(0.020)
     container = (("runtime", "process"),)

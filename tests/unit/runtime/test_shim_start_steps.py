@@ -23,8 +23,9 @@ async def test_started_report_has_ordered_monotonic_steps(tmp_path: Path) -> Non
         started = json.loads((rt.state_dir / "containers" / handle.id / "started.json").read_text())
         steps = started["steps"]
         assert before <= steps["began"] <= steps["isolated"] <= steps["spawned"] <= after
-        reported = getattr(handle, "start_steps", None)  # once the runtime passes them on
-        assert reported is None or reported == steps
+        # The runtime passes them on, after the agent side's own mark.
+        assert handle.start_steps == {"laid_out": handle.start_steps["laid_out"], **steps}
+        assert before <= handle.start_steps["laid_out"] <= steps["began"]
     finally:
         for h in await rt.list():
             await rt.remove_container(h)
