@@ -160,6 +160,18 @@ class ObjectStore:
             raise not_found(rt.plural, name, rt.group)
         return decode(kv)
 
+    async def get_shared(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
+        """:meth:`get` through ``shared_decode``, for a caller that only reads
+        the object (a TokenRequest reads the ServiceAccount and the pod it
+        binds to): never to be modified or handed out."""
+        try:
+            kv = await self.store.get(rt.key(namespace, name))
+        except StoreUnavailableError as exc:
+            raise ServiceUnavailable(f"storage is unavailable: {exc}") from exc
+        if kv is None:
+            raise not_found(rt.plural, name, rt.group)
+        return self.shared_decode(kv)
+
     # -- create -------------------------------------------------------------
 
     def _prepare_create(self, rt: ResourceType, namespace: str | None, obj: Obj) -> Obj:

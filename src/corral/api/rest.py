@@ -16,6 +16,7 @@ from corral.api import subresources
 from corral.api.admission import require_live_namespace
 from corral.api.admit import admit
 from corral.api.authz.endpoints import custom_handler
+from corral.api.codec import deep_copy
 from corral.api.content import decode_object, media_type, parse_json
 from corral.api.context import ServerContext
 from corral.api.errors import ApiError, BadRequest, MethodNotAllowed, UnsupportedMediaType
@@ -430,14 +431,18 @@ def _prune_unshared(obj: Obj, old: Obj, schema: Any) -> None:
     the stored ``old``: a status patch's result shares the pod's spec with
     the stored version, which the watch fan-out's cache holds for every
     watcher and must never be modified (and only what changed can hold an
-    unknown field the client sent)."""
+    unknown field the client sent). The others are pruned as copies: a
+    merge patch's status shares the maps it left alone with the stored
+    status (this runs only when there is an unknown field to drop)."""
     for key in list(obj):
         value = obj[key]
         shared = isinstance(value, dict | list) and key in old and value is old[key]
-        one = {key: None if shared else value}  # a shared value: only its key is judged
+        one = {key: None if shared else deep_copy(value)}  # a shared value: only its key is judged
         prune_unknown(one, schema)
         if key not in one:
             del obj[key]
+        elif not shared:
+            obj[key] = one[key]
 
 
 def _keep_managed_fields(new: Obj, old: Obj) -> None:

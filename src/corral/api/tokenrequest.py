@@ -72,7 +72,7 @@ async def create_token(rest: RestHandlers, request: web.Request, target: Target)
     body = decode_object(await request.read(), request.headers.get("Content-Type"))
     audiences, seconds, bound = _spec(body)
     objects, ns, name = rest.ctx.objects, target.namespace or "", target.name or ""
-    sa = await objects.get(target.rt, ns, name)
+    sa = await objects.get_shared(target.rt, ns, name)  # read only: the shared parse will do
     node = _requesting_node(request)
     pod = await _check_node_binding(rest, node, ns, bound) if node is not None else None
     kind, bound_name, bound_uid = await _bound_object(rest, ns, bound, pod) if bound else ("", "", "")
@@ -110,7 +110,7 @@ async def _check_node_binding(rest: RestHandlers, node: str, namespace: str, bou
         raise Forbidden(f'node "{node}" may only request tokens bound to a pod on it',
                         kind="serviceaccounts", group="")
     rt = rest.ctx.registry.lookup("", "v1", "pods")
-    pod = await rest.ctx.objects.get(rt, namespace, str(bound["name"]))
+    pod = await rest.ctx.objects.get_shared(rt, namespace, str(bound["name"]))
     if (pod.get("spec") or {}).get("nodeName") != node:
         raise Forbidden(f'node "{node}" may not request a token bound to pod {namespace}/{bound["name"]}, '
                         "which is not bound to it", kind="serviceaccounts", group="")
@@ -130,7 +130,7 @@ async def _bound_object(rest: RestHandlers, namespace: str, bound: Obj, pod: Obj
     else:
         rt = rest.ctx.registry.lookup("", "v1", "pods" if kind == "Pod" else "secrets")
         assert rt is not None
-        obj = await rest.ctx.objects.get(rt, namespace, str(ref_name))
+        obj = await rest.ctx.objects.get_shared(rt, namespace, str(ref_name))
     uid = obj["metadata"]["uid"]
     if ref_uid and ref_uid != uid:
         raise Conflict(f'the UID in the bound object reference ({ref_uid}) does not match the UID in record ({uid}). '

@@ -35,3 +35,16 @@ def test_nothing_shared_prunes_exactly_as_prune_unknown() -> None:
     prune_unknown(expected, POD)
     _prune_unshared(obj, old, POD)
     assert obj == expected
+
+
+def test_maps_shared_below_the_top_level_are_left_alone() -> None:
+    """A merge patch's status shares the maps the patch left alone with the
+    stored status: pruning what the client sent must not reach into them."""
+    stored = {"metadata": {"name": "p"}, "status": {"phase": "Pending",
+                                                    "conditions": [{"type": "Ready", "stale": 1}]}}
+    written = dict(stored)
+    written["status"] = {**stored["status"], "phase": "Running", "bogus": True}
+    before = copy.deepcopy(stored)
+    _prune_unshared(written, stored, POD)
+    assert written["status"] == {"phase": "Running", "conditions": [{"type": "Ready"}]}
+    assert stored == before

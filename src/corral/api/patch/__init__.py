@@ -18,7 +18,7 @@ from corral.api.errors import BadRequest, Invalid, UnsupportedMediaType
 from corral.api.patch.apply import server_side_apply
 from corral.api.patch.json_patch import apply_json_patch
 from corral.api.patch.managed_fields import update_managed_fields
-from corral.api.patch.merge_patch import merge_diff, merge_patch
+from corral.api.patch.merge_patch import merge_diff, merge_patch, merge_patch_owned
 from corral.api.patch.strategic import strategic_merge_patch
 from corral.resources.schema import Schema
 from corral.resources.types import FieldCause
@@ -110,8 +110,10 @@ def apply_status_patch(
     Unlike apply_patch the result shares every top-level value but
     ``status`` and ``metadata`` (a shallow copy) with ``current``, which
     must not be modified while it is in use: copying a pod's spec for a
-    write that stores only its status was a tenth of the write. None for
-    any other patch, which apply_patch handles."""
+    write that stores only its status was a tenth of the write. A merge
+    patch's status shares the maps it does not descend into with
+    ``current``'s and its values with the parsed body. None for any other
+    patch, which apply_patch handles."""
     media = content_type.split(";", 1)[0].strip().lower()
     if media not in (MERGE_PATCH, STRATEGIC_MERGE_PATCH):
         return None
@@ -119,7 +121,7 @@ def apply_status_patch(
     if not isinstance(body, dict) or list(body) != ["status"]:
         return None
     part = {"status": current["status"]} if "status" in current else {}
-    merged = merge_patch(part, body) if media == MERGE_PATCH else strategic_merge_patch(part, body, schema)
+    merged = merge_patch_owned(part, body) if media == MERGE_PATCH else strategic_merge_patch(part, body, schema)
     result = dict(current)
     if isinstance(current.get("metadata"), dict):
         result["metadata"] = dict(current["metadata"])

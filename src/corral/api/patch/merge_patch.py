@@ -21,6 +21,26 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def merge_patch_owned(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """:func:`merge_patch` for a ``patch`` the caller owns and hands over
+    (just parsed from a request): the result takes the patch's values
+    as they are, and copies only the maps of ``target`` the patch descends
+    into, sharing the rest with it. Neither argument is modified; the
+    result must be treated as sharing both. Copying every value of a
+    node's status patch, and the stored status as a whole, was a fifth of
+    applying it."""
+    result = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict):
+            current = result.get(key)
+            result[key] = merge_patch_owned(current if isinstance(current, dict) else {}, value)
+        else:
+            result[key] = value
+    return result
+
+
 def _merge_into(target: dict[str, Any], patch: dict[str, Any]) -> None:
     for key, value in patch.items():
         if value is None:
