@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 
 from corral.client.api import ApiClient
-from corral.client.informer import Informer
+from corral.client.informer import Informer, strip_managed_fields
 from corral.client.resources import Resource
 from corral.clock import Clock, RealClock
 from corral.controllers.objects import Obj, meta, namespace_of
@@ -53,7 +53,8 @@ class SharedInformers:
         key = (res, field_selector)
         informer = self._informers.get(key)
         if informer is None:
-            informer = Informer(self.client, res, field_selector=field_selector, clock=self.clock)
+            informer = Informer(self.client, res, field_selector=field_selector, clock=self.clock,
+                                transform=strip_managed_fields)
             self._informers[key] = informer
             self._indexes[key] = set()
             if self._runners:

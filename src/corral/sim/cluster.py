@@ -39,7 +39,7 @@ import aiohttp
 from corral.client.api import KEEPALIVE_SECONDS, ApiClient
 from corral.client.errors import ApiError
 from corral.client.http1 import Http1Pool
-from corral.client.informer import Informer, object_key
+from corral.client.informer import Informer, object_key, strip_managed_fields
 from corral.client.resources import PODS
 from corral.clock import Clock, RealClock
 from corral.sim.hollow import LEASE_PERIOD, HollowNode, NodeShape
@@ -160,7 +160,8 @@ class HollowCluster:
         self.shared: Informer | None = None
         self.watches: dict[str, Informer] = {}  # node -> its own pod informer (per-node)
         if pod_watch == "shared":
-            self.shared = Informer(self.pool, PODS, field_selector="spec.nodeName!=", clock=self.clock)
+            self.shared = Informer(self.pool, PODS, field_selector="spec.nodeName!=", clock=self.clock,
+                                   transform=strip_managed_fields)
             self.shared.add_handler(on_add=self._dispatch, on_update=lambda old, new: self._dispatch(new))
         else:
             for name, node in self.nodes.items():
@@ -174,7 +175,8 @@ class HollowCluster:
 
     def _node_watch(self, node: HollowNode) -> Informer:
         """The node's own list+watch of its pods, as a kubelet's."""
-        informer = Informer(node.client, PODS, field_selector=f"spec.nodeName={node.name}", clock=self.clock)
+        informer = Informer(node.client, PODS, field_selector=f"spec.nodeName={node.name}", clock=self.clock,
+                            transform=strip_managed_fields)
 
         def enqueue(pod: Obj) -> None:
             if node.wants(pod):

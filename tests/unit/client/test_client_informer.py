@@ -6,7 +6,7 @@ import pytest
 from client_fakeapi import serve
 
 from corral.client.api import ApiClient
-from corral.client.informer import Informer, wait_for_sync
+from corral.client.informer import Informer, strip_managed_fields, wait_for_sync
 from corral.client.resources import PODS
 from corral.clock import FakeClock
 
@@ -229,3 +229,36 @@ async def test_time_without_a_stream_is_reported_once_it_is_back():
             await inf.wait_synced(timeout=5)
             assert inf.blind_since is None
             assert sights == [0.5]
+
+
+async def test_a_transform_shapes_listed_and_watched_objects_before_cache_and_handlers():
+    managed = [{"manager": "m", "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]
+
+    def with_fields(obj: dict) -> dict:
+        obj["metadata"]["managedFields"] = managed
+        return obj
+
+    async with serve() as api, ApiClient(api.url) as c:
+        api.seed("pods", with_fields(pod("a", "n1")))
+        inf = Informer(c, PODS, namespace="ns1", transform=strip_managed_fields)
+        seen: list[dict] = []
+        inf.add_handler(on_add=seen.append, on_update=lambda old, new: seen.append(new))
+        async with running(inf):
+            await inf.wait_synced(timeout=5)
+            await api.wait_watchers()
+            api.emit("pods", "ADDED", with_fields(pod("b", "n2")))
+            api.emit("pods", "MODIFIED", with_fields(pod("a", "n3")))
+            api.push({"type": "BOOKMARK", "object": {"kind": "Pod", "metadata": {"resourceVersion": "77"}}})
+            await until(lambda: inf.resource_version == "77")
+        assert [o["metadata"]["name"] for o in seen] == ["a", "b", "a"]
+        assert all("managedFields" not in o["metadata"] for o in seen)
+        assert all("managedFields" not in o["metadata"] for o in inf.cache.list())
+        assert inf.cache.get("ns1/a")["spec"]["nodeName"] == "n3"
+        assert inf.cache.get("ns1/a")["metadata"]["resourceVersion"] != "77"  # a bookmark is no object
+
+
+def test_strip_managed_fields_leaves_the_rest_and_takes_objects_without_metadata():
+    obj = {"metadata": {"name": "x", "managedFields": [], "labels": {"a": "b"}}, "spec": {}}
+    assert strip_managed_fields(obj) is obj
+    assert obj == {"metadata": {"name": "x", "labels": {"a": "b"}}, "spec": {}}
+    assert strip_managed_fields({"kind": "Pod"}) == {"kind": "Pod"}
