@@ -9,6 +9,7 @@ whose event loop would compete with the load generator's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -197,6 +198,93 @@ class CpuMeter:
             except OSError:
                 continue
         return own
+
+
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")
+
+
+RUNTIME_CGROUP_PREFIX = "corral"
+"""Where the process runtime makes pods' cgroups (runtime/cgroups.py PREFIX)."""
+
+
+def _cpuacct(group: Path) -> tuple[float, float, float]:
+    total = int((group / "cpuacct.usage").read_text()) / 1e9
+    stat = dict(line.split() for line in (group / "cpuacct.stat").read_text().splitlines())
+    hz = os.sysconf("SC_CLK_TCK")
+    return total, int(stat["user"]) / hz, int(stat["system"]) / hz
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and all its live descendants, whatever their session."""
+    tree, todo = [pid], [pid]
+    while todo:
+        try:
+            children = _children(todo.pop())
+        except OSError:
+            continue
+        tree.extend(children)
+        todo.extend(children)
+    return tree
+
+
+class CgroupCpu:
+    """CPU of a set of processes and of everything they start, from a cgroup
+    v1 ``cpuacct`` group of its own. The kernel charges every fork, exec and
+    page fault of every descendant there, exited ones included, which the
+    per-process counters miss (a container's own fork and exec, short-lived
+    helpers). corral's process runtime uses the cpu, memory and pids
+    hierarchies, never cpuacct, so its pods stay in the group. ``read`` is
+    None where there is no such hierarchy (a v2-only host)."""
+
+    def __init__(self, name: str) -> None:
+        self.path: Path | None = None
+        if (CPUACCT / "cgroup.procs").exists():
+            self.path = CPUACCT / f"corral-bench-{name}-{os.getpid()}"
+            self.path.mkdir(exist_ok=True)
+
+    def add(self, *pids: int) -> None:
+        """Move these processes in (their threads come along; their
+        children already born do not: pass them too)."""
+        if self.path is None:
+            return
+        for pid in pids:
+            try:
+                (self.path / "cgroup.procs").write_text(str(pid))
+            except OSError:
+                pass  # exited meanwhile
+
+    def read(self, pod_uids: Iterable[str] = ()) -> tuple[float, float, float] | None:
+        """(total, user, system) CPU seconds used in the group so far, plus
+        that of these pods' own groups: a container joins a cpuacct group
+        of its own (``corral/<pod uid>/...``, for ``kubectl top``) between
+        its fork and its exec, and is charged there from then on."""
+        if self.path is None:
+            return None
+        total, user, system = _cpuacct(self.path)
+        for uid in pod_uids:
+            try:
+                pod = _cpuacct(CPUACCT / RUNTIME_CGROUP_PREFIX / uid)
+            except OSError:
+                continue  # no container of it started, or already removed
+            total, user, system = total + pod[0], user + pod[1], system + pod[2]
+        return total, user, system
+
+    def close(self) -> None:
+        """Move what is left back to the root group and remove the group."""
+        if self.path is None:
+            return
+        deadline = time.monotonic() + 5
+        while True:
+            for pid in (self.path / "cgroup.procs").read_text().split():
+                with contextlib.suppress(OSError):
+                    (CPUACCT / "cgroup.procs").write_text(pid)
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
 
 def processes_matching(needles: Iterable[str]) -> list[int]:

@@ -37,49 +37,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
-from _common import emit, percentile  # noqa: E402
+from _common import CgroupCpu, emit, percentile  # noqa: E402
 
 from corral.runtime import memfs  # noqa: E402
 from corral.runtime.process import ProcessRuntime  # noqa: E402
 from corral.runtime.protocol import ContainerHandle, LogPaths  # noqa: E402
 
 BENCH = "runtime_start"
-CPUACCT = Path("/sys/fs/cgroup/cpuacct")
-
-
-class CgroupCpu:
-    """CPU of this process and all it starts, from a cpuacct cgroup of its
-    own (cgroup v1); ``None`` readings where there is no such hierarchy."""
-
-    def __init__(self) -> None:
-        self.path: Path | None = None
-        if (CPUACCT / "cgroup.procs").exists():
-            self.path = CPUACCT / f"corral-bench-{os.getpid()}"
-            self.path.mkdir(exist_ok=True)
-            (self.path / "cgroup.procs").write_text(str(os.getpid()))
-
-    def read(self) -> tuple[float, float, float] | None:
-        """(total, user, system) CPU seconds so far."""
-        if self.path is None:
-            return None
-        total = int((self.path / "cpuacct.usage").read_text()) / 1e9
-        stat = dict(line.split() for line in (self.path / "cpuacct.stat").read_text().splitlines())
-        hz = os.sysconf("SC_CLK_TCK")
-        return total, int(stat["user"]) / hz, int(stat["system"]) / hz
-
-    def close(self) -> None:
-        if self.path is None:
-            return
-        (CPUACCT / "cgroup.procs").write_text(str(os.getpid()))
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:  # its last processes may still be exiting
-            try:
-                self.path.rmdir()
-                return
-            except OSError:
-                time.sleep(0.05)
-
-
 def emit_cpu(before: tuple[float, float, float] | None, after: tuple[float, float, float] | None,
              metric: str, n: int, **params: Any) -> None:
     if before is None or after is None:
@@ -118,7 +82,7 @@ async def runtime_round(base: Path, n: int, concurrency: int, cpu: CgroupCpu, pa
     try:
         await asyncio.gather(*(start(p) for p in pods))
         wall = time.monotonic() - t0
-        after = cpu.read()
+        after = cpu.read(p["metadata"]["uid"] for p in pods)
         emit(BENCH, "all_started_s", wall, "s", **params)
         emit(BENCH, "start_p50_ms", percentile(took, 50), "ms", **params)
         emit(BENCH, "start_p99_ms", percentile(took, 99), "ms", **params)
@@ -183,7 +147,8 @@ async def main() -> None:
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("# not root: pods get no namespaces or cgroups here", file=sys.stderr)
-    cpu = CgroupCpu()
+    cpu = CgroupCpu("runtime-start")
+    cpu.add(os.getpid())
     if cpu.path is None:
         print("# no cgroup v1 cpuacct hierarchy: CPU lines omitted", file=sys.stderr)
     base = Path(tempfile.mkdtemp(prefix="corral-runtime-bench-"))
