@@ -90,3 +90,22 @@ def test_status_only_diff_equals_full_walk(old: Any, new: Any) -> None:
     assert changed_fields(old, new, POD) == full(old, new, POD)
     assert changed_fields({}, new, POD) == full({}, new, POD)
     assert changed_fields(old, {}, POD) == full(old, {}, POD)
+
+
+condition = st.fixed_dictionaries({"type": st.sampled_from(["Ready", "Initialized"])},
+                                  optional={"status": st.sampled_from(["True", "False"]),
+                                            "lastTransitionTime": st.sampled_from(["t1", "t2"])})
+container_status = st.fixed_dictionaries({}, optional={  # no name: an item without its key
+    "name": names, "ready": st.booleans(), "state": st.fixed_dictionaries({}, optional={
+        "running": st.fixed_dictionaries({"startedAt": st.sampled_from(["t1", "t2"])})})})
+pod_statuses = st.fixed_dictionaries({}, optional={
+    "conditions": st.lists(st.one_of(condition, scalars), max_size=3),  # duplicates and scalars included
+    "containerStatuses": st.lists(container_status, max_size=3),
+    "podIPs": st.lists(st.fixed_dictionaries({"ip": st.sampled_from(["a", "b"])}), max_size=2)})
+
+
+@settings(max_examples=400, deadline=None)
+@given(pod_statuses, pod_statuses)
+def test_keyed_lists_compared_item_by_item_equal_the_full_walk(old: dict, new: dict) -> None:
+    old, new = {"status": old}, {"status": new}
+    assert changed_fields(old, new, POD) == full(old, new, POD)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from corral.api.patch.fieldpath import FieldSet, Path, _walk, is_ignored
-from corral.api.patch.lists import child, is_atomic_map
+from corral.api.patch.fieldpath import ITEM, FieldSet, Path, _walk, is_ignored, item_element
+from corral.api.patch.lists import apply_semantics, child, is_atomic_map, items
 from corral.api.patch.values import MISSING, same
 from corral.resources.schema import Schema
 
@@ -68,8 +68,58 @@ def _diff(old: Any, new: Any, schema: Schema | None, path: Path, sets: tuple[Fie
         sub = child(schema, key)
         if isinstance(o_val, dict) and o_val and isinstance(n_val, dict) and n_val:
             _diff(o_val, n_val, sub, here, sets)
-        else:
+        elif not (isinstance(o_val, list) and isinstance(n_val, list) and _diff_keyed(o_val, n_val, sub, here, sets)):
             _compare_into(_entry(o_val, sub, here), _entry(n_val, sub, here), sets)
+
+
+def _keyed(value: list[Any], keys: tuple[str, ...], path: Path) -> dict[str, Any] | None:
+    """A keyed list's items by their path element; None if two share one
+    (the full walk's result for those is left to the full walk)."""
+    out: dict[str, Any] = {}
+    for index, item in enumerate(value):
+        pe = item_element(item, keys, index, path, False)
+        if pe in out:
+            return None
+        out[pe] = item
+    return out
+
+
+def _item_paths(item: Any, schema: Schema | None, here: Path) -> dict[Path, Any]:
+    """The paths one keyed-list item contributes, as ``fieldpath._walk_list`` records them."""
+    out: dict[Path, Any] = {here: ITEM}
+    if isinstance(item, dict):
+        _walk(item, schema, here, out, False)
+    return out
+
+
+def _diff_keyed(old: list[Any], new: list[Any], schema: Schema | None, path: Path,
+                sets: tuple[FieldSet, FieldSet, FieldSet]) -> bool:
+    """Two versions of a keyed list (a pod's conditions, its container
+    statuses) compared item by item, an equal item skipped with one
+    comparison, as ``_diff`` does for maps. False, having done nothing,
+    for any other list, which the full walks compare."""
+    semantics = apply_semantics(schema)
+    item_schema = items(schema)
+    if semantics.kind != "map" or is_atomic_map(item_schema):
+        return False
+    o_items, n_items = _keyed(old, semantics.keys, path), _keyed(new, semantics.keys, path)
+    if o_items is None or n_items is None:
+        return False
+    added, _modified, removed = sets
+    for pe in o_items.keys() | n_items.keys():
+        o_item, n_item = o_items.get(pe, MISSING), n_items.get(pe, MISSING)
+        here = (*path, pe)
+        if o_item is MISSING:
+            added.update(_item_paths(n_item, item_schema, here))
+        elif n_item is MISSING:
+            removed.update(_item_paths(o_item, item_schema, here))
+        elif same(o_item, n_item):
+            continue
+        elif isinstance(o_item, dict) and isinstance(n_item, dict):
+            _diff(o_item, n_item, item_schema, here, sets)
+        else:
+            _compare_into(_item_paths(o_item, item_schema, here), _item_paths(n_item, item_schema, here), sets)
+    return True
 
 
 def _is_leaf(value: Any) -> bool:

@@ -94,15 +94,18 @@ def _undecoded(entry: dict[str, Any]) -> Manager:
 
 def _entry(m: Manager) -> dict[str, Any]:
     """The stored form of one manager: its decoded entry again when neither
-    its identity nor its fields changed since (set equality is one C-level
-    comparison; re-encoding walks and sorts the whole trie)."""
+    its identity nor its fields changed since, and its stored trie again
+    when only the time or version did (a node's later status writes of
+    fields it already owns). Set equality is one C-level comparison;
+    re-encoding walks and sorts the whole trie."""
     old = m.stored
     if m.fields is UNREAD and old is not None:
         return old
-    if (old is not None and m.fields == m.stored_fields and old.get("manager") == m.manager
+    same_fields = (old is not None and m.fields == m.stored_fields and old.get("fieldsType") == "FieldsV1"
+                   and isinstance(old.get("fieldsV1"), dict))
+    if (same_fields and old is not None and old.get("manager") == m.manager
             and old.get("operation") == m.operation and old.get("apiVersion") == m.api_version
-            and old.get("time") == m.time and old.get("subresource", "") == m.subresource
-            and old.get("fieldsType") == "FieldsV1"):
+            and old.get("time") == m.time and old.get("subresource", "") == m.subresource):
         return deep_copy(old)
     entry: dict[str, Any] = {
         "manager": m.manager,
@@ -112,7 +115,7 @@ def _entry(m: Manager) -> dict[str, Any]:
     if m.time:
         entry["time"] = m.time
     entry["fieldsType"] = "FieldsV1"
-    entry["fieldsV1"] = to_fields_v1(m.fields)
+    entry["fieldsV1"] = deep_copy(old["fieldsV1"]) if same_fields and old is not None else to_fields_v1(m.fields)
     if m.subresource:
         entry["subresource"] = m.subresource
     return entry
