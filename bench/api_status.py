@@ -1,11 +1,13 @@
 """The ``status`` phase of bench/api.py: pod status writes, the most frequent
 write of a running cluster (issues #4 and #5).
 
-Three figures. Two are the first status write of fresh pods as their node
+Four figures. Two are the first status write of fresh pods as their node
 makes it: ``status_patch`` is a hollow node's merge PATCH of
 pods/NAME/status (src/corral/sim/hollow.py, user agent corral-hollow-node),
 ``status_put`` the node agent's PUT of the whole pod with its new status
-(src/corral/agent/pod_worker.py, user agent corral-agent). The third,
+(src/corral/agent/pod_worker.py, user agent corral-agent).
+``status_put_again`` is the agent's next write of those pods (readiness
+lost: two conditions and the container's ``ready`` change). The fourth,
 ``token_request``, is the other per-pod request of a start the server
 computes: a TokenRequest for a ServiceAccount bound to one of those pods,
 as the agent asks for its projected token (src/corral/client/podtoken.py). The pods look
@@ -154,12 +156,32 @@ async def _status_phases(http: aiohttp.ClientSession, child: CorralChild, args: 
         body["status"] = {**running_status(p), "qosClass": p["status"].get("qosClass", "Burstable")}
         puts.append(orjson.dumps(body))
 
+    written: list[dict[str, Any]] = [{}] * args.count
+
     async def put_one(i: int) -> None:
         url = f"{pods_url}/{fetched[i]['metadata']['name']}/status"
-        await _send(http, "PUT", url, puts[i], put_headers, 200)
+        written[i] = await _send(http, "PUT", url, puts[i], put_headers, 200)
 
     await _timed("status_put", child, args, params, closed_loop, put_one)
+    again = [orjson.dumps(dict(p, status=not_ready_status(p["status"]))) for p in written]
+
+    async def put_again(i: int) -> None:
+        url = f"{pods_url}/{written[i]['metadata']['name']}/status"
+        await _send(http, "PUT", url, again[i], put_headers, 200)
+
+    await _timed("status_put_again", child, args, params, closed_loop, put_again)
     await _token_requests(http, pods_url, fetched, child, args, params, closed_loop)
+
+
+def not_ready_status(status: dict[str, Any]) -> dict[str, Any]:
+    """A later write by the same node: its container failed a readiness
+    probe, so Ready and ContainersReady turn False (new transition times),
+    the rest of what the node owns is as it wrote it before."""
+    later = "2026-01-01T00:01:00Z"
+    conds = [dict(c, status="False", lastTransitionTime=later) if c.get("type") in ("Ready", "ContainersReady")
+             else c for c in status.get("conditions") or []]
+    containers = [dict(c, ready=False) for c in status.get("containerStatuses") or []]
+    return {**status, "conditions": conds, "containerStatuses": containers}
 
 
 async def _token_requests(http: aiohttp.ClientSession, pods_url: str, pods: list[dict[str, Any]],

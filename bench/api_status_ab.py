@@ -1,0 +1,152 @@
+"""Server CPU per pod status write and per TokenRequest of two source trees
+at once (the figures of bench/api_status.py, A against B).
+
+    .venv/bin/python bench/api_status_ab.py --a /tmp/base/src --b src --count 2000 --chunk 100
+
+Runs one ``corral server`` per tree (PYTHONPATH chosen per child), gives
+both the same pods, then sends each phase's requests in chunks of
+``--chunk``, alternating the servers chunk by chunk (and which goes first),
+and counts each server's CPU over its own chunks only. On a machine shared
+with other work, consecutive runs of api.py moved by ±20 % with the load;
+here both trees see the same load within seconds of each other, so a
+difference of a few percent shows. One JSON line per tree and figure
+(``tree`` a or b, ``src``), then one per figure with ``b_vs_a_pct``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import CorralChild, CpuMeter, corral_child, emit  # noqa: E402
+from api import closed_loop, make_namespace, session  # noqa: E402
+from api_status import (  # noqa: E402
+    PATCH_AGENT,
+    PUT_AGENT,
+    _create_pods,
+    _send,
+    bench_node,
+    not_ready_status,
+    running_status,
+)
+
+BENCH = "api_status_ab"
+One = Callable[[int], Awaitable[Any]]
+
+
+class Side:
+    """One server, its client session and the pods it was given."""
+
+    def __init__(self, name: str, src: str, child: CorralChild, http: aiohttp.ClientSession) -> None:
+        self.name, self.src, self.child, self.http = name, src, child, http
+        self.cpu_s: dict[str, float] = {}
+        self.pods_url = ""
+
+    async def prepare(self, count: int, clients: int) -> dict[str, One]:
+        """The pods and request bodies of every phase; returns one request
+        function per figure, each taking a pod's index."""
+        ns_url = (await make_namespace(self.http, self.child.url, "bench-status")).rsplit("/", 1)[0]
+        self.pods_url = url = f"{ns_url}/pods"
+        hollow = await _create_pods(self.http, url, "hollow", count, clients, closed_loop)
+        agent = await _create_pods(self.http, url, "agent", count, clients, closed_loop)
+        sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "bench-sa"}}
+        await _send(self.http, "POST", f"{ns_url}/serviceaccounts", orjson.dumps(sa), {}, 201)
+        patch_h = {"User-Agent": PATCH_AGENT, "Content-Type": "application/merge-patch+json"}
+        put_h = {"User-Agent": PUT_AGENT, "Content-Type": "application/json"}
+        written: list[dict[str, Any]] = [{}] * count
+
+        async def patch(i: int) -> None:
+            body = orjson.dumps({"status": running_status(hollow[i])})
+            await _send(self.http, "PATCH", f"{url}/{hollow[i]['metadata']['name']}/status", body, patch_h, 200)
+
+        async def put(i: int) -> None:
+            p = agent[i]
+            body = orjson.dumps(dict(p, status={**running_status(p), "qosClass": p["status"].get("qosClass")}))
+            written[i] = await _send(self.http, "PUT", f"{url}/{p['metadata']['name']}/status", body, put_h, 200)
+
+        async def put_again(i: int) -> None:
+            p = written[i]
+            body = orjson.dumps(dict(p, status=not_ready_status(p["status"])))
+            await _send(self.http, "PUT", f"{url}/{p['metadata']['name']}/status", body, put_h, 200)
+
+        async def token(i: int) -> None:
+            meta = agent[i]["metadata"]
+            body = orjson.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                 "spec": {"expirationSeconds": 3607, "boundObjectRef": {
+                                     "apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]}}})
+            await _send(self.http, "POST", f"{ns_url}/serviceaccounts/bench-sa/token", body, put_h, 201)
+
+        return {"status_patch": patch, "status_put": put, "status_put_again": put_again, "token_request": token}
+
+    async def chunk(self, figure: str, one: One, start: int, n: int, clients: int) -> None:
+        meter = CpuMeter(self.child.pid)
+        await closed_loop(clients, n, lambda i: one(start + i))
+        self.cpu_s[figure] = self.cpu_s.get(figure, 0.0) + meter.seconds()
+
+
+async def run(sides: list[Side], args: argparse.Namespace) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        for side in sides:  # the node first: the pods are bound to it
+            await stack.enter_async_context(bench_node(side.http, side.child))
+        phases = [await side.prepare(args.count, args.clients) for side in sides]
+        for figure in phases[0]:
+            for n_chunk, start in enumerate(range(0, args.count, args.chunk)):
+                n = min(args.chunk, args.count - start)
+                order = [0, 1] if n_chunk % 2 == 0 else [1, 0]
+                for k in order:
+                    await sides[k].chunk(figure, phases[k][figure], start, n, args.clients)
+    params = {"count": args.count, "chunk": args.chunk, "clients": args.clients}
+    for figure in phases[0]:
+        per = [s.cpu_s[figure] * 1000 / args.count for s in sides]
+        for side, ms in zip(sides, per, strict=True):
+            emit(BENCH, f"server_cpu_ms_per_{figure}", round(ms, 4), "ms", tree=side.name, src=side.src, **params)
+        emit(BENCH, f"b_vs_a_pct_{figure}", round(100 * (per[1] - per[0]) / per[0], 2), "%",
+             a_ms=round(per[0], 4), b_ms=round(per[1], 4), **params)
+
+
+async def main_async(children: list[tuple[str, str, CorralChild]], args: argparse.Namespace) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        sides = []
+        for name, src, child in children:
+            http = await stack.enter_async_context(session(child.ssl_context(), child.token(), args.clients))
+            sides.append(Side(name, src, child, http))
+        await run(sides, args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--a", required=True, help="PYTHONPATH of tree a (its src directory)")
+    parser.add_argument("--b", required=True, help="PYTHONPATH of tree b")
+    parser.add_argument("--count", type=int, default=2000, help="requests per figure and tree")
+    parser.add_argument("--chunk", type=int, default=100, help="requests per turn of one tree")
+    parser.add_argument("--clients", type=int, default=32)
+    args = parser.parse_args()
+    if args.count < 1 or args.chunk < 1:
+        parser.error("--count and --chunk must be positive")
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    saved = os.environ.get("PYTHONPATH")
+    with contextlib.ExitStack() as stack:
+        children = []
+        for name, src in (("a", args.a), ("b", args.b)):
+            os.environ["PYTHONPATH"] = str(Path(src).resolve())  # the child inherits it at spawn
+            children.append((name, src, stack.enter_context(corral_child("server"))))
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+        asyncio.run(main_async(children, args))
+
+
+if __name__ == "__main__":
+    main()
