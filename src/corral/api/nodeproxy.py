@@ -15,7 +15,6 @@ exec endpoint without ``pods/exec``.
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -24,6 +23,7 @@ from yarl import URL
 
 from corral.api.errors import ApiError, MethodNotAllowed, NotFound, ServiceUnavailable
 from corral.api.kubelet_client import kubelet_client, node_endpoint
+from corral.api.proxy import relay
 
 if TYPE_CHECKING:
     from corral.api.context import ServerContext
@@ -64,14 +64,7 @@ async def node_proxy(ctx: ServerContext, request: web.Request) -> web.StreamResp
             if upstream.status >= 400 and not upstream.content_type.endswith("json"):
                 raise _refusal(upstream.status, (await upstream.text())[:2000].strip())
             headers = {h: upstream.headers[h] for h in PASSED_HEADERS if h in upstream.headers}
-            response = web.StreamResponse(status=upstream.status, headers=headers)
-            response.enable_chunked_encoding()
-            await response.prepare(request)
-            with contextlib.suppress(ConnectionResetError):
-                async for chunk in upstream.content.iter_any():
-                    await response.write(chunk)
-                await response.write_eof()
-            return response
+            return await relay(request, upstream, upstream.status, headers)
     except aiohttp.ClientError as exc:
         raise ServiceUnavailable(f"cannot reach the agent of node {name}: {exc}") from exc
 

@@ -152,25 +152,22 @@ class ObjectStore:
         and must never be modified."""
 
     async def get(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
-        try:
-            kv = await self.store.get(rt.key(namespace, name))
-        except StoreUnavailableError as exc:
-            raise ServiceUnavailable(f"storage is unavailable: {exc}") from exc
-        if kv is None:
-            raise not_found(rt.plural, name, rt.group)
-        return decode(kv)
+        return decode(await self._stored(rt, namespace, name))
 
     async def get_shared(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
         """:meth:`get` through ``shared_decode``, for a caller that only reads
         the object (a TokenRequest reads the ServiceAccount and the pod it
         binds to): never to be modified or handed out."""
+        return self.shared_decode(await self._stored(rt, namespace, name))
+
+    async def _stored(self, rt: ResourceType, namespace: str | None, name: str) -> KeyValue:
         try:
             kv = await self.store.get(rt.key(namespace, name))
         except StoreUnavailableError as exc:
             raise ServiceUnavailable(f"storage is unavailable: {exc}") from exc
         if kv is None:
             raise not_found(rt.plural, name, rt.group)
-        return self.shared_decode(kv)
+        return kv
 
     # -- create -------------------------------------------------------------
 

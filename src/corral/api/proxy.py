@@ -40,6 +40,20 @@ def _container_name(pod: dict[str, Any], requested: str | None) -> str:
     )
 
 
+async def relay(request: web.Request, upstream: aiohttp.ClientResponse, status: int,
+                headers: dict[str, str]) -> web.StreamResponse:
+    """Stream the agent's answer body to the caller as it comes (a followed
+    log never ends); a caller that went away ends the copy quietly."""
+    response = web.StreamResponse(status=status, headers=headers)
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    with contextlib.suppress(ConnectionResetError):
+        async for chunk in upstream.content.iter_any():
+            await response.write(chunk)
+        await response.write_eof()
+    return response
+
+
 def _refusal(status: int, text: str) -> ApiError:
     """The agent's refusal as the user should see it: its 404 (no such
     container instance) stays a 404, anything else is a bad request."""
@@ -59,13 +73,6 @@ async def pod_log(ctx: ServerContext, request: web.Request, target: Target) -> w
                 session.get(url, params=params) as upstream:
             if upstream.status != 200:
                 raise _refusal(upstream.status, (await upstream.text())[:2000])
-            response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
-            response.enable_chunked_encoding()
-            await response.prepare(request)
-            with contextlib.suppress(ConnectionResetError):
-                async for chunk in upstream.content.iter_any():
-                    await response.write(chunk)
-                await response.write_eof()
-            return response
+            return await relay(request, upstream, 200, {"Content-Type": "text/plain"})
     except aiohttp.ClientError as exc:
         raise ServiceUnavailable(f"cannot reach the agent of node {pod['spec'].get('nodeName')}: {exc}") from exc
