@@ -16,7 +16,7 @@ REGISTRY = build_registry()
 FACTS: dict[tuple[str, str], tuple[str, bool, tuple[str, ...], tuple[str, ...], set[str]]] = {
     ("", "pods"): ("Pod", True, ("po",), ("all",),
                    {"status", "binding", "log", "exec", "portforward", "eviction"}),
-    ("", "nodes"): ("Node", False, ("no",), (), {"status"}),
+    ("", "nodes"): ("Node", False, ("no",), (), {"status", "proxy"}),
     ("", "namespaces"): ("Namespace", False, ("ns",), (), {"status", "finalize"}),
     ("", "services"): ("Service", True, ("svc",), ("all",), {"status"}),
     ("", "endpoints"): ("Endpoints", True, ("ep",), (), set()),
