@@ -107,6 +107,7 @@ def _spawn(hostname: str, tmp_source: str, keep: list[str], rootfs: bool, mask: 
     per pod. The other namespaces are unshared by the init itself."""
     r, w = os.pipe()
     own = os.open("/proc/self/ns/pid_for_children", os.O_RDONLY | os.O_CLOEXEC)
+    init = None
     try:
         ns.unshare(ns.CLONE_NEWPID)
         init = os.fork()
@@ -114,6 +115,8 @@ def _spawn(hostname: str, tmp_source: str, keep: list[str], rootfs: bool, mask: 
             _become_init(r, w, hostname, tmp_source, keep, rootfs, mask, mountpoint)
         ns.setns(own, ns.CLONE_NEWPID)  # in the parent only: the child is PID 1 there
     except BaseException:
+        if init:  # forked, but this process could not step back: no half-made sandbox
+            _reap_failed(init)
         os.close(r)
         os.close(w)
         raise
