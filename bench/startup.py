@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import calendar
 import json
 import os
 import shutil
@@ -88,7 +87,6 @@ class Stages:
     def __init__(self) -> None:
         self.at: dict[str, dict[str, float]] = {}
         self.uids: dict[str, str] = {}
-        self.started_wall: dict[str, float] = {}
 
     def saw(self, obj: dict[str, Any]) -> None:
         name = obj["metadata"]["name"]
@@ -103,15 +101,12 @@ class Stages:
             marks.setdefault("agent_status", now)
         if status.get("phase") == "Running" and "running" not in marks:
             marks["running"] = now
-            for cs in status.get("containerStatuses") or []:
-                started = ((cs.get("state") or {}).get("running") or {}).get("startedAt")
-                if started:
-                    self.started_wall[name] = _wall(started)
 
-    def report(self, sent: dict[str, float], wall_offset: float, **params: Any) -> None:
+    def report(self, sent: dict[str, float], **params: Any) -> None:
         """p50/p99 of each stage's share: created → bound → the agent's
-        first status → Running, and where the container process started
-        (its startedAt, wall clock) within that."""
+        first status → Running. (A container's ``startedAt`` has whole
+        seconds, as in Kubernetes: where the process started within that is
+        in the agents' timelines, :func:`agent_steps`.)"""
         deltas: dict[str, list[float]] = {}
         for name, t0 in sent.items():
             marks = self.at.get(name, {})
@@ -122,20 +117,9 @@ class Stages:
                 if stage in marks:
                     deltas.setdefault(f"to_{stage}", []).append((marks[stage] - prev) * 1000)
                     prev = marks[stage]
-            if name in self.started_wall and "running" in marks:
-                started = self.started_wall[name] - wall_offset
-                deltas.setdefault("process_started", []).append((started - t0) * 1000)
-                deltas.setdefault("started_to_running", []).append(
-                    (marks["running"] - started) * 1000)
         for stage, values in deltas.items():
             emit(BENCH, "stage_ms", percentile(values, 50), "ms", stage=stage,
                  p99_ms=round(percentile(values, 99), 1), **params)
-
-
-def _wall(text: str) -> float:
-    base, _, frac = text.rstrip("Z").partition(".")
-    moment = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
-    return moment + (float("0." + frac) if frac else 0.0)
 
 
 async def watch_running(client: ApiClient, want: set[str], seen: dict[str, float],
@@ -178,7 +162,6 @@ async def burst(client: ApiClient, runtime: str, n: int, image: str, timeout: fl
     aside = ChildrenCpu(child.data_dir)
     tree_cpu0 = tree.read() if tree is not None else None
     engine_cpu = EngineCpu.of(engine) if runtime == "docker" else None
-    wall_offset = time.time() - time.monotonic()
     t0 = time.monotonic()
     await asyncio.gather(*(create(name) for name in names))
     try:
@@ -202,7 +185,7 @@ async def burst(client: ApiClient, runtime: str, n: int, image: str, timeout: fl
              corral_ms=round(corral_s * 1000 / n, 1), helpers_ms=round(others_s * 1000 / n, 1),
              **engine_ms(engine_cpu, n), **params)
         emit_tree_cpu("cpu_ms_per_pod_all", tree_cpu0, tree_cpu1, n, **params)
-        stages.report(sent, wall_offset, **params)
+        stages.report(sent, **params)
         agent_marks = await agent_steps(client, sent, **params)
         # Work the agent puts off until its pods run (its Events) is CPU all
         # the same: also count until every pod's Started Event is written.
