@@ -123,22 +123,14 @@ def process_tree(pid: int) -> list[int]:
     separate program, measured on its own, and so is everything below it;
     worker processes a server forks for itself stay in its session."""
     session = _stat_fields(pid)[3]  # field 6
-    tree, todo = [pid], [pid]
-    while todo:
-        parent = todo.pop()
+
+    def same_session(child: int) -> bool:
         try:
-            children = _children(parent)
+            return _stat_fields(child)[3] == session
         except OSError:  # exited since it was listed
-            continue
-        for child in children:
-            try:
-                if _stat_fields(child)[3] != session:
-                    continue
-            except OSError:
-                continue
-            tree.append(child)
-            todo.append(child)
-    return tree
+            return False
+
+    return descendants(pid, same_session)
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -214,16 +206,18 @@ def _cpuacct(group: Path) -> tuple[float, float, float]:
     return total, int(stat["user"]) / hz, int(stat["system"]) / hz
 
 
-def descendants(pid: int) -> list[int]:
-    """``pid`` and all its live descendants, whatever their session."""
+def descendants(pid: int, keep: Callable[[int], bool] = lambda _pid: True) -> list[int]:
+    """``pid`` and its live descendants, whatever their session unless
+    ``keep`` says otherwise (a child it refuses is left out with all below it)."""
     tree, todo = [pid], [pid]
     while todo:
         try:
             children = _children(todo.pop())
-        except OSError:
+        except OSError:  # exited since it was listed
             continue
-        tree.extend(children)
-        todo.extend(children)
+        kept = [child for child in children if keep(child)]
+        tree.extend(kept)
+        todo.extend(kept)
     return tree
 
 

@@ -91,6 +91,15 @@ def format_timestamp(moment: datetime) -> str:
             f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}Z")
 
 
+def format_microtime(moment: datetime) -> str:
+    """Kubernetes MicroTime (leases' renewTime, Events' eventTime):
+    ``2026-01-01T00:00:00.000000Z``."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
+            f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond:06d}Z")
+
+
 def parse_timestamp(text: str) -> datetime:
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"

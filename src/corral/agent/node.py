@@ -19,14 +19,13 @@ import platform
 import shutil
 import socket
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from corral.client.api import ApiClient
 from corral.client.errors import AlreadyExistsError, ApiError, NotFoundError
 from corral.client.resources import LEASES, NAMESPACES, NODES
-from corral.clock import Clock, RealClock, format_timestamp
+from corral.clock import Clock, RealClock, format_microtime, format_timestamp
 from corral.failover import DEFAULT_TIMING
 
 log = logging.getLogger(__name__)
@@ -42,11 +41,6 @@ MEMORY_PRESSURE_BYTES = 100 * 1024 * 1024  # kubelet's default memory.available<
 DISK_PRESSURE_FRACTION = 0.10  # nodefs.available<10%
 INODE_PRESSURE_FRACTION = 0.05  # nodefs.inodesFree<5%
 PID_PRESSURE_FRACTION = 0.05
-
-
-def micro_time(moment: datetime) -> str:
-    """Kubernetes MicroTime: ``2026-01-01T00:00:00.000000Z``."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _arch() -> str:
@@ -286,7 +280,7 @@ class NodeStatusManager:
         spec = {
             "holderIdentity": self.node_name,
             "leaseDurationSeconds": LEASE_DURATION,
-            "renewTime": micro_time(self.clock.now()),
+            "renewTime": format_microtime(self.clock.now()),
         }
         try:
             await self.client.patch(LEASES, self.node_name, {"spec": spec}, LEASE_NAMESPACE)

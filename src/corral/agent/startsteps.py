@@ -36,9 +36,12 @@ from __future__ import annotations
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+from corral.clock import format_microtime
 
 POD_MARKS = ("seen", "slot", "volumes", "network", "env", "laid_out", "shim_began", "isolated",
              "spawned", "started", "running")
@@ -165,19 +168,12 @@ class StartSteps:
         pod's start (Kubernetes' pod_start_duration stops there too). A pod
         with no container started by this agent (adopted after a restart)
         is only forgotten, as is one that finished without being seen Running."""
-        pod = self._active.get(uid)
-        if pod is None:
+        if phase not in ("Running", "Succeeded", "Failed"):
             return
-        if phase in ("Succeeded", "Failed"):
-            del self._active[uid]
-            return
-        if phase != "Running":
-            return
-        del self._active[uid]
-        if "started" not in pod.marks:
-            return
-        pod.marks["running"] = self.now()
-        self._finish(pod)
+        pod = self._active.pop(uid, None)
+        if pod is not None and phase == "Running" and "started" in pod.marks:
+            pod.marks["running"] = self.now()
+            self._finish(pod)
 
     def forget(self, uid: str) -> None:
         self._active.pop(uid, None)
@@ -194,7 +190,7 @@ class StartSteps:
             "name": pod.name,
             "uid": pod.uid,
             "runtime": runtime,
-            "seenAt": _rfc3339(pod.wall),
+            "seenAt": format_microtime(datetime.fromtimestamp(pod.wall, UTC)),
             "seenMonotonic": round(seen, 6),
             "totalMs": _ms(marks["running"] - seen),
             "marksMs": {m: _ms(marks[m] - seen) for m in POD_MARKS if m in marks},
@@ -242,8 +238,3 @@ class StartSteps:
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
-
-def _rfc3339(wall: float) -> str:
-    micros = int(round(wall * 1e6))
-    secs, frac = divmod(micros, 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:06d}Z"

@@ -25,17 +25,15 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
 
 from corral.client import errors
 from corral.client.api import ApiClient
 from corral.client.resources import LEASES
-from corral.clock import Clock, RealClock
+from corral.clock import Clock, RealClock, format_microtime
 
 log = logging.getLogger(__name__)
 
-MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def default_identity() -> str:
@@ -165,7 +163,7 @@ class LeaderElector:
         self._lease = None
 
     def _stamp(self) -> str:
-        return self.clock.now().astimezone(UTC).strftime(MICROTIME)
+        return format_microtime(self.clock.now())
 
     def _set_holder(self, holder: str) -> None:
         leading = holder == self.config.identity

@@ -21,7 +21,7 @@ from typing import Any
 from corral.client.api import ApiClient
 from corral.client.errors import AlreadyExistsError, ApiError, ConflictError, NotFoundError
 from corral.client.resources import LEASES, NODES, PODS
-from corral.clock import Clock, RealClock, format_timestamp
+from corral.clock import Clock, RealClock, format_microtime, format_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,6 @@ class NodeShape:
         if net.prefixlen > 24 or index >= 2 ** (24 - net.prefixlen):
             return None
         return str(ipaddress.ip_network((int(net.network_address) + (index << 8), 24)))
-
-
-def micro_time(clock: Clock) -> str:
-    return clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class HollowNode:
@@ -124,7 +120,7 @@ class HollowNode:
         """One write: a patch of renewTime (or, with ``create``, the Lease
         itself, falling back to the patch if it exists)."""
         spec = {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_SECONDS,
-                "renewTime": micro_time(self.clock)}
+                "renewTime": format_microtime(self.clock.now())}
         lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                  "metadata": {"name": self.name, "namespace": LEASE_NAMESPACE},
                  "spec": {**spec, "acquireTime": spec["renewTime"]}}

@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from corral.api.patch.fieldpath import ITEM, FieldSet, Path, _walk, is_ignored, item_element
+from corral.api.patch.fieldpath import (
+    ITEM,
+    FieldSet,
+    Path,
+    _walk,
+    is_ignored,
+    is_leaf,
+    item_element,
+)
 from corral.api.patch.lists import apply_semantics, child, is_atomic_map, items
 from corral.api.patch.values import MISSING, same
 from corral.resources.schema import Schema
@@ -62,7 +70,7 @@ def _diff(old: Any, new: Any, schema: Schema | None, path: Path, sets: tuple[Fie
             continue
         if same(o_val, n_val):
             continue
-        if _is_leaf(o_val) and _is_leaf(n_val):
+        if is_leaf(o_val) and is_leaf(n_val):
             modified.add(here)
             continue
         sub = child(schema, key)
@@ -120,11 +128,6 @@ def _diff_keyed(old: list[Any], new: list[Any], schema: Schema | None, path: Pat
         else:
             _compare_into(_item_paths(o_item, item_schema, here), _item_paths(n_item, item_schema, here), sets)
     return True
-
-
-def _is_leaf(value: Any) -> bool:
-    """What ``fieldpath._walk`` records as one path of its own value."""
-    return not isinstance(value, dict | list) or (not value and isinstance(value, dict))
 
 
 _MAY_BE_IGNORED = ("apiVersion", "kind", "metadata")

@@ -62,13 +62,18 @@ def field_values(obj: Any, schema: Schema | None, *, strict: bool = False) -> di
     return {p: v for p, v in out.items() if not is_ignored(p)}
 
 
+def is_leaf(value: Any) -> bool:
+    """A scalar, a null or an empty map: one path of its own value,
+    whatever its schema says."""
+    return not isinstance(value, dict | list) or (not value and isinstance(value, dict))
+
+
 def _walk(value: Any, schema: Schema | None, path: Path, out: dict[Path, Any], strict: bool) -> None:
     if isinstance(value, dict) and not (path and is_atomic_map(schema)):
         for key, sub in value.items():
             here = (*path, "f:" + key)
-            # A scalar, a null or an empty map is a leaf whatever its schema
-            # says: recorded here, without a call and a schema lookup (most
-            # of a pod's fields are scalars).
+            # is_leaf, inline: recorded here, without a call and a schema
+            # lookup (most of a pod's fields are scalars).
             if not isinstance(sub, dict | list) or not sub and isinstance(sub, dict):
                 out[here] = sub
             else:

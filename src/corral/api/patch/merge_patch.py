@@ -13,12 +13,11 @@ from corral.api.patch.values import deep_copy, same
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
-    """``target`` with ``patch`` applied; neither argument is modified."""
+    """``target`` with ``patch`` applied, sharing nothing with either;
+    neither argument is modified."""
     if not isinstance(patch, dict):
         return deep_copy(patch)
-    result = deep_copy(target) if isinstance(target, dict) else {}
-    _merge_into(result, patch)
-    return result
+    return deep_copy(merge_patch_owned(target if isinstance(target, dict) else {}, patch))
 
 
 def merge_patch_owned(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -39,19 +38,6 @@ def merge_patch_owned(target: dict[str, Any], patch: dict[str, Any]) -> dict[str
         else:
             result[key] = value
     return result
-
-
-def _merge_into(target: dict[str, Any], patch: dict[str, Any]) -> None:
-    for key, value in patch.items():
-        if value is None:
-            target.pop(key, None)
-        elif isinstance(value, dict):
-            current = target.get(key)
-            if not isinstance(current, dict):
-                current = target[key] = {}
-            _merge_into(current, value)
-        else:
-            target[key] = deep_copy(value)
 
 
 def merge_diff(old: Any, new: Any) -> Any:
