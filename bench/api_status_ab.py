@@ -32,14 +32,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import CorralChild, CpuMeter, corral_child, emit  # noqa: E402
 from api import closed_loop, make_namespace, session  # noqa: E402
 from api_status import (  # noqa: E402
+    NODE,
     PATCH_AGENT,
     PUT_AGENT,
     _create_pods,
     _send,
     bench_node,
     not_ready_status,
+    pod,
     running_status,
 )
+
+from corral.agent.localidentity import ensure_node_tokens  # noqa: E402
 
 BENCH = "api_status_ab"
 One = Callable[[int], Awaitable[Any]]
@@ -53,9 +57,14 @@ class Side:
         self.cpu_s: dict[str, float] = {}
         self.pods_url = ""
 
-    async def prepare(self, count: int, clients: int) -> dict[str, One]:
+    async def prepare(self, count: int, clients: int, node_token: str) -> dict[str, One]:
         """The pods and request bodies of every phase; returns one request
-        function per figure, each taking a pod's index."""
+        function per figure, each taking a pod's index. ``create`` and
+        ``binding`` are a pod's first two writes in the scheduler bench's
+        end_to_end mode (a controller's create, the scheduler's binding,
+        both as the admin); the hollow node's PATCH goes under the node's
+        own identity (``node_token``, system:node:NODE) as there, so the
+        node authorizer and the fair-share lanes are on its path."""
         ns_url = (await make_namespace(self.http, self.child.url, "bench-status")).rsplit("/", 1)[0]
         self.pods_url = url = f"{ns_url}/pods"
         hollow = await _create_pods(self.http, url, "hollow", count, clients, closed_loop)
@@ -63,6 +72,24 @@ class Side:
         sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "bench-sa"}}
         await _send(self.http, "POST", f"{ns_url}/serviceaccounts", orjson.dumps(sa), {}, 201)
         patch_h = {"User-Agent": PATCH_AGENT, "Content-Type": "application/merge-patch+json"}
+        if node_token:
+            patch_h["Authorization"] = f"Bearer {node_token}"
+        create_h = {"User-Agent": "kube-controller-manager"}
+        bind_h = {"User-Agent": "corral-scheduler"}
+
+        def unscheduled(i: int) -> bytes:
+            body = pod(f"sched-{i}")
+            del body["spec"]["nodeName"]
+            body["spec"]["schedulerName"] = "bench-nobody"  # the server's scheduler leaves it alone
+            return orjson.dumps(body)
+
+        async def create(i: int) -> None:
+            await _send(self.http, "POST", url, unscheduled(i), create_h, 201)
+
+        async def binding(i: int) -> None:
+            body = orjson.dumps({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": f"sched-{i}"},
+                                 "target": {"apiVersion": "v1", "kind": "Node", "name": NODE}})
+            await _send(self.http, "POST", f"{url}/sched-{i}/binding", body, bind_h, 201)
         put_h = {"User-Agent": PUT_AGENT, "Content-Type": "application/json"}
         written: list[dict[str, Any]] = [{}] * count
 
@@ -87,7 +114,7 @@ class Side:
                                      "apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]}}})
             await _send(self.http, "POST", f"{ns_url}/serviceaccounts/bench-sa/token", body, put_h, 201)
 
-        return {"status_patch": patch, "status_put": put, "status_put_again": put_again, "token_request": token}
+        return {"create": create, "binding": binding, "status_patch": patch, "status_put": put, "status_put_again": put_again, "token_request": token}
 
     async def chunk(self, figure: str, one: One, start: int, n: int, clients: int) -> None:
         meter = CpuMeter(self.child.pid)
@@ -99,20 +126,38 @@ async def run(sides: list[Side], args: argparse.Namespace) -> None:
     async with contextlib.AsyncExitStack() as stack:
         for side in sides:  # the node first: the pods are bound to it
             await stack.enter_async_context(bench_node(side.http, side.child))
-        phases = [await side.prepare(args.count, args.clients) for side in sides]
+        phases = [await side.prepare(args.count, args.clients, await node_token(side, args.node_identity))
+                  for side in sides]
         for figure in phases[0]:
             for n_chunk, start in enumerate(range(0, args.count, args.chunk)):
                 n = min(args.chunk, args.count - start)
                 order = [0, 1] if n_chunk % 2 == 0 else [1, 0]
                 for k in order:
                     await sides[k].chunk(figure, phases[k][figure], start, n, args.clients)
-    params = {"count": args.count, "chunk": args.chunk, "clients": args.clients}
+    params = {"count": args.count, "chunk": args.chunk, "clients": args.clients,
+              "node_identity": args.node_identity}
     for figure in phases[0]:
         per = [s.cpu_s[figure] * 1000 / args.count for s in sides]
         for side, ms in zip(sides, per, strict=True):
             emit(BENCH, f"server_cpu_ms_per_{figure}", round(ms, 4), "ms", tree=side.name, src=side.src, **params)
         emit(BENCH, f"b_vs_a_pct_{figure}", round(100 * (per[1] - per[0]) / per[0], 2), "%",
              a_ms=round(per[0], 4), b_ms=round(per[1], 4), **params)
+
+
+async def node_token(side: Side, wanted: bool) -> str:
+    """A token of system:node:NODE added to the side's token file, once the
+    server has read it (it re-reads the file about once a second); "" when
+    not ``wanted``."""
+    if not wanted:
+        return ""
+    token = ensure_node_tokens(side.child.data_dir / "tokens.csv", [NODE], "api-status-ab")[NODE]
+    headers = {"Authorization": f"Bearer {token}"}
+    for _ in range(100):
+        async with side.http.get(f"{side.child.url}/api/v1/nodes/{NODE}", headers=headers) as resp:
+            if resp.status != 401:
+                return token
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"tree {side.name}: the server did not accept the node token")
 
 
 async def main_async(children: list[tuple[str, str, CorralChild]], args: argparse.Namespace) -> None:
@@ -131,6 +176,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000, help="requests per figure and tree")
     parser.add_argument("--chunk", type=int, default=100, help="requests per turn of one tree")
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--node-identity", action=argparse.BooleanOptionalAction, default=True,
+                        help="send the hollow node's status PATCH as system:node:NODE (as end_to_end does)")
     args = parser.parse_args()
     if args.count < 1 or args.chunk < 1:
         parser.error("--count and --chunk must be positive")
