@@ -135,7 +135,7 @@ async def run(sides: list[Side], args: argparse.Namespace) -> None:
                 for k in order:
                     await sides[k].chunk(figure, phases[k][figure], start, n, args.clients)
     params = {"count": args.count, "chunk": args.chunk, "clients": args.clients,
-              "node_identity": args.node_identity}
+              "node_identity": args.node_identity, "server_workers": args.server_workers}
     for figure in phases[0]:
         per = [s.cpu_s[figure] * 1000 / args.count for s in sides]
         for side, ms in zip(sides, per, strict=True):
@@ -178,6 +178,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--node-identity", action=argparse.BooleanOptionalAction, default=True,
                         help="send the hollow node's status PATCH as system:node:NODE (as end_to_end does)")
+    parser.add_argument("--server-workers", type=int, default=1,
+                        help="API worker processes of each server (its CPU is counted whole)")
     args = parser.parse_args()
     if args.count < 1 or args.chunk < 1:
         parser.error("--count and --chunk must be positive")
@@ -187,7 +189,8 @@ def main() -> None:
         children = []
         for name, src in (("a", args.a), ("b", args.b)):
             os.environ["PYTHONPATH"] = str(Path(src).resolve())  # the child inherits it at spawn
-            children.append((name, src, stack.enter_context(corral_child("server"))))
+            extra = ["--api-workers", str(args.server_workers)] if args.server_workers > 1 else []
+            children.append((name, src, stack.enter_context(corral_child("server", *extra))))
         if saved is None:
             os.environ.pop("PYTHONPATH", None)
         else:

@@ -14,11 +14,11 @@ should still run (it just has no API credentials).
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from corral.api.admitview import MISS
 from corral.api.errors import NotFound
+from corral.api.objects import random_suffix
 
 Obj = dict[str, Any]
 
@@ -92,7 +92,7 @@ def add_api_access(pod: Obj, suffix: str | None = None) -> str | None:
 
 
 def _suffix() -> str:
-    return "".join(secrets.choice(SUFFIX_ALPHABET) for _ in range(5))
+    return random_suffix(5, SUFFIX_ALPHABET)
 
 
 async def admit_service_account(objects: Any, registry: Any, namespace: str, pod: Obj, view: Any = None) -> None:

@@ -10,7 +10,8 @@ is a 409 for the caller to resolve.
 
 from __future__ import annotations
 
-import secrets
+import os
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -47,8 +48,17 @@ MAX_UPDATE_RETRIES = 32
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' alphabet: no vowels, no 0/1/3
 
 
-def random_suffix(n: int = 5) -> str:
-    return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(n))
+_names = random.Random()
+os.register_at_fork(after_in_child=_names.seed)  # API workers forked from one parent draw apart
+
+
+def random_suffix(n: int = 5, alphabet: str = _NAME_ALPHABET) -> str:
+    """A generated name's random part. Like Kubernetes' (math/rand), it only
+    has to make collisions rare (a create that hits one is a 409 the client
+    retries), not be unguessable; ``secrets`` made a ``getrandom`` system
+    call per character, which on a busy server's event loop also had to win
+    the GIL back each time."""
+    return "".join(_names.choices(alphabet, k=n))
 
 
 @dataclass(slots=True)

@@ -49,14 +49,16 @@ class LimitSettings:
 
 
 class _Lane:
-    """One user's slots and queue."""
+    """One user's slots and queue. A lane lives while its user has requests
+    in flight, so most requests of a client with one at a time (a node)
+    make a new one: its Event is made only once a request has to wait."""
 
     __slots__ = ("in_flight", "waiting", "freed")
 
     def __init__(self) -> None:
         self.in_flight = 0
         self.waiting = 0
-        self.freed = asyncio.Event()
+        self.freed: asyncio.Event | None = None
 
 
 def is_long_running(method: str, path: str, query_watch: str | None) -> bool:
@@ -88,35 +90,57 @@ class RequestLimiter:
             async with self._watch(user.name):
                 yield
             return
-        lane = await self._acquire(user.name)
+        lane = await self.acquire(user.name)
         try:
             yield
         finally:
-            lane.in_flight -= 1
-            self.in_flight_total -= 1
-            lane.freed.set()
-            if lane.in_flight == 0 and lane.waiting == 0:
-                self._lanes.pop(user.name, None)
+            self.release(user.name, lane)
 
-    async def _acquire(self, name: str) -> _Lane:
+    async def acquire(self, name: str) -> _Lane:
+        """A slot of ``name``'s lane for a short request, waiting in its queue
+        if need be; :meth:`release` gives it back. (What ``slot`` does, as two
+        calls: the server's middleware pairs them in its own ``finally``
+        rather than build a context manager per request.)"""
         s = self.settings
-        lane = self._lanes.setdefault(name, _Lane())
+        lane = self._lanes.get(name)
+        if lane is None:
+            lane = self._lanes[name] = _Lane()
         if lane.in_flight >= s.max_in_flight_per_user or self.in_flight_total >= s.max_in_flight_total:
-            if lane.waiting >= s.queue_per_user:
-                raise self._refuse("the client's queue is full")
-            lane.waiting += 1
             try:
-                async with asyncio.timeout(s.queue_wait):
-                    while lane.in_flight >= s.max_in_flight_per_user or self.in_flight_total >= s.max_in_flight_total:
-                        lane.freed.clear()
-                        await lane.freed.wait()
-            except TimeoutError:
-                raise self._refuse("timed out waiting in the client's queue") from None
-            finally:
-                lane.waiting -= 1
+                await self._wait(lane)
+            except TooManyRequests:
+                if lane.in_flight == 0 and lane.waiting == 0:
+                    self._lanes.pop(name, None)
+                raise
         lane.in_flight += 1
         self.in_flight_total += 1
         return lane
+
+    def release(self, name: str, lane: _Lane) -> None:
+        lane.in_flight -= 1
+        self.in_flight_total -= 1
+        if lane.waiting and lane.freed is not None:
+            lane.freed.set()
+        elif lane.in_flight == 0:
+            self._lanes.pop(name, None)
+
+    async def _wait(self, lane: _Lane) -> None:
+        s = self.settings
+        if lane.waiting >= s.queue_per_user:
+            raise self._refuse("the client's queue is full")
+        lane.waiting += 1
+        freed = lane.freed
+        if freed is None:
+            freed = lane.freed = asyncio.Event()
+        try:
+            async with asyncio.timeout(s.queue_wait):
+                while lane.in_flight >= s.max_in_flight_per_user or self.in_flight_total >= s.max_in_flight_total:
+                    freed.clear()
+                    await freed.wait()
+        except TimeoutError:
+            raise self._refuse("timed out waiting in the client's queue") from None
+        finally:
+            lane.waiting -= 1
 
     @contextlib.asynccontextmanager
     async def _watch(self, name: str) -> AsyncIterator[None]:

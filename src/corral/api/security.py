@@ -21,7 +21,7 @@ from aiohttp import web
 
 from corral.api.admit import POLICY_KEY
 from corral.api.audit import AuditLog
-from corral.api.auth import Authenticator, TokenAuthenticator
+from corral.api.auth import Authenticator, TokenAuthenticator, bearer_token
 from corral.api.authz.keys import AUTHZ_KEY, SIGNER_KEY, USER_KEY
 from corral.api.authz.setup import AuthorizationRuntime, start_authorization
 from corral.api.certs import NODE_GROUP
@@ -40,7 +40,7 @@ from corral.api.ratelimit import (
 )
 from corral.api.satoken import TokenSigner, ensure_signing_key
 from corral.api.server import error_response
-from corral.api.slowclients import CLOSE_KEY
+from corral.api.slowclients import CLOSE_KEY, SlowClientGuard, close_if_asked, guard_of
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -98,45 +98,56 @@ class Security:
         app[PKI_KEY] = self.pki
 
     def middlewares(self, error_middleware: Any = None) -> list[Any]:
-        """One aiohttp middleware running the whole chain: audit, errors to
-        Status, authentication, fair shares, authorization. It is one
-        coroutine for an ordinary request, not one per step: a create costs
-        well under a millisecond, and each extra coroutine frame and context
-        manager on every request is a measurable part of that."""
+        """One aiohttp middleware running the whole chain: the slow-client
+        guard's bookkeeping, audit, errors to Status, authentication, fair
+        shares, authorization. It is one coroutine for an ordinary request,
+        not one per step: a create costs well under a millisecond, and each
+        extra coroutine frame and context manager on every request is a
+        measurable part of that. (The server installs no separate
+        slowclients middleware with it.)"""
 
         @web.middleware
         async def chain(request: web.Request, handler: Handler) -> web.StreamResponse:
             received = time.time_ns()
+            guard = guard_of(request)
+            if guard is not None:
+                guard.request_started()
             code = 500
             try:
                 try:
-                    response = await self._checked(request, handler)
-                except Exception as exc:
-                    answer = error_response(request, exc)
-                    if answer is None:
-                        raise
-                    response = answer
-                code = response.status
+                    try:
+                        response = await self._checked(request, handler, guard)
+                    except Exception as exc:
+                        answer = error_response(request, exc)
+                        if answer is None:
+                            raise
+                        response = answer
+                    code = response.status
+                except web.HTTPException as exc:
+                    code = exc.status
+                    raise
+                finally:
+                    if self.audit.level != "None":
+                        self._record(request, code, received, guard)
+                if guard is not None:
+                    await close_if_asked(request, response, guard)
                 return response
-            except web.HTTPException as exc:
-                code = exc.status
-                raise
             finally:
-                if self.audit.level != "None":
-                    self._record(request, code, received)
+                if guard is not None:
+                    guard.request_finished()
 
         return [chain]
 
     # -- the chain -------------------------------------------------------------
 
-    def _record(self, request: web.Request, code: int, received_ns: int) -> None:
+    def _record(self, request: web.Request, code: int, received_ns: int, guard: SlowClientGuard | None) -> None:
         # The body the handler read, if any (aiohttp keeps it); never re-read here.
         body = getattr(request, "_read_bytes", None) if self.audit.level == "Request" else None
-        peer = _peer_of(request)
+        peer = guard.peername if guard is not None else _peer_of(request)
         attrs = request.get(ATTRS_KEY)
         try:
             self.audit.write(self.audit.event(
-                verb=attrs.verb if attrs is not None else request.method.lower(), uri=str(request.rel_url),
+                verb=attrs.verb if attrs is not None else request.method.lower(), uri=request.raw_path,
                 user=request.get(USER_KEY), source_ip=peer[0] if peer else "",
                 user_agent=request.headers.get("User-Agent", ""),
                 code=code, received_ns=received_ns, attrs=attrs, body=body,
@@ -144,25 +155,39 @@ class Security:
         except (OSError, TypeError, ValueError, orjson.JSONEncodeError):
             log.exception("audit: could not write an event")
 
-    async def _checked(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def _checked(self, request: web.Request, handler: Handler,
+                       guard: SlowClientGuard | None) -> web.StreamResponse:
         """Authentication, fair shares, body, deadline, authorization, then the handler."""
-        transport = request.transport
-        peercert = transport.get_extra_info("peercert") if transport else None
         headers = request.headers
-        user = await self.authenticator.authenticate(headers.get("Authorization"), request.path, peercert)
+        authorization = headers.get("Authorization")
+        peercert = None
+        if bearer_token(authorization) is None:  # a certificate counts only without a token
+            if guard is not None:
+                peercert = guard.peercert()
+            else:
+                transport = request.transport
+                peercert = transport.get_extra_info("peercert") if transport else None
+        user = await self.authenticator.authenticate(authorization, request.path, peercert)
         if user is not None and ("Impersonate-User" in headers or "Impersonate-Group" in headers):
             user = self.authorization.authorizer.impersonate(user, headers)
         request[USER_KEY] = user
-        method = request.method
-        long_running = is_long_running(method, request.path, request.query.get("watch"))
+        long_running = is_long_running(request.method, request.path, request.query.get("watch"))
         if user is None or EXEMPT_GROUP in user.groups:  # never queued (RequestLimiter.slot agrees)
             return await self._limited(request, handler, long_running)
-        async with self.limiter.slot(user, long_running):
+        if long_running:
+            async with self.limiter.slot(user, long_running):
+                return await self._limited(request, handler, long_running)
+        limiter, name = self.limiter, user.name
+        lane = await limiter.acquire(name)
+        try:
             return await self._limited(request, handler, long_running)
+        finally:
+            limiter.release(name, lane)
 
     async def _limited(self, request: web.Request, handler: Handler, long_running: bool) -> web.StreamResponse:
         settings = self.limiter.settings
-        if request.method in BODY_METHODS and request.can_read_body:
+        method = request.method
+        if method in BODY_METHODS and request.can_read_body:
             if request.content.is_eof():
                 await request.read()  # all there already: nothing to time
             else:
@@ -174,14 +199,13 @@ class Security:
         user = request.get(USER_KEY)
         if user is not None:
             try:
-                attrs = self.authorization.authorizer.check(user, request.method, request.path, request.query)
+                attrs = self.authorization.authorizer.check(user, method, request.path, request.query)
             except Forbidden:
                 # A node acting on a pod bound a moment ago, before this
                 # process's node graph saw the bind: judged on the stored pod.
                 confirmed = None
                 if NODE_GROUP in user.groups:
-                    confirmed = await self.authorization.confirm_refused(
-                        user, request.method, request.path, request.query)
+                    confirmed = await self.authorization.confirm_refused(user, method, request.path, request.query)
                 if confirmed is None:
                     raise
                 attrs = confirmed

@@ -146,8 +146,9 @@ class Routes:
 def build_app(ctx: ServerContext, auth: TokenAuthenticator, security: Any = None) -> web.Application:
     """``security`` (api/security.py) adds audit, authorization and fair
     shares around the handlers; without it only tokens are checked."""
-    chain = [error_middleware, auth_middleware] if security is None else security.middlewares(error_middleware)
-    middlewares = [slow_client_middleware, *chain]
+    # security's one middleware does the slow-client guard's part itself
+    middlewares = [slow_client_middleware, error_middleware, auth_middleware] if security is None \
+        else security.middlewares(error_middleware)
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[CONTEXT_KEY] = ctx
     app[AUTH_KEY] = auth

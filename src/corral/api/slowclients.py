@@ -29,6 +29,7 @@ from aiohttp import web
 log = logging.getLogger(__name__)
 
 DEFAULT_HEADER_TIMEOUT = 10.0
+_UNREAD = object()
 CLOSE_KEY = web.RequestKey("close-connection", bool)
 """Set on a request whose connection must not be reused (a body that timed out)."""
 
@@ -48,6 +49,10 @@ class SlowClientGuard(asyncio.Protocol):
         self._loop = loop
         self._live = live
         self._transport: asyncio.BaseTransport | None = None
+        self.peername: Any = None
+        """The client's (host, port), read once per connection (the audit log
+        wants it for every request)."""
+        self._peercert: Any = _UNREAD
         self.due: float | None = None  # loop time by which headers must be complete
         self._busy = 0  # requests of this connection between headers and answer
         self.timed_out = False
@@ -60,6 +65,17 @@ class SlowClientGuard(asyncio.Protocol):
 
     def request_finished(self) -> None:
         self._busy = max(0, self._busy - 1)
+
+    def peercert(self) -> Any:
+        """The verified client certificate of this connection (None without
+        one), asked of the TLS layer once: it is the same for every request
+        of the connection, and the TLS layer decodes it anew each time."""
+        if self._peercert is _UNREAD:
+            transport = self._transport
+            if transport is None:
+                return None
+            self._peercert = transport.get_extra_info("peercert")
+        return self._peercert
 
     def close(self) -> None:
         """Close after what has been written is sent."""
@@ -85,6 +101,10 @@ class SlowClientGuard(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
+        try:
+            self.peername = transport.get_extra_info("peername")
+        except AttributeError:  # an SSL transport already closed under us
+            self.peername = None
         self._live.add(self)
         self.inner.connection_made(transport)
         self._arm()  # the first request's headers are due now
@@ -121,22 +141,35 @@ async def _sweep(live: set[SlowClientGuard], interval: float) -> None:
             guard.expire_if_due(now)
 
 
-@web.middleware
-async def slow_client_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+def guard_of(request: web.Request) -> SlowClientGuard | None:
+    """The guard of the request's connection, if it came through a :class:`GuardedSite`."""
     transport = request.transport
     guard = transport.get_protocol() if transport is not None else None
-    if not isinstance(guard, SlowClientGuard):
+    return guard if isinstance(guard, SlowClientGuard) else None
+
+
+async def close_if_asked(request: web.Request, response: web.StreamResponse, guard: SlowClientGuard) -> None:
+    """Send the answer now and close, if the request's body timed out
+    (:data:`CLOSE_KEY`): aiohttp would otherwise keep reading ("lingering")
+    the body that did not come for 10 s more."""
+    if request.get(CLOSE_KEY):
+        response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        guard.close()
+
+
+@web.middleware
+async def slow_client_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The guard's part of a request, for a server without api/security.py's
+    chain (which does the same in its own middleware)."""
+    guard = guard_of(request)
+    if guard is None:
         return await handler(request)
     guard.request_started()
     try:
         response = await handler(request)
-        if request.get(CLOSE_KEY):
-            # Send the answer now and close: aiohttp would otherwise keep
-            # reading ("lingering") the body that did not come for 10 s more.
-            response.force_close()
-            await response.prepare(request)
-            await response.write_eof()
-            guard.close()
+        await close_if_asked(request, response, guard)
         return response
     finally:
         guard.request_finished()
