@@ -585,16 +585,20 @@ def _settle(waiter: asyncio.Future[None]) -> None:
 
 def same_status(stored: Any, status: Any) -> bool:
     """Equal but for null fields, which the server may drop (conditions'
-    ``lastProbeTime: null``): a status read back equals the one written."""
-    return _no_nulls(stored) == _no_nulls(status)
-
-
-def _no_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _no_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_no_nulls(v) for v in value]
-    return value
+    ``lastProbeTime: null``): a status read back equals the one written.
+    Compared in place, stopping at the first difference: copying both
+    without their nulls first cost ~60 µs a call, twice per pod start
+    (the staged status, then the watch's echo of it)."""
+    if stored == status:  # in C; a null the server dropped is the one way equal ones differ
+        return True
+    if isinstance(stored, dict) and isinstance(status, dict):
+        for key in stored.keys() | status.keys():
+            if not same_status(stored.get(key), status.get(key)):
+                return False
+        return True
+    if isinstance(stored, list) and isinstance(status, list):
+        return len(stored) == len(status) and all(map(same_status, stored, status))
+    return False
 
 
 def _key(spec: dict[str, Any], init: bool) -> str:

@@ -176,3 +176,20 @@ async def test_a_status_write_holds_no_sync_slot_but_keeps_the_agent_busy(tmp_pa
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def test_same_status_ignores_only_nulls() -> None:
+    written = {"phase": "Running", "conditions": [{"type": "Ready", "lastProbeTime": None, "status": "True"}],
+               "containerStatuses": [{"name": "main", "lastState": {}, "ready": True}]}
+    echoed = stored(written)
+    assert pod_worker.same_status(echoed, written) and pod_worker.same_status(written, echoed)
+    assert pod_worker.same_status(None, {"phase": None}) is False  # no status is not an empty one
+    for change in (lambda s: s.update(phase="Pending"),
+                   lambda s: s["conditions"][0].update(status="False"),
+                   lambda s: s["conditions"].append({"type": "Initialized"}),
+                   lambda s: s["containerStatuses"][0].update(ready=False),
+                   lambda s: s["containerStatuses"][0].update(lastState=None),
+                   lambda s: s.update(podIP="10.0.0.2")):
+        other = copy.deepcopy(echoed)
+        change(other)
+        assert not pod_worker.same_status(other, written)
