@@ -89,12 +89,18 @@ class Cgroup:
             _write(d / "pids.max", limits.pids)
 
     def join_self(self) -> None:
-        """Move the calling process in (``0`` means "me" in cgroup.procs);
-        called in the child between fork and exec, so the command's first
-        instruction already runs under the limits."""
-        for d in self.dirs:
-            with open(d / "cgroup.procs", "w") as f:
-                f.write("0")
+        """Move the calling process in (``0`` means "me" in cgroup.procs).
+        The shim does so around the container's spawn, so the command's
+        first instruction already runs under the limits (runtime/entry.py)."""
+        move_self(self.dirs)
+
+    def own_dirs(self) -> list[Path]:
+        """Where the calling process is now in each of this cgroup's
+        hierarchies, in the order of :attr:`dirs`: where it goes back to."""
+        return own_dirs(self.version, self.root)
+
+    def set_pids_max(self, value: int) -> None:
+        _write(self._dir("pids") / "pids.max", value)
 
     def oom_kills(self) -> int:
         """How many times the kernel OOM-killed a process of this cgroup."""
@@ -169,6 +175,27 @@ def prune_empty(version: int, min_age: float = 60.0, root: Path = ROOT) -> None:
                         d.rmdir()
                 except OSError:
                     continue
+
+
+def move_self(dirs: list[Path]) -> None:
+    for d in dirs:
+        with open(d / "cgroup.procs", "w") as f:
+            f.write("0")
+
+
+def own_dirs(version: int, root: Path = ROOT) -> list[Path]:
+    """The calling process's cgroup directories (from /proc/self/cgroup),
+    one per hierarchy in the order :attr:`Cgroup.dirs` lists them."""
+    with open("/proc/self/cgroup") as f:
+        lines = [line.rstrip("\n").split(":", 2) for line in f if line.count(":") >= 2]
+    if version == 2:
+        path = next(p for h, _, p in lines if h == "0")
+        return [root / path.lstrip("/")]
+    out = []
+    for name in _v1_hierarchies(root):
+        path = next(p for _, controllers, p in lines if name in controllers.split(","))
+        out.append(root / name / path.lstrip("/"))
+    return out
 
 
 def _v1_hierarchies(root: Path) -> list[str]:

@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 
 # Warm imports: everything a supervisor needs, so that no fork imports anew.
-from corral.runtime import cgroups, init, limits, namespaces, rootfs, shim  # noqa: F401
+from corral.runtime import cgroups, entry, init, limits, namespaces, rootfs, shim  # noqa: F401
 
 PR_SET_PDEATHSIG = 1
 ORPHAN_CHECK = 5.0

@@ -215,12 +215,12 @@ class Bind:
 
 
 class ContainerBinds:
-    """A container's volumes, opened on the host by its shim and attached
-    between fork and exec in the container's own mount namespace."""
+    """A container's volumes, cloned on the host by its shim, then attached
+    by that same shim in the container's own mount namespace, just before
+    it spawns the container there (runtime/entry.py)."""
 
     def __init__(self, mounts: list[dict[str, Any]]) -> None:
         self.binds: list[Bind] = []
-        self._errors_r, self._errors_w = os.pipe()
         try:
             # Parents before children (/data before /data/cache), as containerd
             # orders a container's mounts, so a nested mountPath is not hidden.
@@ -231,35 +231,19 @@ class ContainerBinds:
             raise
 
     def enter(self) -> None:
-        """In the forked child, already in the pod's namespaces: a mount
-        namespace of the container's own, then every volume in it. A failure
-        is written to the error pipe (a preexec exception loses its text)."""
-        try:
-            ns.unshare(ns.CLONE_NEWNS)
-            for bind in self.binds:
-                _attach(bind)
-        except BaseException as exc:
-            os.write(self._errors_w, str(exc).encode()[:4000])
-            raise
-
-    def failure(self) -> str:
-        """What went wrong in :meth:`enter`, if anything (parent side)."""
-        os.close(self._errors_w)
-        self._errors_w = -1
-        os.set_blocking(self._errors_r, False)
-        try:
-            return os.read(self._errors_r, 4096).decode(errors="replace")
-        except BlockingIOError:
-            return ""
+        """Already in the pod's mount namespace: a mount namespace of the
+        container's own, copied from it, then every volume in it."""
+        ns.unshare(ns.CLONE_NEWNS)
+        for bind in self.binds:
+            _attach(bind)
 
     def close(self) -> None:
-        for fd in [b.fd for b in self.binds] + [self._errors_r, self._errors_w]:
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self.binds, self._errors_r, self._errors_w = [], -1, -1
+        for fd in [b.fd for b in self.binds]:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.binds = []
 
 
 def _open_bind(m: dict[str, Any]) -> Bind:

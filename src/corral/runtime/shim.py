@@ -16,6 +16,7 @@ time, to guard against pid reuse), ``exit.json`` (exit code or start error).
 from __future__ import annotations
 
 import calendar
+import contextlib
 import json
 import os
 import selectors
@@ -23,7 +24,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -195,35 +195,39 @@ def run(cdir: Path) -> int:
     spec = json.loads((cdir / "spec.json").read_text())
     writer = LogWriter(Path(spec["log_path"]), int(spec["log_max_bytes"]))
     cgroup = _cgroup(spec)
-    enter = None
+    entry = None
+    proc = None
     try:
-        enter = _prepare_isolation(spec, cgroup)
+        entry = _prepare_isolation(spec, cgroup)
         isolated = time.monotonic()
-        proc = subprocess.Popen(
-            spec["argv"],
-            env=spec["env"],
-            cwd=None if enter is not None else spec["cwd"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            close_fds=True,
-            preexec_fn=enter,
-        )
+        with open(os.devnull, "rb") as devnull, entry.entered():
+            proc = subprocess.Popen(
+                spec["argv"],
+                env=spec["env"],
+                stdin=devnull,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                close_fds=True,
+                **entry.popen_args(),
+            )
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
-        binds = getattr(enter, "binds", None)
-        message = (binds.failure() if binds is not None else "") or str(exc)
-        report = {"error": "StartError", "message": message, "finishedAt": rfc3339nano()}
-        write_json_atomic(cdir / "exit.json", report)
+        if proc is not None:  # spawned, but the shim could not step back out
+            proc.kill()
+            proc.wait()
+        report = {"error": "StartError", "message": str(exc), "finishedAt": rfc3339nano()}
+        with contextlib.suppress(OSError):
+            write_json_atomic(cdir / "exit.json", report)
         _tell_agent(report)
         writer.close()
         return 0
-    if getattr(enter, "binds", None) is not None:
-        enter.binds.close()  # type: ignore[union-attr]  # the container holds its mounts now
+    finally:
+        if entry is not None:
+            entry.close()  # the container holds its namespaces and mounts now
     # The start's steps on CLOCK_MONOTONIC (system wide: the agent puts
     # them in the pod's start timeline, agent/startsteps.py). "isolated":
-    # cgroup and pod namespaces (sandbox) ready; the namespaces themselves
-    # are entered in the child, inside "spawned".
+    # cgroup and pod namespaces (sandbox) ready; the shim steps into them
+    # for the spawn, inside "spawned".
     steps = {"began": began, "isolated": isolated, "spawned": time.monotonic()}
     started = {
         "pid": proc.pid,
@@ -256,59 +260,45 @@ def _cgroup(spec: dict[str, Any]) -> Any:
     return Cgroup(int(info["version"]), str(info["name"])) if info else None
 
 
-def _prepare_isolation(spec: dict[str, Any], cgroup: Any) -> Callable[[], None] | None:
-    """Set up what the container runs in, and return what its child must do
-    between fork and exec (join the cgroup, enter the pod's namespaces,
-    change directory and user, in that order: after setuid none of it is
-    allowed). None: a plain process, nothing to do."""
+def _prepare_isolation(spec: dict[str, Any], cgroup: Any) -> Any:
+    """Set up what the container runs in (its cgroup with limits, the pod's
+    sandbox, its volumes cloned) and say how its process gets there: a
+    :class:`~corral.runtime.entry.PodEntry`."""
     from corral.runtime import namespaces as ns
+    from corral.runtime.entry import PodEntry
     from corral.runtime.init import ensure_sandbox
     from corral.runtime.limits import ContainerLimits
     from corral.runtime.rootfs import ContainerBinds
 
+    pids = None
     if cgroup is not None:
-        cgroup.create(ContainerLimits(**spec["cgroup"]["limits"]))
-    sandbox, user = spec.get("sandbox"), spec.get("user")
-    if cgroup is None and sandbox is None and user is None:
-        return None
-    ns_fds: list[tuple[int, int]] = []
-    if sandbox is not None:
-        if sandbox.get("netns"):
-            # The pod's network namespace (net/podnet.py): the init forked
-            # below and the container both inherit it from here.
-            net_fd = os.open(sandbox["netns"], os.O_RDONLY | os.O_CLOEXEC)
-            ns.setns(net_fd, ns.CLONE_NEWNET)
-            os.close(net_fd)
-        state = sandbox.get("state")
-        init_pid = ensure_sandbox(Path(sandbox["dir"]), sandbox["hostname"], sandbox["keep"],
-                                  rootfs=bool(sandbox.get("rootfs")), mask=sandbox.get("mask"),
-                                  state_dir=Path(state) if state else None)
-        for name in ("ipc", "uts", "mnt"):
-            fd = os.open(f"/proc/{init_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
-            ns_fds.append((fd, ns.NS_FILES[name]))
-        pid_fd = os.open(f"/proc/{init_pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        ns.setns(pid_fd, ns.CLONE_NEWPID)  # only our children are born there
-        os.close(pid_fd)
-    cwd = spec["cwd"]
-    binds = ContainerBinds(spec["mounts"]) if sandbox is not None and spec.get("mounts") else None
-
-    def enter() -> None:
-        if cgroup is not None:
-            cgroup.join_self()
-        for fd, nstype in ns_fds:
-            ns.setns(fd, nstype)
+        limits = ContainerLimits(**spec["cgroup"]["limits"])
+        cgroup.create(limits)
+        pids = limits.pids
+    sandbox = spec.get("sandbox")
+    common = {"cwd": spec["cwd"], "cgroup": cgroup, "pids_limit": pids, "user": spec.get("user")}
+    if sandbox is None:
+        return PodEntry(**common)
+    if sandbox.get("netns"):
+        # The pod's network namespace (net/podnet.py): the init forked
+        # below and the container both inherit it from here.
+        net_fd = os.open(sandbox["netns"], os.O_RDONLY | os.O_CLOEXEC)
+        ns.setns(net_fd, ns.CLONE_NEWNET)
+        os.close(net_fd)
+    state = sandbox.get("state")
+    init_pid = ensure_sandbox(Path(sandbox["dir"]), sandbox["hostname"], sandbox["keep"],
+                              rootfs=bool(sandbox.get("rootfs")), mask=sandbox.get("mask"),
+                              state_dir=Path(state) if state else None)
+    pid_fd = os.open(f"/proc/{init_pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    ns.setns(pid_fd, ns.CLONE_NEWPID)  # only our children are born there
+    os.close(pid_fd)
+    binds = ContainerBinds(spec["mounts"]) if spec.get("mounts") else None
+    try:
+        return PodEntry.of_sandbox(init_pid, binds=binds, **common)
+    except BaseException:
         if binds is not None:
-            binds.enter()  # a mount namespace of the container's own, with its volumes
-        os.chdir(cwd)
-        if user is not None:
-            if user.get("gid") is not None:
-                os.setgroups([])
-                os.setgid(int(user["gid"]))
-            if user.get("uid") is not None:
-                os.setuid(int(user["uid"]))
-
-    enter.binds = binds  # type: ignore[attr-defined]
-    return enter
+            binds.close()
+        raise
 
 
 def _tell_agent(report: dict[str, Any]) -> None:
