@@ -216,6 +216,8 @@ class Agent:
                 await self.pod_network.close()
             except Exception:
                 log.exception("closing the pod network failed")
+        if self._ctx.relist is not None:
+            await self._ctx.relist.close()
         await self.recorder.close(timeout=1.0)
         await self.server.stop()
         await self.runtime.close()

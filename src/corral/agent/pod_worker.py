@@ -23,6 +23,7 @@ from corral.agent.container_life import ContainerLife
 from corral.agent.env import EnvBuilder, expand_command
 from corral.agent.logs import LogStore
 from corral.agent.probes import ContainerProbes
+from corral.agent.relist import Relist
 from corral.agent.startsteps import StartSteps
 from corral.agent.status import (
     ContainerView,
@@ -71,9 +72,13 @@ class WorkerContext:
     syncing: int = 0
     steps: StartSteps = field(default_factory=StartSteps)
     """Marks of each pod's start steps (agent/startsteps.py)."""
+    relist: Relist | None = None
+    """Looks at the running containers of idle workers (agent/relist.py); made here if not given."""
 
     def __post_init__(self) -> None:
         self.idle.set()
+        if self.relist is None:
+            self.relist = Relist(self.clock)
 
 
 class PodWorker(ContainerLife):
@@ -194,21 +199,27 @@ class PodWorker(ContainerLife):
     async def _idle(self) -> None:
         """Until the next sync: a wake (the informer, a probe), the earliest
         timer a sync asked for, or a running container that stopped. Those
-        are looked at every POLL_RUNNING, as the kubelet's PLEG relists: a
-        cheap read per container, and a full sync (a slot, the volumes, the
-        status built and compared) only when one changed. Syncing every
-        running pod every second took slots and CPU from the pods starting
-        in a burst, and the more so the longer the burst lasted."""
-        until = self.ctx.clock.monotonic() + self._next_wake
-        while True:
-            left = until - self.ctx.clock.monotonic()
-            if not self._poll or left <= POLL_RUNNING:
-                await self._sleep(max(left, 0.0))
-                return
-            if await self._sleep(POLL_RUNNING) or await self._stopped_running():
-                return
+        are looked at every POLL_RUNNING by the node's one relist (as the
+        kubelet's PLEG relists): a cheap read per container, and a full sync
+        (a slot, the volumes, the status built and compared) only when one
+        changed. Syncing every running pod every second took slots and CPU
+        from the pods starting in a burst, and the more so the longer the
+        burst lasted."""
+        relist = self.ctx.relist
+        if not self._poll or relist is None:
+            await self._sleep(self._next_wake)
+            return
+        relist.watch(self, POLL_RUNNING)
+        try:
+            await self._sleep(self._next_wake)
+        finally:
+            relist.unwatch(self)
 
-    async def _stopped_running(self) -> bool:
+    def wake(self) -> None:
+        """Sync soon (the relist saw a container stop)."""
+        self._wake.set()
+
+    async def stopped_running(self) -> bool:
         for key, handle in list(self.handles.items()):
             state = self.states.get(key)
             if state is not None and state.status == "running":
