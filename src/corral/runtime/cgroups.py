@@ -11,6 +11,7 @@ pid limit. v1 keeps each controller in its own hierarchy
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -198,14 +199,18 @@ def own_dirs(version: int, root: Path = ROOT) -> list[Path]:
     return out
 
 
-def _v1_hierarchies(root: Path) -> list[str]:
+@functools.lru_cache(maxsize=4)
+def _v1_hierarchies(root: Path) -> tuple[str, ...]:
     """cpu, memory, pids, and cpuacct where it is a hierarchy of its own
-    (where it is co-mounted with cpu, the cpu directory already counts)."""
+    (where it is co-mounted with cpu, the cpu directory already counts).
+    Looked up once per process: the mounts do not change under a running
+    agent, and each look costs a stat and two path resolutions, several
+    times per container start."""
     out = list(V1_CONTROLLERS)
     acct = root / "cpuacct"
     if (acct / "cpuacct.usage").exists() and acct.resolve() != (root / "cpu").resolve():
         out.append("cpuacct")
-    return out
+    return tuple(out)
 
 
 def _enable_v2_controllers(root: Path) -> None:
