@@ -157,7 +157,9 @@ class Security:
 
     async def _checked(self, request: web.Request, handler: Handler,
                        guard: SlowClientGuard | None) -> web.StreamResponse:
-        """Authentication, fair shares, body, deadline, authorization, then the handler."""
+        """Authentication, fair shares, body, authorization, deadline, then
+        the handler: in this one coroutine, since every await of the handler
+        resumes through each frame between the loop and it."""
         headers = request.headers
         authorization = headers.get("Authorization")
         peercert = None
@@ -171,48 +173,62 @@ class Security:
         if user is not None and ("Impersonate-User" in headers or "Impersonate-Group" in headers):
             user = self.authorization.authorizer.impersonate(user, headers)
         request[USER_KEY] = user
-        long_running = is_long_running(request.method, request.path, request.query.get("watch"))
-        if user is None or EXEMPT_GROUP in user.groups:  # never queued (RequestLimiter.slot agrees)
-            return await self._limited(request, handler, long_running)
-        if long_running:
-            async with self.limiter.slot(user, long_running):
-                return await self._limited(request, handler, long_running)
-        limiter, name = self.limiter, user.name
-        lane = await limiter.acquire(name)
-        try:
-            return await self._limited(request, handler, long_running)
-        finally:
-            limiter.release(name, lane)
-
-    async def _limited(self, request: web.Request, handler: Handler, long_running: bool) -> web.StreamResponse:
-        settings = self.limiter.settings
         method = request.method
+        long_running = is_long_running(method, request.path, request.query.get("watch"))
+        lane = None
+        limiter = self.limiter
+        if user is None or EXEMPT_GROUP in user.groups:  # never queued (RequestLimiter.slot agrees)
+            pass
+        elif long_running:
+            async with limiter.slot(user, long_running):
+                await self._admitted(request, user, method)
+                return await handler(request)
+        else:
+            lane = await limiter.acquire(user.name)
+        try:
+            await self._admitted(request, user, method)
+            if long_running:
+                return await handler(request)
+            deadlines, seconds = self.deadlines, limiter.settings.request_timeout
+            deadline = deadlines.enter(seconds)
+            try:
+                response = await handler(request)
+            except asyncio.CancelledError:
+                deadlines.raise_if_fired(deadline, seconds)
+                raise
+            finally:
+                deadlines.leave(deadline)
+            deadlines.settle(deadline)
+            return response
+        finally:
+            if lane is not None:
+                limiter.release(user.name, lane)  # type: ignore[union-attr]
+
+    async def _admitted(self, request: web.Request, user: Any, method: str) -> None:
+        """The body read (within the body timeout) and the request authorized."""
         if method in BODY_METHODS and request.can_read_body:
             if request.content.is_eof():
                 await request.read()  # all there already: nothing to time
             else:
                 try:
-                    await read_body_within(request, settings.body_timeout)
+                    await read_body_within(request, self.limiter.settings.body_timeout)
                 except RequestTimeout:
                     request[CLOSE_KEY] = True  # the rest of that body must not be read as a request
                     raise
-        user = request.get(USER_KEY)
-        if user is not None:
-            try:
-                attrs = self.authorization.authorizer.check(user, method, request.path, request.query)
-            except Forbidden:
-                # A node acting on a pod bound a moment ago, before this
-                # process's node graph saw the bind: judged on the stored pod.
-                confirmed = None
-                if NODE_GROUP in user.groups:
-                    confirmed = await self.authorization.confirm_refused(user, method, request.path, request.query)
-                if confirmed is None:
-                    raise
-                attrs = confirmed
-            request[ATTRS_KEY] = attrs
-        if long_running:
-            return await handler(request)
-        return await self.deadlines.within(settings.request_timeout, handler(request))
+        if user is None:
+            return
+        try:
+            attrs = self.authorization.authorizer.check(user, method, request.path, request.query)
+        except Forbidden:
+            # A node acting on a pod bound a moment ago, before this
+            # process's node graph saw the bind: judged on the stored pod.
+            confirmed = None
+            if NODE_GROUP in user.groups:
+                confirmed = await self.authorization.confirm_refused(user, method, request.path, request.query)
+            if confirmed is None:
+                raise
+            attrs = confirmed
+        request[ATTRS_KEY] = attrs
 
 
 class _Deadline:
@@ -247,10 +263,24 @@ class Deadlines:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def within(self, seconds: float, work: Awaitable[web.StreamResponse]) -> web.StreamResponse:
-        """``await work``, or raise a 504 Timeout once ``seconds`` have passed."""
+        """``await work``, or raise a 504 Timeout once ``seconds`` have passed.
+        (The security chain does the same inline: enter, leave, settle.)"""
+        deadline = self.enter(seconds)
+        try:
+            response = await work
+        except asyncio.CancelledError:
+            self.raise_if_fired(deadline, seconds)
+            raise
+        finally:
+            self.leave(deadline)
+        self.settle(deadline)
+        return response
+
+    def enter(self, seconds: float) -> _Deadline:
+        """A deadline ``seconds`` from now for the current task."""
         task = asyncio.current_task()
         assert task is not None
-        loop = asyncio.get_running_loop()
+        loop = task.get_loop()
         deadline = _Deadline(task, loop.time() + seconds)
         self._live.add(deadline)
         if self._loop is not loop:  # a timer on a loop that has ended would never sweep this one
@@ -258,19 +288,26 @@ class Deadlines:
             self._live = {d for d in self._live if d.task.get_loop() is loop}
         if self._timer is None:
             self._timer = loop.call_later(min(self.tick, seconds), self._sweep, loop)
-        try:
-            response = await work
-        except asyncio.CancelledError:
-            if deadline.fired and task.uncancel() == 0:
-                from corral.api.errors import Timeout
+        return deadline
 
-                raise Timeout(f"Timeout: request did not complete within {seconds:g}s") from None
-            raise
-        finally:
-            self._live.discard(deadline)
-        if deadline.fired:  # it fired as the work was finishing: that cancel is ours
-            task.uncancel()
-        return response
+    def leave(self, deadline: _Deadline) -> None:
+        self._live.discard(deadline)
+
+    @staticmethod
+    def raise_if_fired(deadline: _Deadline, seconds: float) -> None:
+        """For a task cancelled while under ``deadline``: a 504 if the
+        deadline did it (and nothing else asked to cancel the task)."""
+        if deadline.fired and deadline.task.uncancel() == 0:
+            from corral.api.errors import Timeout
+
+            raise Timeout(f"Timeout: request did not complete within {seconds:g}s") from None
+
+    @staticmethod
+    def settle(deadline: _Deadline) -> None:
+        """After the work finished: a deadline that fired as it was finishing
+        cancelled nothing that will be seen; take that cancel back."""
+        if deadline.fired:
+            deadline.task.uncancel()
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
