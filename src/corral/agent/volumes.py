@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import logging
 import os
@@ -60,6 +61,10 @@ HOST_PATH_TYPES = (
     "CharDevice",
     "BlockDevice",
 )
+
+INLINE_FILES = 16
+INLINE_BYTES = 64 * 1024
+"""A payload at most this big is written on the event loop (see VolumeManager._one)."""
 
 Payload = dict[str, tuple[bytes, int]]
 """Relative path -> (content, mode)."""
@@ -129,9 +134,15 @@ class VolumeManager:
             return PodVolume(name, path)
         payload = await self._payload(pod, vol, host_ip, pod_ip)
         if payload is not None and not self._unchanged(path, payload):
-            # File system work off the event loop: a burst of pods writes
-            # thousands of small files, and the agent must not stall meanwhile.
-            self._written[path] = (payload, await asyncio.to_thread(_write_and_link, path, payload))
+            # A big payload is written off the event loop, which must not
+            # stall on it; a small one (a pod's token volume: three files,
+            # ~0.3 ms) in place, as the hop to a thread and back cost half
+            # as much again and handed the GIL back and forth mid-burst.
+            if len(payload) <= INLINE_FILES and sum(len(c) for c, _ in payload.values()) <= INLINE_BYTES:
+                link = _write_and_link(path, payload)
+            else:
+                link = await asyncio.to_thread(_write_and_link, path, payload)
+            self._written[path] = (payload, link)
         return PodVolume(name, path)
 
     def _unchanged(self, path: Path, payload: Payload) -> bool:
@@ -493,35 +504,57 @@ def _write_and_link(path: Path, payload: Payload) -> str:
 
 
 def write_atomic(path: Path, payload: Payload) -> bool:
-    """Make ``path`` show exactly ``payload``; returns whether it changed."""
-    path.mkdir(parents=True, exist_ok=True)
-    if _current(path) == payload:
+    """Make ``path`` show exactly ``payload``; returns whether it changed.
+
+    On strings and ``os`` calls, one directory listing for the visible
+    links: through pathlib a pod's token volume (three files) took
+    ~0.6 ms of CPU, every pod of a burst."""
+    root = os.fspath(path)
+    os.makedirs(root, exist_ok=True)
+    data_link = f"{root}/{DATA_LINK}"
+    try:
+        old_dir: str | None = os.readlink(data_link)
+    except OSError:  # none yet (or not a link: replaced below all the same)
+        old_dir = None
+    if old_dir is not None and _current(path) == payload:
         return False
     stamp = time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime()) + f"{time.time_ns() % 10**9:09d}"
-    new_dir = path / stamp
-    new_dir.mkdir(mode=0o755)
+    new_dir = f"{root}/{stamp}"
+    os.mkdir(new_dir, 0o755)
+    made = {new_dir}
+    visible = set()
     for rel, (content, mode) in payload.items():
-        target = new_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
-        os.chmod(target, mode)
-    data_link = path / DATA_LINK
-    old_dir = os.readlink(data_link) if data_link.is_symlink() else None
-    tmp_link = path / "..data_tmp"
-    if tmp_link.is_symlink() or tmp_link.exists():
-        tmp_link.unlink()
+        parts = PurePosixPath(rel).parts
+        visible.add(parts[0])
+        target = "/".join((new_dir, *parts))
+        parent = target.rpartition("/")[0]
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+    tmp_link = f"{root}/..data_tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp_link)
     os.symlink(stamp, tmp_link)
     os.replace(tmp_link, data_link)  # the atomic step
-    visible = {PurePosixPath(rel).parts[0] for rel in payload}
+    links = {}
+    with os.scandir(root) as entries:
+        for entry in entries:
+            if not entry.name.startswith(".."):
+                links[entry.name] = entry.is_symlink()
     for top in visible:
-        link = path / top
-        if not link.is_symlink():
-            os.symlink(f"{DATA_LINK}/{top}", link)
-    for entry in path.iterdir():
-        if entry.name.startswith(".."):
-            continue
-        if entry.is_symlink() and entry.name not in visible:
-            entry.unlink()
+        if not links.get(top, False):
+            os.symlink(f"{DATA_LINK}/{top}", f"{root}/{top}")
+    for name, is_link in links.items():
+        if is_link and name not in visible:
+            os.unlink(f"{root}/{name}")
     if old_dir and old_dir != stamp:
-        shutil.rmtree(path / old_dir, ignore_errors=True)
+        shutil.rmtree(f"{root}/{old_dir}", ignore_errors=True)
     return True

@@ -73,3 +73,24 @@ async def test_a_removed_pod_is_forgotten(tmp_path: Path, writes: list[Path]) ->
     assert not path.exists() and not manager._written
     await _prepare(manager, POD)
     assert len(writes) == 2 and (path / "labels").exists()
+
+
+async def test_small_payloads_are_written_on_the_loop_big_ones_in_a_thread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    where: list[bool] = []
+    real = volumes._write_and_link
+
+    def noting(path: Path, payload: volumes.Payload) -> str:
+        where.append(threading.current_thread() is threading.main_thread())
+        return real(path, payload)
+
+    monkeypatch.setattr(volumes, "_write_and_link", noting)
+    manager = VolumeManager(None, tmp_path)  # type: ignore[arg-type]
+    await _prepare(manager, POD)
+    big = copy.deepcopy(POD)
+    big["metadata"]["labels"]["app"] = "x" * (volumes.INLINE_BYTES + 1)
+    path = await _prepare(manager, big)
+    assert where == [True, False]
+    assert (path / "labels").read_text() == f'app="{"x" * (volumes.INLINE_BYTES + 1)}"'
