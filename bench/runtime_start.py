@@ -39,6 +39,10 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 from _common import CgroupCpu, emit, percentile  # noqa: E402
 
+# A start imports the pod-network module (and aiohttp) on first use. The
+# agent has them loaded long before; here that import fell inside the first
+# round's CPU window (this process is measured too): ~10 ms per pod.
+import corral.net.podnet  # noqa: E402, F401
 from corral.runtime import memfs  # noqa: E402
 from corral.runtime.process import ProcessRuntime  # noqa: E402
 from corral.runtime.protocol import ContainerHandle, LogPaths  # noqa: E402
