@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 POLL_RUNNING = 1.0
 RESYNC = 30.0
 DEFAULT_GRACE = 30
+STATUS_WRITE_META = ("name", "namespace", "uid", "resourceVersion")
 
 
 @dataclass
@@ -496,8 +497,13 @@ class PodWorker(ContainerLife):
         if self._unsent is None:
             return
         (pod, status), self._unsent = self._unsent, None
-        body = dict(pod)
-        body["status"] = status
+        # Only what a status write takes (Kubernetes' status strategy keeps
+        # the stored spec and metadata): the server neither parses nor
+        # compares the pod's spec and managedFields again, and the
+        # resourceVersion still makes a write over a newer pod a conflict.
+        meta = pod.get("metadata") or {}
+        body = {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {k: meta[k] for k in STATUS_WRITE_META if k in meta}, "status": status}
         self._sent_status = status
         try:
             await self.ctx.client.replace_status(PODS, body)
