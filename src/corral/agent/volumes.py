@@ -64,7 +64,8 @@ HOST_PATH_TYPES = (
 
 INLINE_FILES = 16
 INLINE_BYTES = 64 * 1024
-"""A payload at most this big is written on the event loop (see VolumeManager._one)."""
+"""A payload at most this big, into a memory-backed directory, is written on the event loop
+(see VolumeManager._one)."""
 
 Payload = dict[str, tuple[bytes, int]]
 """Relative path -> (content, mode)."""
@@ -134,11 +135,13 @@ class VolumeManager:
             return PodVolume(name, path)
         payload = await self._payload(pod, vol, host_ip, pod_ip)
         if payload is not None and not self._unchanged(path, payload):
-            # A big payload is written off the event loop, which must not
-            # stall on it; a small one (a pod's token volume: three files,
-            # ~0.3 ms) in place, as the hop to a thread and back cost half
-            # as much again and handed the GIL back and forth mid-burst.
-            if len(payload) <= INLINE_FILES and sum(len(c) for c, _ in payload.values()) <= INLINE_BYTES:
+            # Written off the event loop, which must not stall on a disk or
+            # a big payload; a small one into the memory-backed directory (a
+            # pod's token volume: three files, ~0.3 ms) in place, as the hop
+            # to a thread and back cost half as much again and handed the
+            # GIL back and forth mid-burst.
+            if self.memory is not None and len(payload) <= INLINE_FILES \
+                    and sum(len(c) for c, _ in payload.values()) <= INLINE_BYTES:
                 link = _write_and_link(path, payload)
             else:
                 link = await asyncio.to_thread(_write_and_link, path, payload)

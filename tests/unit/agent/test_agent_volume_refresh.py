@@ -75,7 +75,7 @@ async def test_a_removed_pod_is_forgotten(tmp_path: Path, writes: list[Path]) ->
     assert len(writes) == 2 and (path / "labels").exists()
 
 
-async def test_small_payloads_are_written_on_the_loop_big_ones_in_a_thread(
+async def test_small_payloads_into_memory_are_written_on_the_loop_others_in_a_thread(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
@@ -87,10 +87,14 @@ async def test_small_payloads_are_written_on_the_loop_big_ones_in_a_thread(
         return real(path, payload)
 
     monkeypatch.setattr(volumes, "_write_and_link", noting)
-    manager = VolumeManager(None, tmp_path)  # type: ignore[arg-type]
+    manager = VolumeManager(None, tmp_path / "disk", memory=tmp_path / "run")  # type: ignore[arg-type]
     await _prepare(manager, POD)
     big = copy.deepcopy(POD)
     big["metadata"]["labels"]["app"] = "x" * (volumes.INLINE_BYTES + 1)
     path = await _prepare(manager, big)
     assert where == [True, False]
     assert (path / "labels").read_text() == f'app="{"x" * (volumes.INLINE_BYTES + 1)}"'
+    assert path.is_relative_to(tmp_path / "run")
+    on_disk = VolumeManager(None, tmp_path / "disk")  # type: ignore[arg-type]
+    await _prepare(on_disk, POD)  # a disk may stall: never on the loop
+    assert where == [True, False, False]
