@@ -10,8 +10,9 @@ one machine never share one):
 - per pod, a network namespace (``/run/netns/corral-<uid>`` for the process
   runtime, the sandbox container's for Docker) whose ``eth0`` is a veth on
   that bridge, its address from ``host-local`` over ``spec.podCIDR``
-  (bridge + host-local + portmap when the pod has hostPorts, and loopback
-  for ``lo``: Debian's ``containernetworking-plugins``);
+  (bridge + host-local + portmap when the pod has hostPorts: Debian's
+  ``containernetworking-plugins``; a namespace made here has its ``lo`` up
+  from the start, net/netns.py, a Docker sandbox's gets the loopback plugin);
 - a route to every other Node's podCIDR via its InternalIP, and an nftables
   table that masquerades pod traffic leaving for anything that is not a pod
   (the hosts around do not know the pod ranges).
@@ -44,6 +45,7 @@ from corral.client.events import EventRecorder
 from corral.client.informer import Informer
 from corral.client.resources import NODES, SERVICES
 from corral.clock import Clock, RealClock
+from corral.net import netns
 from corral.net.cni import Attachment, CniError, CniRunner, result_ips
 from corral.runtime.protocol import StartError
 
@@ -380,19 +382,18 @@ class PodNetwork:
             if state is not None:  # lost (e.g. the host rebooted): a fresh one
                 log.warning("pod network of %s is gone (%s); making it again", uid, state["netns"])
                 await self._del(uid, state)
-            name = f"corral-{uid}"
-            path = NETNS_DIR / name
+            path = NETNS_DIR / f"corral-{uid}"
             if path.exists() and not _mounted(path):
-                await run_cmd("ip", "netns", "del", name, check=False)  # a stale placeholder
+                netns.remove(path)  # a stale placeholder
             if not path.exists():
                 try:
-                    await run_cmd("ip", "netns", "add", name)
-                except PodNetError as exc:
+                    await asyncio.to_thread(netns.create, path)  # with lo up
+                except OSError as exc:
                     raise self._failed(pod, str(exc)) from exc
             try:
                 return await self._add(pod, uid, str(path), uid, own=True)
             except StartError:
-                await run_cmd("ip", "netns", "del", name, check=False)
+                netns.remove(path)
                 raise
 
     async def _intact(self, uid: str, state: dict[str, Any]) -> bool:
@@ -438,9 +439,10 @@ class PodNetwork:
                  "conflist": conflist, "runtimeConfig": runtime_config, "result": None, "ip": ""}
         self._write(uid, state)  # before ADD: a crash in between still leads to a DEL
         try:
-            await self.cni.add({"name": "lo", "cniVersion": "1.0.0",
-                                "plugins": [{"type": "loopback"}]},
-                               Attachment(container_id, netns, "lo"))
+            if not own:  # a namespace made here has lo up already (net/netns.py)
+                await self.cni.add({"name": "lo", "cniVersion": "1.0.0",
+                                    "plugins": [{"type": "loopback"}]},
+                                   Attachment(container_id, netns, "lo"))
             result = await self.cni.add(conflist, at, runtime_config)
         except CniError as exc:
             await self._del(uid, state)
@@ -483,7 +485,7 @@ class PodNetwork:
         at = Attachment(str(state["containerId"]), str(state["netns"]), "eth0")
         await self.cni.delete(state["conflist"], at, state.get("result"), state.get("runtimeConfig"))
         if state.get("own"):
-            await run_cmd("ip", "netns", "del", Path(state["netns"]).name, check=False)
+            netns.remove(Path(state["netns"]))
         self._state.pop(uid, None)
         self._checked.discard(uid)
         for suffix in (".json", ".resolv.conf"):
