@@ -167,19 +167,14 @@ def pod_status(
         truths["Ready"] = (False, "PodCompleted")
     old_conditions = {c.get("type"): c for c in old.get("conditions") or []}
     conditions = []
+    stamp = ""
     for ctype, (value, reason) in truths.items():
         text = "True" if value else "False"
         prev = old_conditions.get(ctype)
-        cond: dict[str, Any] = {
-            "type": ctype,
-            "status": text,
-            "lastProbeTime": None,
-            "lastTransitionTime": (
-                prev["lastTransitionTime"]
-                if prev and prev.get("status") == text and prev.get("lastTransitionTime")
-                else format_timestamp(now)
-            ),
-        }
+        since = prev.get("lastTransitionTime") if prev and prev.get("status") == text else None
+        if not since:
+            since = stamp = stamp or format_timestamp(now)
+        cond: dict[str, Any] = {"type": ctype, "status": text, "lastProbeTime": None, "lastTransitionTime": since}
         if reason:
             cond["reason"] = reason
             if reason == "ContainersNotReady" and unready:

@@ -101,9 +101,8 @@ class VolumeManager:
 
     def volume_dir(self, uid: str, vol: dict[str, Any]) -> Path:
         """Where volume ``vol`` (a pod spec's entry) of pod ``uid`` lives."""
-        if self.memory is not None and any(k in vol for k in OBJECT_SOURCES):
-            return self.memory / uid / str(vol.get("name") or "")
-        return self.root / uid / str(vol.get("name") or "")
+        base = self.memory if self.memory is not None and any(k in vol for k in OBJECT_SOURCES) else self.root
+        return Path(f"{base}/{uid}/{vol.get('name') or ''}")  # one parse, not two joins, per volume and sync
 
     async def prepare(
         self, pod: dict[str, Any], *, host_ip: str, pod_ip: str
