@@ -279,7 +279,11 @@ class ApiClient:
         subresource: str | None = None,
         field_manager: str | None = None,
         force: bool = False,
+        full: bool = True,
     ) -> dict[str, Any]:
+        """The patched object, as the server returned it; with ``full=False``
+        only its head (see :meth:`create`), for a caller that only needs the
+        write done: a node's status write, a lease renewal."""
         content_type = PATCH_TYPES.get(patch_type)
         if content_type is None:
             raise ValueError(f"patch_type: expected one of {sorted(PATCH_TYPES)}, got {patch_type!r}")
@@ -292,13 +296,12 @@ class ApiClient:
             if patch_type != "apply":
                 raise ValueError("force: only meaningful for an apply patch")
             params["force"] = True
-        return await self.request(
-            "PATCH",
-            res.path(namespace, name, subresource),
-            params=params,
-            body=orjson.dumps(patch),
-            content_type=content_type,
-        )
+        path = res.path(namespace, name, subresource)
+        body = orjson.dumps(patch)
+        if not full:
+            raw = await self.request_bytes("PATCH", path, params=params, body=body, content_type=content_type)
+            return object_head(raw, f"PATCH {path}")
+        return await self.request("PATCH", path, params=params, body=body, content_type=content_type)
 
     async def delete(
         self,

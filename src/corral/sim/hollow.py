@@ -132,7 +132,7 @@ class HollowNode:
             except AlreadyExistsError:
                 pass
         try:
-            await self.client.patch(LEASES, self.name, {"spec": spec}, LEASE_NAMESPACE)
+            await self.client.patch(LEASES, self.name, {"spec": spec}, LEASE_NAMESPACE, full=False)
         except NotFoundError:
             with contextlib.suppress(AlreadyExistsError):
                 await self.client.create(LEASES, lease)
@@ -159,8 +159,9 @@ class HollowNode:
             return
         self.running.add(md.get("uid"))
         try:
+            # The answer (the whole pod again) is not needed: its head only.
             await self.client.patch(PODS, md["name"], {"status": self.running_status(pod)},
-                                    md["namespace"], subresource="status")
+                                    md["namespace"], subresource="status", full=False)
         except NotFoundError:
             self.running.discard(md.get("uid"))
         except ApiError:

@@ -209,3 +209,21 @@ async def test_the_servers_create_answer_is_read_from_its_head(tmp_path):
         assert head["metadata"]["name"].startswith("web-")
         got = await c.get(PODS, head["metadata"]["name"], "default")
         assert got["metadata"]["generateName"] == "web-"
+
+
+async def test_a_status_patch_can_skip_reading_the_answer(tmp_path):
+    """``patch(full=False)``: the write is done (and its errors raised) but
+    only the answer's head is read, as a node's status write needs."""
+    from corral.client.errors import NotFoundError
+
+    async with running_server(tmp_path) as srv, srv.client() as c:
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
+               "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+        await c.create(PODS, pod)
+        head = await c.patch(PODS, "p", {"status": {"phase": "Running"}}, "default",
+                             subresource="status", full=False)
+        assert head == {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}
+        assert (await c.get(PODS, "p", "default"))["status"]["phase"] == "Running"
+        with pytest.raises(NotFoundError):
+            await c.patch(PODS, "gone", {"status": {"phase": "Running"}}, "default",
+                          subresource="status", full=False)
