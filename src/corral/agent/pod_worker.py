@@ -23,13 +23,14 @@ from corral.agent.container_life import ContainerLife
 from corral.agent.env import EnvBuilder, expand_command
 from corral.agent.logs import LogStore
 from corral.agent.probes import ContainerProbes
-from corral.agent.relist import Relist
+from corral.agent.relist import Relist, Wake, settle
 from corral.agent.startsteps import StartSteps
 from corral.agent.status import (
     ContainerView,
     backoff_message,
     pod_status,
     running,
+    same_status,
     terminated,
     waiting,
 )
@@ -237,10 +238,10 @@ class PodWorker(ContainerLife):
         self._wake.waiter = waiter
         timer: asyncio.TimerHandle | asyncio.Task[None]
         if type(self.ctx.clock) is RealClock:
-            timer = loop.call_later(max(seconds, 0.0), _settle, waiter)
+            timer = loop.call_later(max(seconds, 0.0), settle, waiter)
         else:  # a test's clock moves only through its own sleep
             timer = loop.create_task(self.ctx.clock.sleep(seconds))
-            timer.add_done_callback(lambda _t: _settle(waiter))
+            timer.add_done_callback(lambda _t: settle(waiter))
         try:
             await waiter
         finally:
@@ -569,53 +570,6 @@ class PodWorker(ContainerLife):
         }
         obj = {"apiVersion": "v1", "kind": "Pod", "metadata": pod.get("metadata") or {}}
         self.ctx.recorder.record(obj, type_, reason, message)
-
-
-class Wake:
-    """What wakes an idle worker: an :class:`asyncio.Event` for its one
-    waiter, without the two tasks and ``asyncio.wait`` per idle second that
-    waiting on an Event and a sleep at once took (every running pod idles
-    through a poll each second, a burst's pods among them)."""
-
-    __slots__ = ("_set", "waiter")
-
-    def __init__(self) -> None:
-        self._set = False
-        self.waiter: asyncio.Future[None] | None = None
-
-    def set(self) -> None:
-        self._set = True
-        if self.waiter is not None:
-            _settle(self.waiter)
-
-    def clear(self) -> None:
-        self._set = False
-
-    def is_set(self) -> bool:
-        return self._set
-
-
-def _settle(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
-def same_status(stored: Any, status: Any) -> bool:
-    """Equal but for null fields, which the server may drop (conditions'
-    ``lastProbeTime: null``): a status read back equals the one written.
-    Compared in place, stopping at the first difference: copying both
-    without their nulls first cost ~60 µs a call, twice per pod start
-    (the staged status, then the watch's echo of it)."""
-    if stored == status:  # in C; a null the server dropped is the one way equal ones differ
-        return True
-    if isinstance(stored, dict) and isinstance(status, dict):
-        for key in stored.keys() | status.keys():
-            if not same_status(stored.get(key), status.get(key)):
-                return False
-        return True
-    if isinstance(stored, list) and isinstance(status, list):
-        return len(stored) == len(status) and all(map(same_status, stored, status))
-    return False
 
 
 def _key(spec: dict[str, Any], init: bool) -> str:

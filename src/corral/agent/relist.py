@@ -7,7 +7,8 @@ own task every second: a hundred running pods were a hundred timers and
 task switches a second, on the loop that also serves the API, and more so
 in a burst of starts, where every pod that already runs polls while the
 others start. Here one task looks at all of them in one pass, and stops
-when no worker has a running container.
+when no worker has a running container. :class:`Wake` is how a worker is
+woken, by this and by everything else.
 """
 
 from __future__ import annotations
@@ -75,3 +76,32 @@ class Relist:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+class Wake:
+    """What wakes an idle worker (the informer, a probe, the relist): an
+    :class:`asyncio.Event` for its one waiter, without the two tasks and
+    ``asyncio.wait`` per wait that waiting on an Event and a sleep at once
+    took (every pod idles between its syncs, a burst's pods among them)."""
+
+    __slots__ = ("_set", "waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self.waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        if self.waiter is not None:
+            settle(self.waiter)
+
+    def clear(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+def settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from corral.agent import pod_worker
+from corral.agent import pod_worker, status
 from corral.agent.backoff import RestartBackoff
 from corral.agent.env import EnvBuilder
 from corral.agent.logs import LogStore
@@ -182,8 +182,8 @@ def test_same_status_ignores_only_nulls() -> None:
     written = {"phase": "Running", "conditions": [{"type": "Ready", "lastProbeTime": None, "status": "True"}],
                "containerStatuses": [{"name": "main", "lastState": {}, "ready": True}]}
     echoed = stored(written)
-    assert pod_worker.same_status(echoed, written) and pod_worker.same_status(written, echoed)
-    assert pod_worker.same_status(None, {"phase": None}) is False  # no status is not an empty one
+    assert status.same_status(echoed, written) and status.same_status(written, echoed)
+    assert status.same_status(None, {"phase": None}) is False  # no status is not an empty one
     for change in (lambda s: s.update(phase="Pending"),
                    lambda s: s["conditions"][0].update(status="False"),
                    lambda s: s["conditions"].append({"type": "Initialized"}),
@@ -192,4 +192,4 @@ def test_same_status_ignores_only_nulls() -> None:
                    lambda s: s.update(podIP="10.0.0.2")):
         other = copy.deepcopy(echoed)
         change(other)
-        assert not pod_worker.same_status(other, written)
+        assert not status.same_status(other, written)
