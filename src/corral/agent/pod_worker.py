@@ -506,14 +506,14 @@ class PodWorker(ContainerLife):
         body = {"apiVersion": "v1", "kind": "Pod",
                 "metadata": {k: meta[k] for k in STATUS_WRITE_META if k in meta}, "status": status}
         self._sent_status = status
-        try:
-            await self.ctx.client.replace_status(PODS, body)
+        try:  # the answer (the whole pod again) is not needed: its head only
+            await self.ctx.client.replace_status(PODS, body, full=False)
         except ConflictError:
             fresh = await self.ctx.client.get(PODS, self.name, self.namespace)
             if (fresh.get("metadata") or {}).get("uid") != self.uid:
                 return
             fresh["status"] = status
-            await self.ctx.client.replace_status(PODS, fresh)
+            await self.ctx.client.replace_status(PODS, fresh, full=False)
         self._last_status = status
         self.ctx.steps.status_written(self.uid, status.get("phase"))
 

@@ -254,8 +254,10 @@ class ApiClient:
         return object_head(await self.request_bytes("POST", path, json=obj), f"POST {path}")
 
     async def replace(
-        self, res: Resource, obj: dict[str, Any], *, subresource: str | None = None
+        self, res: Resource, obj: dict[str, Any], *, subresource: str | None = None, full: bool = True
     ) -> dict[str, Any]:
+        """The replaced object, as the server returned it; ``full=False``:
+        only its head (see :meth:`create`)."""
         meta = _meta(obj)
         name = meta.get("name")
         if not name:
@@ -263,10 +265,13 @@ class ApiClient:
         ns = meta.get("namespace") if res.namespaced else None
         if res.namespaced and not ns:
             raise ValueError(f"metadata.namespace: required to replace a {res.kind}")
-        return await self.request("PUT", res.path(ns, name, subresource), json=obj)
+        path = res.path(ns, name, subresource)
+        if not full:
+            return object_head(await self.request_bytes("PUT", path, json=obj), f"PUT {path}")
+        return await self.request("PUT", path, json=obj)
 
-    async def replace_status(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
-        return await self.replace(res, obj, subresource="status")
+    async def replace_status(self, res: Resource, obj: dict[str, Any], *, full: bool = True) -> dict[str, Any]:
+        return await self.replace(res, obj, subresource="status", full=full)
 
     async def patch(
         self,

@@ -211,9 +211,10 @@ async def test_the_servers_create_answer_is_read_from_its_head(tmp_path):
         assert got["metadata"]["generateName"] == "web-"
 
 
-async def test_a_status_patch_can_skip_reading_the_answer(tmp_path):
-    """``patch(full=False)``: the write is done (and its errors raised) but
-    only the answer's head is read, as a node's status write needs."""
+async def test_a_status_write_can_skip_reading_the_answer(tmp_path):
+    """``patch``/``replace_status`` with ``full=False``: the write is done
+    (and its errors raised) but only the answer's head is read, as a node's
+    status write needs."""
     from corral.client.errors import NotFoundError
 
     async with running_server(tmp_path) as srv, srv.client() as c:
@@ -224,6 +225,12 @@ async def test_a_status_patch_can_skip_reading_the_answer(tmp_path):
                              subresource="status", full=False)
         assert head == {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}
         assert (await c.get(PODS, "p", "default"))["status"]["phase"] == "Running"
+        stored = await c.get(PODS, "p", "default")
+        head = await c.replace_status(PODS, dict(stored, status={"phase": "Succeeded"}), full=False)
+        assert head == {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}
+        assert (await c.get(PODS, "p", "default"))["status"]["phase"] == "Succeeded"
+        with pytest.raises(errors.ConflictError):  # a stale write still fails
+            await c.replace_status(PODS, dict(stored, status={"phase": "Failed"}), full=False)
         with pytest.raises(NotFoundError):
             await c.patch(PODS, "gone", {"status": {"phase": "Running"}}, "default",
                           subresource="status", full=False)

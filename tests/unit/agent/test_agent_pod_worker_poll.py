@@ -56,7 +56,7 @@ class FakeClient:
     def __init__(self) -> None:
         self.statuses: list[dict[str, Any]] = []
 
-    async def replace_status(self, res: Any, body: dict[str, Any]) -> dict[str, Any]:
+    async def replace_status(self, res: Any, body: dict[str, Any], *, full: bool = True) -> dict[str, Any]:
         self.statuses.append(body["status"])
         return body
 
@@ -152,7 +152,7 @@ class HeldClient(FakeClient):
         self.release = asyncio.Event()
         self.waiting = 0
 
-    async def replace_status(self, res: Any, body: dict[str, Any]) -> dict[str, Any]:
+    async def replace_status(self, res: Any, body: dict[str, Any], *, full: bool = True) -> dict[str, Any]:
         self.waiting += 1
         await self.release.wait()
         return await super().replace_status(res, body)
