@@ -326,14 +326,16 @@ def engine_ms(meter: EngineCpu | None, n: int) -> dict[str, float]:
 
 
 def start_profile(pid: int, out_dir: Path | None, runtime: str) -> subprocess.Popen[bytes] | None:
-    """py-spy on the corral process for the burst (on-CPU samples only, in
-    the collapsed-stack format ``flamegraph.pl`` and scripts read)."""
+    """py-spy on the corral process for the burst, in the collapsed-stack
+    format ``flamegraph.pl`` and scripts read. ``--gil``: only the thread
+    holding the interpreter is sampled, so the store's writer and the
+    thread pool waiting on their locks do not fill the profile."""
     if out_dir is None:
         return None
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"startup-{runtime}.txt"
-    proc = subprocess.Popen([spy, "record", "-p", str(pid), "-r", "200", "-f", "raw", "-o",
+    proc = subprocess.Popen([spy, "record", "-p", str(pid), "-r", "200", "--gil", "-f", "raw", "-o",
                              str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)  # attached before the burst starts
     print(f"# profiling corral ({pid}) into {out}", file=sys.stderr)
