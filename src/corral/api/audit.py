@@ -28,6 +28,27 @@ LEVELS = ("None", "Metadata", "Request")
 SENSITIVE = frozenset({"secrets", "configmaps", "tokenreviews", "serviceaccounts/token", "tokenrequests"})
 
 
+MAX_CACHED_USERS = 4096
+
+
+def _object_ref(attrs: Any) -> dict[str, str]:
+    """The request's object, its empty parts left out (as Kubernetes omits them)."""
+    ref = {}
+    if attrs.resource:
+        ref["resource"] = attrs.resource
+    if attrs.namespace:
+        ref["namespace"] = attrs.namespace
+    if attrs.name:
+        ref["name"] = attrs.name
+    if attrs.api_group:
+        ref["apiGroup"] = attrs.api_group
+    if attrs.api_version:
+        ref["apiVersion"] = attrs.api_version
+    if attrs.subresource:
+        ref["subresource"] = attrs.subresource
+    return ref
+
+
 class _Stamps:
     """RFC 3339 timestamps with microseconds from ``time.time_ns()``; the
     part up to the second is formatted once per second, not per request."""
@@ -65,6 +86,7 @@ class AuditLog:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._stamps = _Stamps()
+        self._users: dict[int, tuple[Any, dict[str, Any]]] = {}
         self._fd = -1
         self._size = 0  # of the file, tracked rather than asked for
         self._pending: list[bytes] = []
@@ -98,17 +120,14 @@ class AuditLog:
         ev: dict[str, Any] = {
             "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": self.level,
             "auditID": new_uid(), "stage": "ResponseComplete", "requestURI": uri, "verb": verb,
-            "user": {"username": getattr(user, "name", "system:anonymous"),
-                     "groups": list(getattr(user, "groups", ("system:unauthenticated",)))},
+            "user": self._user_info(user),
             "sourceIPs": [source_ip] if source_ip else [], "userAgent": user_agent,
             "responseStatus": {"metadata": {}, "code": code},
             "requestReceivedTimestamp": stamps.format(received_ns), "stageTimestamp": stamps.format(time.time_ns()),
         }
         resource = ""
         if attrs is not None and attrs.resource_request:
-            ref = {"resource": attrs.resource, "namespace": attrs.namespace, "name": attrs.name,
-                   "apiGroup": attrs.api_group, "apiVersion": attrs.api_version, "subresource": attrs.subresource}
-            ev["objectRef"] = {k: v for k, v in ref.items() if v}
+            ev["objectRef"] = _object_ref(attrs)
             resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
         sensitive = resource in SENSITIVE or (attrs is not None and attrs.resource in SENSITIVE)
         if self.level == "Request" and body and not sensitive:
@@ -119,6 +138,20 @@ class AuditLog:
         elif self.level == "Request" and sensitive:
             ev["level"] = "Metadata"
         return ev
+
+    def _user_info(self, user: Any) -> dict[str, Any]:
+        """The event's ``user``: made once per User object (a token's or a
+        certificate connection's user is the same object request after
+        request) and shared by its events, which are only serialized."""
+        cached = self._users.get(id(user))
+        if cached is not None and cached[0] is user:
+            return cached[1]
+        info = {"username": getattr(user, "name", "system:anonymous"),
+                "groups": list(getattr(user, "groups", ("system:unauthenticated",)))}
+        if len(self._users) >= MAX_CACHED_USERS:
+            self._users.clear()
+        self._users[id(user)] = (user, info)  # the user is held, so its id is not reused meanwhile
+        return info
 
     def write(self, event: dict[str, Any] | None) -> None:
         if event is None or self._fd < 0:
