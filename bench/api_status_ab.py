@@ -1,7 +1,11 @@
 """Server CPU per pod status write and per TokenRequest of two source trees
-at once (the figures of bench/api_status.py, A against B).
+at once (the figures of bench/api_status.py, A against B), and per pod
+create and binding (a pod's first two writes in the scheduler bench's
+end_to_end mode; the hollow node's status PATCH is its third, sent as the
+node itself, system:node:NAME, unless ``--no-node-identity``).
 
     .venv/bin/python bench/api_status_ab.py --a /tmp/base/src --b src --count 2000 --chunk 100
+    .venv/bin/python bench/api_status_ab.py --a /tmp/base/src --b src --server-workers 2
 
 Runs one ``corral server`` per tree (PYTHONPATH chosen per child), gives
 both the same pods, then sends each phase's requests in chunks of
