@@ -37,6 +37,7 @@ MS_SHARED = 1 << 20
 MNT_DETACH = 2
 
 _shared: set[str] = set()
+_sharing = threading.Lock()  # two first pods at once must not bind the directory twice
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -98,10 +99,13 @@ def _share(directory: Path) -> None:
     key = str(directory)
     if key in _shared:
         return
-    directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-    try:
-        ns.mount("", key, "none", MS_SHARED | ns.MS_REC)
-    except OSError:  # EINVAL: not a mount point yet
-        ns.mount(key, key, "none", ns.MS_BIND | ns.MS_REC)
-        ns.mount("", key, "none", MS_SHARED | ns.MS_REC)
-    _shared.add(key)
+    with _sharing:
+        if key in _shared:
+            return
+        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        try:
+            ns.mount("", key, "none", MS_SHARED | ns.MS_REC)
+        except OSError:  # EINVAL: not a mount point yet
+            ns.mount(key, key, "none", ns.MS_BIND | ns.MS_REC)
+            ns.mount("", key, "none", MS_SHARED | ns.MS_REC)
+        _shared.add(key)
