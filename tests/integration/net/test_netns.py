@@ -70,3 +70,21 @@ def test_the_directory_propagates_mounts_to_other_mount_namespaces(name: str):
     netns.create(path)
     line = next(x for x in Path("/proc/self/mountinfo").read_text().splitlines() if x.split()[4] == "/run/netns")
     assert "shared:" in line
+
+
+def test_namespaces_made_at_once_are_each_whole():
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [Path("/run/netns") / f"corral-test-{uuid.uuid4().hex[:8]}" for _ in range(8)]
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(netns.create, paths))
+        inodes = {os.stat(p).st_ino for p in paths}
+        assert len(inodes) == 8  # eight namespaces, not one bound eight times
+        for p in paths:
+            assert "UP" in ip("-n", p.name, "link", "show", "lo").split(">")[0]
+        mounts = [x for x in Path("/proc/self/mountinfo").read_text().splitlines() if x.split()[4] == "/run/netns"]
+        assert len(mounts) == 1
+    finally:
+        for p in paths:
+            netns.remove(p)
