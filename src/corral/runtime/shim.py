@@ -25,7 +25,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from corral.runtime.entry import PodEntry
 
 PARTIAL_LINE_BYTES = 16 * 1024
 """A line longer than this is written as partial records (tag P) so one
@@ -260,7 +263,7 @@ def _cgroup(spec: dict[str, Any]) -> Any:
     return Cgroup(int(info["version"]), str(info["name"])) if info else None
 
 
-def _prepare_isolation(spec: dict[str, Any], cgroup: Any) -> Any:
+def _prepare_isolation(spec: dict[str, Any], cgroup: Any) -> PodEntry:
     """Set up what the container runs in (its cgroup with limits, the pod's
     sandbox, its volumes cloned) and say how its process gets there: a
     :class:`~corral.runtime.entry.PodEntry`."""

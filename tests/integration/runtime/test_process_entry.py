@@ -196,3 +196,18 @@ async def test_a_command_that_cannot_run_is_a_start_error(runtime, tmp_path: Pat
     with pytest.raises(StartError, match="[Ee]xec format error"):
         await start(p, wrong)
     await start(p, {"name": "after", "command": ["sleep", "300"]})  # the sandbox is fine
+
+
+async def test_a_volume_that_cannot_be_mounted_is_a_start_error_with_the_reason(runtime, tmp_path: Path):
+    from corral.runtime.protocol import Mount, StartError
+
+    rt, start = runtime
+    if rt.rootfs_missing is not None:
+        pytest.skip(f"no pod root: {rt.rootfs_missing}")
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    p = pod("entry-badvol")
+    with pytest.raises(StartError, match='error mounting a volume at "/proc/corral-test/data"'):
+        await start(p, {"name": "c", "command": ["sleep", "300"]},
+                    mounts=[Mount(host_path=vol, container_path="/proc/corral-test/data")])
+    await start(p, {"name": "ok", "command": ["sleep", "300"]})  # the pod's sandbox is unharmed
