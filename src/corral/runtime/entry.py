@@ -34,7 +34,9 @@ from corral.runtime.cgroups import Cgroup, move_self
 from corral.runtime.rootfs import ContainerBinds
 
 POD_NAMESPACE_ORDER = ("ipc", "uts", "mnt")
-"""Mount last: after it, /proc/<init> paths would resolve in the pod."""
+"""The pod's namespaces the shim steps into for a spawn. The PID namespace
+is set for its children only, and the network one for the whole shim,
+before the pod's sandbox is made (shim._prepare_isolation)."""
 
 
 @dataclass
