@@ -35,11 +35,14 @@ class LogStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def pod_dir(self, namespace: str, name: str, uid: str) -> Path:
-        return self.root / f"{namespace}_{name}_{uid}"
+        return Path(self._pod_dir(namespace, name, uid))
+
+    def _pod_dir(self, namespace: str, name: str, uid: str) -> str:
+        return f"{self.root}/{namespace}_{name}_{uid}"
 
     def paths(self, namespace: str, name: str, uid: str, container: str, attempt: int) -> LogPaths:
         # One parse of one string, not three pathlib joins: every container start asks.
-        path = Path(f"{self.root}/{namespace}_{name}_{uid}/{container}/{attempt}.log")
+        path = Path(f"{self._pod_dir(namespace, name, uid)}/{container}/{attempt}.log")
         return LogPaths(path, self.max_bytes)
 
     def attempts(self, namespace: str, name: str, uid: str, container: str) -> list[int]:

@@ -249,9 +249,7 @@ class ApiClient:
         if res.namespaced and not ns:
             raise ValueError(f"metadata.namespace: required to create a {res.kind}")
         path = res.path(ns if res.namespaced else None)
-        if full:
-            return await self.request("POST", path, json=obj)
-        return object_head(await self.request_bytes("POST", path, json=obj), f"POST {path}")
+        return await self._write("POST", path, full, json=obj)
 
     async def replace(
         self, res: Resource, obj: dict[str, Any], *, subresource: str | None = None, full: bool = True
@@ -265,10 +263,7 @@ class ApiClient:
         ns = meta.get("namespace") if res.namespaced else None
         if res.namespaced and not ns:
             raise ValueError(f"metadata.namespace: required to replace a {res.kind}")
-        path = res.path(ns, name, subresource)
-        if not full:
-            return object_head(await self.request_bytes("PUT", path, json=obj), f"PUT {path}")
-        return await self.request("PUT", path, json=obj)
+        return await self._write("PUT", res.path(ns, name, subresource), full, json=obj)
 
     async def replace_status(self, res: Resource, obj: dict[str, Any], *, full: bool = True) -> dict[str, Any]:
         return await self.replace(res, obj, subresource="status", full=full)
@@ -301,12 +296,15 @@ class ApiClient:
             if patch_type != "apply":
                 raise ValueError("force: only meaningful for an apply patch")
             params["force"] = True
-        path = res.path(namespace, name, subresource)
-        body = orjson.dumps(patch)
-        if not full:
-            raw = await self.request_bytes("PATCH", path, params=params, body=body, content_type=content_type)
-            return object_head(raw, f"PATCH {path}")
-        return await self.request("PATCH", path, params=params, body=body, content_type=content_type)
+        return await self._write("PATCH", res.path(namespace, name, subresource), full, params=params,
+                                 body=orjson.dumps(patch), content_type=content_type)
+
+    async def _write(self, method: str, path: str, full: bool, **kwargs: Any) -> dict[str, Any]:
+        """A write's answer: the whole object, or with ``full=False`` only
+        its head, read without decoding the rest (objecthead.py)."""
+        if full:
+            return await self.request(method, path, **kwargs)
+        return object_head(await self.request_bytes(method, path, **kwargs), f"{method} {path}")
 
     async def delete(
         self,

@@ -19,7 +19,7 @@ here the same way:
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import fcntl
 import os
 import socket
@@ -33,12 +33,9 @@ SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 IFREQ = "16sh22x"
-MS_SHARED = 1 << 20
-MNT_DETACH = 2
 
 _shared: set[str] = set()
 _sharing = threading.Lock()  # two first pods at once must not bind the directory twice
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class NetnsError(OSError):
@@ -67,7 +64,8 @@ def create(path: Path) -> None:
 
 def remove(path: Path) -> None:
     """Unmount and delete; nothing there is fine."""
-    _libc.umount2(str(path).encode(), ctypes.c_int(MNT_DETACH))
+    with contextlib.suppress(OSError):  # not mounted (a placeholder): the unlink is all
+        ns.unmount(str(path), detach=True)
     try:
         path.unlink()
     except FileNotFoundError:
@@ -104,8 +102,8 @@ def _share(directory: Path) -> None:
             return
         directory.mkdir(mode=0o755, parents=True, exist_ok=True)
         try:
-            ns.mount("", key, "none", MS_SHARED | ns.MS_REC)
+            ns.mount("", key, "none", ns.MS_SHARED | ns.MS_REC)
         except OSError:  # EINVAL: not a mount point yet
             ns.mount(key, key, "none", ns.MS_BIND | ns.MS_REC)
-            ns.mount("", key, "none", MS_SHARED | ns.MS_REC)
+            ns.mount("", key, "none", ns.MS_SHARED | ns.MS_REC)
         _shared.add(key)

@@ -190,12 +190,16 @@ def own_dirs(version: int, root: Path = ROOT) -> list[Path]:
     with open("/proc/self/cgroup") as f:
         lines = [line.rstrip("\n").split(":", 2) for line in f if line.count(":") >= 2]
     if version == 2:
-        path = next(p for h, _, p in lines if h == "0")
-        return [root / path.lstrip("/")]
+        found = next((p for h, _, p in lines if h == "0"), None)
+        if found is None:
+            raise OSError("/proc/self/cgroup: no unified (cgroup v2) hierarchy")
+        return [root / found.lstrip("/")]
     out = []
     for name in _v1_hierarchies(root):
-        path = next(p for _, controllers, p in lines if name in controllers.split(","))
-        out.append(root / name / path.lstrip("/"))
+        found = next((p for _, controllers, p in lines if name in controllers.split(",")), None)
+        if found is None:  # an OSError, so that a start fails with the reason, not the supervisor
+            raise OSError(f"/proc/self/cgroup: no {name} hierarchy")
+        out.append(root / name / found.lstrip("/"))
     return out
 
 

@@ -20,6 +20,8 @@ MS_NOEXEC = 0x8
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
+MS_SHARED = 1 << 20
+MNT_DETACH = 2
 
 NS_FILES = {"ipc": CLONE_NEWIPC, "uts": CLONE_NEWUTS, "mnt": CLONE_NEWNS, "pid": CLONE_NEWPID,
             "net": CLONE_NEWNET}
@@ -57,6 +59,11 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int, data:
         ),
         f"mount {target}",
     )
+
+
+def unmount(target: str, *, detach: bool = False) -> None:
+    """umount2; ``detach``: lazily (MNT_DETACH), as ``umount -l``."""
+    _check(_libc.umount2(target.encode(), ctypes.c_int(MNT_DETACH if detach else 0)), f"unmount {target}")
 
 
 def supported() -> str | None:

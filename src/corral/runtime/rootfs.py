@@ -46,7 +46,6 @@ AT_RECURSIVE = 0x8000
 AT_EMPTY_PATH = 0x1000
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
 MOUNT_ATTR_RDONLY = 0x1
-MNT_DETACH = 2
 MS_RDONLY = 0x1
 MS_REMOUNT = 0x20
 
@@ -181,7 +180,7 @@ def enter_pod_root(pod_dir: Path, tmp_source: str, keep: list[str], mask: list[s
             ns.mount("tmpfs", r + path, "tmpfs", ns.MS_NOSUID | ns.MS_NODEV | MS_RDONLY, "mode=755")
     os.chdir(r)
     _syscall(SYS_PIVOT_ROOT, b".", b".", what="pivot_root")
-    _check(_libc.umount2(b".", ctypes.c_int(MNT_DETACH)), "detaching the host's root")
+    ns.unmount(".", detach=True)  # the host's root, now under "."
     os.chdir("/")
 
 
@@ -195,12 +194,6 @@ def _bind_into(root: str, path: str) -> None:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         open(target, "a").close()
     ns.mount(path, target, None, ns.MS_BIND | ns.MS_REC)
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise RootfsError(f"{what}: {os.strerror(err)}")
 
 
 @dataclass
