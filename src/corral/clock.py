@@ -13,6 +13,7 @@ import heapq
 import itertools
 import time
 from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable
 from typing import Protocol
 
 
@@ -53,13 +54,16 @@ class FakeClock:
     def monotonic(self) -> float:
         return self._elapsed
 
-    async def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float) -> Awaitable[None]:
+        """The deadline is taken when this is called, not when the awaiting
+        task first runs: a caller that wraps the sleep in a task (a timer
+        raced against a wake-up) would otherwise lose any time advanced
+        before that task's first step, and wake that much late."""
         if seconds <= 0:
-            await asyncio.sleep(0)
-            return
+            return asyncio.sleep(0)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._sleepers, (self._elapsed + seconds, next(self._seq), fut))
-        await fut
+        return fut
 
     async def advance(self, seconds: float) -> None:
         """Move time forward, waking each sleeper at its own deadline and

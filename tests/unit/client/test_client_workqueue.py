@@ -84,6 +84,20 @@ async def test_add_after_waits_on_the_injected_clock():
     assert await get_now(q) == "late"
 
 
+async def test_delayed_key_is_due_when_time_passes_before_the_timer_first_runs():
+    # A getter re-arms its timer as a task; time advanced before that task's
+    # first step must still count (the CronJob test once missed a minute so).
+    clock = FakeClock()
+    q = WorkQueue(clock=clock)
+    getter = asyncio.ensure_future(q.get())
+    await asyncio.sleep(0)  # waiting, no deadline yet
+    q.add_after("k", 60)  # wakes the getter, which re-waits towards 60 s
+    await asyncio.sleep(0)  # the getter has made its timer task; it has not run
+    await clock.advance(60)
+    async with asyncio.timeout(1):
+        assert await getter == "k"
+
+
 async def test_add_after_keeps_the_earlier_deadline():
     clock = FakeClock()
     q = WorkQueue(clock=clock)
