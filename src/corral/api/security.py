@@ -189,16 +189,8 @@ class Security:
             await self._admitted(request, user, method)
             if long_running:
                 return await handler(request)
-            deadlines, seconds = self.deadlines, limiter.settings.request_timeout
-            deadline = deadlines.enter(seconds)
-            try:
+            with self.deadlines.enter(limiter.settings.request_timeout):
                 response = await handler(request)
-            except asyncio.CancelledError:
-                deadlines.raise_if_fired(deadline, seconds)
-                raise
-            finally:
-                deadlines.leave(deadline)
-            deadlines.settle(deadline)
             return response
         finally:
             if lane is not None:
@@ -234,18 +226,37 @@ class Security:
 class _Deadline:
     """A request's deadline (loop time); firing cancels its task and
     remembers that it did, so the cancellation becomes a 504 rather than
-    passing for a client that went away."""
+    passing for a client that went away. The ``with`` block it guards
+    (:meth:`Deadlines.enter`) ends it: a plain class, not a generator, as
+    every request passes through it."""
 
-    __slots__ = ("task", "due", "fired")
+    __slots__ = ("owner", "task", "due", "seconds", "fired")
 
-    def __init__(self, task: asyncio.Task[Any], due: float) -> None:
+    def __init__(self, owner: Deadlines, task: asyncio.Task[Any], seconds: float) -> None:
+        self.owner = owner
         self.task = task
-        self.due = due
+        self.due = task.get_loop().time() + seconds
+        self.seconds = seconds
         self.fired = False
 
     def fire(self) -> None:
         self.fired = True
         self.task.cancel()
+
+    def __enter__(self) -> _Deadline:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        self.owner._live.discard(self)
+        if not self.fired:
+            return
+        if kind is None:  # fired as the work was finishing: that cancel is ours, and seen by nobody
+            self.task.uncancel()
+        elif issubclass(kind, asyncio.CancelledError) and self.task.uncancel() == 0:
+            # The deadline cancelled the task, and nothing else asked to: a 504.
+            from corral.api.errors import Timeout
+
+            raise Timeout(f"Timeout: request did not complete within {self.seconds:g}s") from None
 
 
 class Deadlines:
@@ -263,25 +274,18 @@ class Deadlines:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def within(self, seconds: float, work: Awaitable[web.StreamResponse]) -> web.StreamResponse:
-        """``await work``, or raise a 504 Timeout once ``seconds`` have passed.
-        (The security chain does the same inline: enter, leave, settle.)"""
-        deadline = self.enter(seconds)
-        try:
-            response = await work
-        except asyncio.CancelledError:
-            self.raise_if_fired(deadline, seconds)
-            raise
-        finally:
-            self.leave(deadline)
-        self.settle(deadline)
-        return response
+        """``await work``, or raise a 504 Timeout once ``seconds`` have passed."""
+        with self.enter(seconds):
+            return await work
 
     def enter(self, seconds: float) -> _Deadline:
-        """A deadline ``seconds`` from now for the current task."""
+        """A deadline ``seconds`` from now for the current task, for a
+        ``with`` block: past it the task is cancelled and the block raises
+        a 504 Timeout."""
         task = asyncio.current_task()
         assert task is not None
         loop = task.get_loop()
-        deadline = _Deadline(task, loop.time() + seconds)
+        deadline = _Deadline(self, task, seconds)
         self._live.add(deadline)
         if self._loop is not loop:  # a timer on a loop that has ended would never sweep this one
             self._loop, self._timer = loop, None
@@ -289,25 +293,6 @@ class Deadlines:
         if self._timer is None:
             self._timer = loop.call_later(min(self.tick, seconds), self._sweep, loop)
         return deadline
-
-    def leave(self, deadline: _Deadline) -> None:
-        self._live.discard(deadline)
-
-    @staticmethod
-    def raise_if_fired(deadline: _Deadline, seconds: float) -> None:
-        """For a task cancelled while under ``deadline``: a 504 if the
-        deadline did it (and nothing else asked to cancel the task)."""
-        if deadline.fired and deadline.task.uncancel() == 0:
-            from corral.api.errors import Timeout
-
-            raise Timeout(f"Timeout: request did not complete within {seconds:g}s") from None
-
-    @staticmethod
-    def settle(deadline: _Deadline) -> None:
-        """After the work finished: a deadline that fired as it was finishing
-        cancelled nothing that will be seen; take that cancel back."""
-        if deadline.fired:
-            deadline.task.uncancel()
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
