@@ -498,22 +498,14 @@ class PodWorker(ContainerLife):
         if self._unsent is None:
             return
         (pod, status), self._unsent = self._unsent, None
-        # Only what a status write takes (Kubernetes' status strategy keeps
-        # the stored spec and metadata): the server neither parses nor
-        # compares the pod's spec and managedFields again, and the
-        # resourceVersion still makes a write over a newer pod a conflict.
-        meta = pod.get("metadata") or {}
-        body = {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {k: meta[k] for k in STATUS_WRITE_META if k in meta}, "status": status}
         self._sent_status = status
         try:  # the answer (the whole pod again) is not needed: its head only
-            await self.ctx.client.replace_status(PODS, body, full=False)
+            await self.ctx.client.replace_status(PODS, _status_body(pod, status), full=False)
         except ConflictError:
             fresh = await self.ctx.client.get(PODS, self.name, self.namespace)
             if (fresh.get("metadata") or {}).get("uid") != self.uid:
                 return
-            fresh["status"] = status
-            await self.ctx.client.replace_status(PODS, fresh, full=False)
+            await self.ctx.client.replace_status(PODS, _status_body(fresh, status), full=False)
         self._last_status = status
         self.ctx.steps.status_written(self.uid, status.get("phase"))
 
@@ -570,6 +562,16 @@ class PodWorker(ContainerLife):
         }
         obj = {"apiVersion": "v1", "kind": "Pod", "metadata": pod.get("metadata") or {}}
         self.ctx.recorder.record(obj, type_, reason, message)
+
+
+def _status_body(pod: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """Only what a status write takes (Kubernetes' status strategy keeps the
+    stored spec and metadata): the server neither parses nor compares the
+    pod's spec and managedFields again, and the resourceVersion still makes
+    a write over a newer pod a conflict."""
+    meta = pod.get("metadata") or {}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {k: meta[k] for k in STATUS_WRITE_META if k in meta}, "status": status}
 
 
 def _key(spec: dict[str, Any], init: bool) -> str:

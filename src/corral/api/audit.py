@@ -31,24 +31,6 @@ SENSITIVE = frozenset({"secrets", "configmaps", "tokenreviews", "serviceaccounts
 MAX_CACHED_USERS = 4096
 
 
-def _object_ref(attrs: Any) -> dict[str, str]:
-    """The request's object, its empty parts left out (as Kubernetes omits them)."""
-    ref = {}
-    if attrs.resource:
-        ref["resource"] = attrs.resource
-    if attrs.namespace:
-        ref["namespace"] = attrs.namespace
-    if attrs.name:
-        ref["name"] = attrs.name
-    if attrs.api_group:
-        ref["apiGroup"] = attrs.api_group
-    if attrs.api_version:
-        ref["apiVersion"] = attrs.api_version
-    if attrs.subresource:
-        ref["subresource"] = attrs.subresource
-    return ref
-
-
 class _Stamps:
     """RFC 3339 timestamps with microseconds from ``time.time_ns()``; the
     part up to the second is formatted once per second, not per request."""
@@ -127,7 +109,9 @@ class AuditLog:
         }
         resource = ""
         if attrs is not None and attrs.resource_request:
-            ev["objectRef"] = _object_ref(attrs)
+            ref = {"resource": attrs.resource, "namespace": attrs.namespace, "name": attrs.name,
+                   "apiGroup": attrs.api_group, "apiVersion": attrs.api_version, "subresource": attrs.subresource}
+            ev["objectRef"] = {k: v for k, v in ref.items() if v}  # empty parts left out, as Kubernetes does
             resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
         sensitive = resource in SENSITIVE or (attrs is not None and attrs.resource in SENSITIVE)
         if self.level == "Request" and body and not sensitive:

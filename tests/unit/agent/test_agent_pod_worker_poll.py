@@ -19,6 +19,7 @@ from corral.agent.backoff import RestartBackoff
 from corral.agent.env import EnvBuilder
 from corral.agent.logs import LogStore
 from corral.agent.pod_worker import PodWorker, WorkerContext
+from corral.client.errors import ConflictError
 from corral.client.events import EventRecorder
 from corral.clock import RealClock
 from corral.runtime.protocol import ContainerHandle, ContainerState, LogPaths
@@ -193,3 +194,39 @@ def test_same_status_ignores_only_nulls() -> None:
         other = copy.deepcopy(echoed)
         change(other)
         assert not status.same_status(other, written)
+
+
+class ConflictOnceClient(FakeClient):
+    """The first status write meets a newer pod (resourceVersion 7)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bodies: list[dict[str, Any]] = []
+
+    async def replace_status(self, res: Any, body: dict[str, Any], *, full: bool = True) -> dict[str, Any]:
+        self.bodies.append(body)
+        if len(self.bodies) == 1:
+            raise ConflictError(409, "Conflict", "the object has been modified")
+        return await super().replace_status(res, body)
+
+    async def get(self, res: Any, name: str, namespace: str) -> dict[str, Any]:
+        fresh = copy.deepcopy(POD)
+        fresh["metadata"]["resourceVersion"] = "7"
+        fresh["metadata"]["labels"] = {"added": "meanwhile"}
+        return fresh
+
+
+async def test_a_status_write_that_conflicts_is_sent_again_over_the_fresh_pod(tmp_path: Path) -> None:
+    runtime, client = FakeRuntime(), ConflictOnceClient()
+    worker = worker_for(tmp_path, runtime, client)
+    task = asyncio.create_task(worker.run())
+    try:
+        await until(lambda: len(client.bodies) >= 2)
+        first, retry = client.bodies[:2]
+        assert first["metadata"] == {"name": "p", "namespace": "default", "uid": "u1", "resourceVersion": "1"}
+        # The same status, only the status, over the resourceVersion read back.
+        assert retry == {**first, "metadata": {**first["metadata"], "resourceVersion": "7"}}
+        assert "spec" not in retry and client.statuses[0] == first["status"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
